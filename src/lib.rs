@@ -1,0 +1,13 @@
+//! darklaunch: a proxy-wasm filter that dark-launches new service versions.
+//!
+//! Pure logic lives in host-independent modules (tested natively); the
+//! `filter` module is the thin proxy-wasm glue and is compiled only for wasm32.
+
+pub mod compare;
+pub mod config;
+pub mod decision;
+pub mod murmur3;
+pub mod pointer;
+
+#[cfg(target_arch = "wasm32")]
+mod filter;
