@@ -1,1 +1,523 @@
-//! TODO
+//! Which launches a request matches and whether each one shadows it (SPEC §3).
+//!
+//! Order for a matching launch: loop prevention, `flag_header: off`,
+//! `users.never`, forcing (flag header or `users.always`), sticky or random
+//! sampling; then method safety and a declared body size over the limit.
+//! Limits, the breaker and a streamed body over the limit are checked later,
+//! by the filter, when the shadow call is about to leave.
+
+use crate::config::{Config, HeaderRule, KeySource, Launch, PathMatch};
+use crate::murmur3;
+
+/// The primary request as the filter saw it in the header callback.
+/// Header names are lower-case (Envoy normalises them); a name may repeat.
+pub struct RequestView<'a> {
+    pub method: &'a str,
+    /// `:path`, query string included.
+    pub path: &'a str,
+    pub headers: &'a [(String, Vec<u8>)],
+}
+
+impl<'a> RequestView<'a> {
+    /// First value of a header.
+    pub fn header(&self, name: &str) -> Option<&'a [u8]> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_slice())
+    }
+
+    /// The path without its query string.
+    pub fn path_only(&self) -> &'a str {
+        self.path.split_once('?').map_or(self.path, |(p, _)| p)
+    }
+
+    fn query(&self) -> Option<&'a str> {
+        self.path.split_once('?').map(|(_, q)| q)
+    }
+
+    /// Value of a key source, if present and not empty.
+    pub fn key(&self, source: &KeySource) -> Option<String> {
+        let v = match source {
+            KeySource::Header(name) => self
+                .header(name)
+                .map(|v| String::from_utf8_lossy(v).trim().to_string()),
+            KeySource::Cookie(name) => self.cookie(name),
+            KeySource::Query(name) => query_param(self.query()?, name),
+        };
+        v.filter(|s| !s.is_empty())
+    }
+
+    fn cookie(&self, name: &str) -> Option<String> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n == "cookie")
+            .flat_map(|(_, v)| v.split(|b| *b == b';'))
+            .find_map(|pair| {
+                let pair = String::from_utf8_lossy(pair);
+                let (k, v) = pair.split_once('=')?;
+                (k.trim() == name).then(|| v.trim().trim_matches('"').to_string())
+            })
+    }
+}
+
+fn query_param(query: &str, name: &str) -> Option<String> {
+    query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (percent_decode(k) == name).then(|| percent_decode(v))
+    })
+}
+
+/// `%XX` decoding and `+` as space, as browsers encode form queries.
+fn percent_decode(s: &str) -> String {
+    let mut out = Vec::with_capacity(s.len());
+    let mut bytes = s.as_bytes().iter();
+    while let Some(&b) = bytes.next() {
+        match b {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = bytes
+                    .as_slice()
+                    .get(..2)
+                    .and_then(|h| std::str::from_utf8(h).ok())
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
+                match hex {
+                    Some(v) => {
+                        out.push(v);
+                        bytes.nth(1);
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            _ => out.push(b),
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// What the flag header asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Flag {
+    Absent,
+    Off,
+    On,
+    /// Force only the launch with this (lower-cased) name.
+    Launch(String),
+}
+
+pub fn read_flag(cfg: &Config, req: &RequestView) -> Flag {
+    match req.header(&cfg.flag_header) {
+        None => Flag::Absent,
+        Some(v) => {
+            let v = String::from_utf8_lossy(v).trim().to_ascii_lowercase();
+            match v.as_str() {
+                "" => Flag::Absent,
+                "off" => Flag::Off,
+                "on" => Flag::On,
+                _ => Flag::Launch(v),
+            }
+        }
+    }
+}
+
+/// Why a matched request was not shadowed; the `skipped.R` stat names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SkipReason {
+    SampledOut,
+    FlagOff,
+    UserNever,
+    Loop,
+    UnsafeMethod,
+    BodyTooLarge,
+    RateLimited,
+    InFlight,
+    BreakerOpen,
+    DispatchFailed,
+}
+
+impl SkipReason {
+    pub const ALL: [SkipReason; 10] = [
+        SkipReason::SampledOut,
+        SkipReason::FlagOff,
+        SkipReason::UserNever,
+        SkipReason::Loop,
+        SkipReason::UnsafeMethod,
+        SkipReason::BodyTooLarge,
+        SkipReason::RateLimited,
+        SkipReason::InFlight,
+        SkipReason::BreakerOpen,
+        SkipReason::DispatchFailed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SkipReason::SampledOut => "sampled_out",
+            SkipReason::FlagOff => "flag_off",
+            SkipReason::UserNever => "user_never",
+            SkipReason::Loop => "loop",
+            SkipReason::UnsafeMethod => "unsafe_method",
+            SkipReason::BodyTooLarge => "body_too_large",
+            SkipReason::RateLimited => "rate_limited",
+            SkipReason::InFlight => "in_flight",
+            SkipReason::BreakerOpen => "breaker_open",
+            SkipReason::DispatchFailed => "dispatch_failed",
+        }
+    }
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Shadow { forced: bool },
+    Skip(SkipReason),
+}
+
+/// Does the request fall under the launch's `match`?
+pub fn matches(launch: &Launch, req: &RequestView) -> bool {
+    if !launch.methods.is_empty() && !launch.methods.iter().any(|m| m == req.method) {
+        return false;
+    }
+    let path = req.path_only();
+    let path_ok = match &launch.path {
+        PathMatch::Any => true,
+        PathMatch::Prefix(p) => path.starts_with(p.as_str()),
+        PathMatch::Exact(p) => path == p,
+        PathMatch::Template(segs) => {
+            let mut parts = match path.strip_prefix('/') {
+                Some(rest) => rest.split('/'),
+                None => return false,
+            };
+            let mut ok = true;
+            for seg in segs {
+                match (seg, parts.next()) {
+                    (Some(lit), Some(part)) if lit == part => {}
+                    (None, Some(part)) if !part.is_empty() => {}
+                    _ => {
+                        ok = false;
+                        break;
+                    }
+                }
+            }
+            ok && parts.next().is_none()
+        }
+    };
+    path_ok
+        && launch
+            .headers
+            .iter()
+            .all(|h| match (&h.rule, req.header(&h.name)) {
+                (HeaderRule::Exact(want), Some(got)) => got == want.as_bytes(),
+                (HeaderRule::Exact(_), None) => false,
+                (HeaderRule::Present(want), got) => *want == got.is_some(),
+            })
+}
+
+/// Methods shadowed when `unsafe_methods` is false: they have no side effects.
+pub fn is_safe_method(method: &str) -> bool {
+    matches!(method, "GET" | "HEAD" | "OPTIONS" | "TRACE")
+}
+
+/// Decide for a request that matched `launch`. `random` is called only when
+/// sampling needs a random number (no sticky key present).
+pub fn decide(
+    cfg: &Config,
+    launch: &Launch,
+    req: &RequestView,
+    flag: &Flag,
+    random: &mut dyn FnMut() -> u32,
+) -> Decision {
+    if req.header(&cfg.shadow_header).is_some() {
+        return Decision::Skip(SkipReason::Loop);
+    }
+    if *flag == Flag::Off {
+        return Decision::Skip(SkipReason::FlagOff);
+    }
+    let user = launch
+        .users
+        .as_ref()
+        .and_then(|u| req.key(&u.key).map(|k| (u, k)));
+    if let Some((u, id)) = &user {
+        if u.never.contains(id) {
+            return Decision::Skip(SkipReason::UserNever);
+        }
+    }
+    let forced = match flag {
+        Flag::On => true,
+        Flag::Launch(name) => *name == launch.name,
+        _ => false,
+    } || user.as_ref().is_some_and(|(u, id)| u.always.contains(id));
+
+    if !forced && !sampled(launch, req, random) {
+        return Decision::Skip(SkipReason::SampledOut);
+    }
+    if !launch.unsafe_methods && !is_safe_method(req.method) {
+        return Decision::Skip(SkipReason::UnsafeMethod);
+    }
+    if declared_body_len(req).is_some_and(|n| n > launch.max_body_bytes as u64) {
+        return Decision::Skip(SkipReason::BodyTooLarge);
+    }
+    Decision::Shadow { forced }
+}
+
+fn sampled(launch: &Launch, req: &RequestView, random: &mut dyn FnMut() -> u32) -> bool {
+    let p = launch.sample_percent;
+    if p >= 100.0 {
+        return true;
+    }
+    if p <= 0.0 {
+        return false;
+    }
+    match launch.sticky_key.iter().find_map(|s| req.key(s)) {
+        Some(value) => murmur3::in_sample(&launch.name, &value, p),
+        None => (random() as f64) < p / 100.0 * 4_294_967_296.0,
+    }
+}
+
+fn declared_body_len(req: &RequestView) -> Option<u64> {
+    req.header("content-length")
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .and_then(|v| v.trim().parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config;
+
+    fn cfg(launch_extra: &str) -> Config {
+        let sample = if launch_extra.contains("\"sample\"") {
+            ""
+        } else {
+            r#","sample":{"percent":100}"#
+        };
+        let s = format!(
+            r#"{{"launches":[{{"name":"orders-v2","dark_cluster":"c"{sample}{launch_extra}}}]}}"#
+        );
+        config::parse(s.as_bytes()).unwrap()
+    }
+
+    fn hdrs(list: &[(&str, &str)]) -> Vec<(String, Vec<u8>)> {
+        list.iter()
+            .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
+            .collect()
+    }
+
+    fn run(c: &Config, method: &str, path: &str, h: &[(&str, &str)]) -> Option<Decision> {
+        let headers = hdrs(h);
+        let req = RequestView {
+            method,
+            path,
+            headers: &headers,
+        };
+        let l = &c.launches[0];
+        if !matches(l, &req) {
+            return None;
+        }
+        let flag = read_flag(c, &req);
+        Some(decide(c, l, &req, &flag, &mut || 0))
+    }
+
+    const SHADOW: Option<Decision> = Some(Decision::Shadow { forced: false });
+    const FORCED: Option<Decision> = Some(Decision::Shadow { forced: true });
+
+    #[test]
+    fn path_forms() {
+        let c = cfg(r#","match":{"path_prefix":"/api"}"#);
+        assert_eq!(run(&c, "GET", "/api/x?q=1", &[]), SHADOW);
+        assert_eq!(run(&c, "GET", "/other", &[]), None);
+        let c = cfg(r#","match":{"path_exact":"/api"}"#);
+        assert_eq!(run(&c, "GET", "/api?x=/y", &[]), SHADOW);
+        assert_eq!(run(&c, "GET", "/api/", &[]), None);
+        let c = cfg(r#","match":{"path_template":"/users/{id}/orders"}"#);
+        assert_eq!(run(&c, "GET", "/users/42/orders?a=b", &[]), SHADOW);
+        assert_eq!(run(&c, "GET", "/users//orders", &[]), None);
+        assert_eq!(run(&c, "GET", "/users/42/orders/1", &[]), None);
+        assert_eq!(run(&c, "GET", "/users/42", &[]), None);
+    }
+
+    #[test]
+    fn methods_and_headers() {
+        let c = cfg(
+            r#","match":{"methods":["GET"],"headers":[{"name":"X-Tenant","exact":"acme"},{"name":"x-beta","present":true},{"name":"x-no","present":false}]}"#,
+        );
+        let ok = [("x-tenant", "acme"), ("x-beta", "")];
+        assert_eq!(run(&c, "GET", "/", &ok), SHADOW);
+        assert_eq!(run(&c, "POST", "/", &ok), None);
+        assert_eq!(run(&c, "GET", "/", &[("x-tenant", "acme")]), None);
+        assert_eq!(
+            run(&c, "GET", "/", &[("x-tenant", "other"), ("x-beta", "1")]),
+            None
+        );
+        assert_eq!(
+            run(
+                &c,
+                "GET",
+                "/",
+                &[("x-tenant", "acme"), ("x-beta", "1"), ("x-no", "1")]
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn order_of_rules() {
+        let c = cfg(r#","users":{"key":"header:x-user","always":["qa"],"never":["vip"]}"#);
+        assert_eq!(
+            run(&c, "GET", "/", &[("x-darklaunch-shadow", "x")]),
+            Some(Decision::Skip(SkipReason::Loop))
+        );
+        assert_eq!(
+            run(
+                &c,
+                "GET",
+                "/",
+                &[("x-dark-launch", "OFF"), ("x-user", "qa")]
+            ),
+            Some(Decision::Skip(SkipReason::FlagOff))
+        );
+        assert_eq!(
+            run(
+                &c,
+                "GET",
+                "/",
+                &[("x-dark-launch", "on"), ("x-user", "vip")]
+            ),
+            Some(Decision::Skip(SkipReason::UserNever))
+        );
+        assert_eq!(run(&c, "GET", "/", &[("x-user", "qa")]), FORCED);
+        assert_eq!(
+            run(&c, "POST", "/", &[("x-user", "qa")]),
+            Some(Decision::Skip(SkipReason::UnsafeMethod))
+        );
+    }
+
+    #[test]
+    fn flag_forces_past_sampling() {
+        let c = cfg("").launches[0].clone();
+        let mut zero = cfg("");
+        zero.launches[0] = Launch {
+            sample_percent: 0.0,
+            ..c
+        };
+        let c = zero;
+        assert_eq!(
+            run(&c, "GET", "/", &[]),
+            Some(Decision::Skip(SkipReason::SampledOut))
+        );
+        assert_eq!(run(&c, "GET", "/", &[("x-dark-launch", "On")]), FORCED);
+        assert_eq!(
+            run(&c, "GET", "/", &[("x-dark-launch", "ORDERS-V2")]),
+            FORCED
+        );
+        assert_eq!(
+            run(&c, "GET", "/", &[("x-dark-launch", "other")]),
+            Some(Decision::Skip(SkipReason::SampledOut))
+        );
+        assert_eq!(
+            run(&c, "DELETE", "/", &[("x-dark-launch", "on")]),
+            Some(Decision::Skip(SkipReason::UnsafeMethod))
+        );
+    }
+
+    #[test]
+    fn unsafe_methods_allowed_and_body_limit() {
+        let c = cfg(r#","unsafe_methods":true,"max_body_bytes":10"#);
+        assert_eq!(run(&c, "POST", "/", &[("content-length", "10")]), SHADOW);
+        assert_eq!(
+            run(&c, "POST", "/", &[("content-length", "11")]),
+            Some(Decision::Skip(SkipReason::BodyTooLarge))
+        );
+    }
+
+    #[test]
+    fn sticky_sampling_uses_first_present_key() {
+        let c = cfg(
+            r#","sample":{"percent":30,"sticky_key":["header:x-user-id","cookie:session","query:u"]}"#,
+        )
+        .launches
+        .remove(0);
+        let c2 = Config {
+            flag_header: "x-dark-launch".into(),
+            shadow_header: "x-darklaunch-shadow".into(),
+            mismatch_log_per_minute: 60,
+            launches: vec![c],
+        };
+        let l = &c2.launches[0];
+        let mut panic_rng = || -> u32 { unreachable!("sticky key present") };
+        for i in 0..200 {
+            let user = format!("user-{i}");
+            let want = murmur3::in_sample("orders-v2", &user, 30.0);
+            let via_header = hdrs(&[("x-user-id", &user)]);
+            let via_cookie = hdrs(&[("cookie", &format!("a=b; session={user}; c=d"))]);
+            for (path, headers) in [
+                ("/", &via_header),
+                ("/", &via_cookie),
+                (&*format!("/p?x=1&u={user}"), &hdrs(&[])),
+            ] {
+                let req = RequestView {
+                    method: "GET",
+                    path,
+                    headers,
+                };
+                let got = decide(&c2, l, &req, &Flag::Absent, &mut panic_rng);
+                assert_eq!(
+                    got == Decision::Shadow { forced: false },
+                    want,
+                    "{user} {path}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn random_sampling_without_key() {
+        let mut c = cfg("");
+        c.launches[0].sample_percent = 25.0;
+        let l = &c.launches[0];
+        let headers = hdrs(&[]);
+        let req = RequestView {
+            method: "GET",
+            path: "/",
+            headers: &headers,
+        };
+        let quarter = (u32::MAX / 4) as u64;
+        let d = |r: u64| decide(&c, l, &req, &Flag::Absent, &mut || r as u32);
+        assert_eq!(d(0), Decision::Shadow { forced: false });
+        assert_eq!(d(quarter - 1), Decision::Shadow { forced: false });
+        assert_eq!(d(quarter + 2), Decision::Skip(SkipReason::SampledOut));
+    }
+
+    #[test]
+    fn key_sources() {
+        let headers = hdrs(&[("cookie", "a=1"), ("cookie", "sid=\"x y\"")]);
+        let req = RequestView {
+            method: "GET",
+            path: "/p?u=a%40b+c&v",
+            headers: &headers,
+        };
+        assert_eq!(
+            req.key(&KeySource::Cookie("sid".into())).as_deref(),
+            Some("x y")
+        );
+        assert_eq!(
+            req.key(&KeySource::Query("u".into())).as_deref(),
+            Some("a@b c")
+        );
+        assert_eq!(req.key(&KeySource::Query("v".into())), None);
+        assert_eq!(req.key(&KeySource::Query("w".into())), None);
+        assert_eq!(percent_decode("%zz%4"), "%zz%4");
+    }
+
+    #[test]
+    fn skip_reason_names_are_unique() {
+        let names: std::collections::HashSet<_> =
+            SkipReason::ALL.iter().map(|r| r.as_str()).collect();
+        assert_eq!(names.len(), SkipReason::ALL.len());
+        for (i, r) in SkipReason::ALL.iter().enumerate() {
+            assert_eq!(r.index(), i);
+        }
+    }
+}

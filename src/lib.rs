@@ -7,7 +7,10 @@ pub mod compare;
 pub mod config;
 pub mod decision;
 pub mod murmur3;
+pub mod outcome;
 pub mod pointer;
+pub mod shadow;
+pub mod stats;
 
 #[cfg(target_arch = "wasm32")]
 mod filter;

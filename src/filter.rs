@@ -1,0 +1,841 @@
+//! proxy-wasm glue (wasm32 only): the root context owns every pending pair,
+//! the HTTP contexts observe the primary stream without ever pausing it.
+//!
+//! Why the root owns the pairs (DESIGN fact 1): the SDK delivers a dispatched
+//! call's answer to the context that was active when the call was made, and
+//! drops it if that context is gone. An HTTP context is gone as soon as the
+//! client has its response, usually before a slower dark side answers. So the
+//! HTTP context only queues a job and rings a per-worker shared queue; the
+//! root dispatches from `on_queue_ready` and receives every answer itself.
+//!
+//! Every host call goes through `hostcalls::*`, whose errors are handled:
+//! the SDK's convenience methods unwrap and a panic would kill the VM.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, VecDeque};
+use std::rc::Rc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use proxy_wasm::hostcalls;
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType};
+
+use crate::compare::BodyMode;
+use crate::config::{self, Config, Launch};
+use crate::decision::{self, Decision, RequestView, SkipReason};
+use crate::outcome::{self, Captured, DarkAnswer};
+use crate::shadow::{self, LogLimiter, MismatchLog};
+use crate::stats::{Kind, LaunchStats};
+
+proxy_wasm::main! {{
+    proxy_wasm::set_root_context(|id| -> Box<dyn RootContext> { Box::new(Root::new(id)) });
+}}
+
+fn log(level: LogLevel, msg: &str) {
+    let _ = hostcalls::log(level, msg);
+}
+
+fn now_ms() -> u64 {
+    hostcalls::get_current_time()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn random_u32() -> u32 {
+    let mut b = [0u8; 4];
+    match getrandom::getrandom(&mut b) {
+        Ok(()) => u32::from_le_bytes(b),
+        // Never expected (WASI random_get works in Envoy); sample by the clock.
+        Err(_) => (now_ms() as u32).wrapping_mul(2_654_435_761),
+    }
+}
+
+fn inc(id: u32, by: i64) {
+    let _ = hostcalls::increment_metric(id, by);
+}
+
+fn record(id: u32, v: u64) {
+    let _ = hostcalls::record_metric(id, v);
+}
+
+thread_local! {
+    /// Metric ids by name, per VM: `define_metric` hands out a fresh id at
+    /// every call, so a configuration reload must reuse the ones it has.
+    static METRICS: RefCell<HashMap<String, u32>> = RefCell::new(HashMap::new());
+}
+
+fn define_metric(kind: Kind, name: &str) -> Result<u32, String> {
+    if let Some(id) = METRICS.with(|m| m.borrow().get(name).copied()) {
+        return Ok(id);
+    }
+    let t = match kind {
+        Kind::Counter => MetricType::Counter,
+        Kind::Gauge => MetricType::Gauge,
+        Kind::Histogram => MetricType::Histogram,
+    };
+    let id =
+        hostcalls::define_metric(t, name).map_err(|s| format!("define_metric({name}): {s:?}"))?;
+    METRICS.with(|m| m.borrow_mut().insert(name.to_string(), id));
+    Ok(id)
+}
+
+/// A launch as the filter runs it: compiled rules plus metric ids.
+struct LaunchRt {
+    launch: Launch,
+    stats: LaunchStats,
+    /// Shadow calls of this launch in flight on this worker.
+    in_flight: Cell<u32>,
+}
+
+struct Runtime {
+    cfg: Config,
+    launches: Vec<Rc<LaunchRt>>,
+}
+
+/// The primary side of a pair.
+enum Primary {
+    Pending,
+    Done(Captured, u64),
+    Incomplete,
+}
+
+/// One shadowed request waiting for both answers.
+struct Pair {
+    launch: Rc<LaunchRt>,
+    forced: bool,
+    method: String,
+    path: String,
+    request_id: String,
+    created_ms: u64,
+    primary: Primary,
+    /// Set once the call has left: token and send time.
+    call: Option<(u32, u64)>,
+    dark: Option<(DarkAnswer, u64)>,
+}
+
+struct Job {
+    pair: u64,
+    headers: Vec<(String, String)>,
+    body: Rc<Vec<u8>>,
+}
+
+/// Per-root (so per-worker) state shared by the root and its HTTP contexts.
+#[derive(Default)]
+struct Shared {
+    runtime: Option<Rc<Runtime>>,
+    queue_id: Option<u32>,
+    jobs: VecDeque<Job>,
+    pairs: HashMap<u64, Pair>,
+    calls: HashMap<u32, u64>,
+    next_pair: u64,
+    log_limiter: LogLimiter,
+}
+
+impl Shared {
+    fn new_pair(&mut self, pair: Pair) -> u64 {
+        self.next_pair += 1;
+        self.pairs.insert(self.next_pair, pair);
+        self.next_pair
+    }
+
+    /// The primary side finished (or failed): settle the pair if the dark
+    /// side is already there.
+    fn primary_finished(&mut self, id: u64, primary: Primary) {
+        if let Some(p) = self.pairs.get_mut(&id) {
+            p.primary = primary;
+            if p.dark.is_some() {
+                self.settle(id);
+            }
+        }
+    }
+
+    fn dark_finished(&mut self, id: u64, answer: DarkAnswer, dark_ms: u64) {
+        if let Some(p) = self.pairs.get_mut(&id) {
+            let l = &p.launch;
+            l.in_flight.set(l.in_flight.get().saturating_sub(1));
+            inc(l.stats.in_flight, -1);
+            p.dark = Some((answer, dark_ms));
+            if !matches!(p.primary, Primary::Pending) {
+                self.settle(id);
+            }
+        }
+    }
+
+    fn settle(&mut self, id: u64) {
+        let Some(pair) = self.pairs.remove(&id) else {
+            return;
+        };
+        let Some((dark, dark_ms)) = &pair.dark else {
+            return;
+        };
+        let l = &pair.launch;
+        let s = &l.stats;
+        let (primary, primary_ms) = match &pair.primary {
+            Primary::Done(c, ms) => (Some(c), Some(*ms)),
+            _ => (None, None),
+        };
+        let st = outcome::settle(&l.launch.compare, primary, dark);
+        if let Some(id) = s.dark_response.get(st.dark as usize) {
+            inc(*id, 1);
+        }
+        if let Some(id) = s.primary_response.get(st.primary.index()) {
+            inc(*id, 1);
+        }
+        record(s.dark_ms, *dark_ms);
+        if let Some(ms) = primary_ms {
+            record(s.primary_ms, ms);
+        }
+        match st.result {
+            Err(skip) => {
+                if let Some(id) = s.compare_skipped.get(skip.index()) {
+                    inc(*id, 1);
+                }
+            }
+            Ok(v) => {
+                inc(s.compared, 1);
+                if !v.is_match() {
+                    inc(s.mismatch, 1);
+                    let kinds = [v.status, v.headers, v.body];
+                    for (on, id) in kinds.iter().zip(s.mismatch_kind) {
+                        if *on {
+                            inc(id, 1);
+                        }
+                    }
+                    let per_minute = self
+                        .runtime
+                        .as_ref()
+                        .map_or(0, |r| r.cfg.mismatch_log_per_minute);
+                    if self.log_limiter.allow(now_ms(), per_minute) {
+                        let line = MismatchLog {
+                            launch: &l.launch.name,
+                            request_id: &pair.request_id,
+                            method: &pair.method,
+                            path: &pair.path,
+                            kinds,
+                            paths: &v.paths,
+                            primary_status: st.primary_status.unwrap_or(0),
+                            dark_status: st.dark_status.unwrap_or(0),
+                        }
+                        .line();
+                        log(LogLevel::Info, &line);
+                    }
+                }
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Root context
+
+struct Root {
+    id: u32,
+    shared: Rc<RefCell<Shared>>,
+}
+
+impl Root {
+    fn new(id: u32) -> Self {
+        Root {
+            id,
+            shared: Rc::new(RefCell::new(Shared::default())),
+        }
+    }
+
+    fn configure(&mut self) -> Result<(), String> {
+        let bytes = hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX)
+            .map_err(|s| format!("cannot read the plugin configuration: {s:?}"))?
+            .unwrap_or_default();
+        let cfg = config::parse(&bytes).map_err(|e| format!("invalid configuration: {e}"))?;
+        let mut launches = Vec::with_capacity(cfg.launches.len());
+        for launch in &cfg.launches {
+            let stats = LaunchStats::define(&launch.name, &mut define_metric)?;
+            launches.push(Rc::new(LaunchRt {
+                launch: launch.clone(),
+                stats,
+                in_flight: Cell::new(0),
+            }));
+        }
+        let mut sh = self.shared.borrow_mut();
+        if sh.queue_id.is_none() {
+            // One queue per root context, so per worker: a queue belongs to
+            // the last VM that registered its name (DESIGN fact 7).
+            let name = format!("darklaunch.doorbell.{}.{:08x}", self.id, random_u32());
+            let q = hostcalls::register_shared_queue(&name)
+                .map_err(|s| format!("cannot register shared queue: {s:?}"))?;
+            sh.queue_id = Some(q);
+        }
+        sh.runtime = Some(Rc::new(Runtime { cfg, launches }));
+        drop(sh);
+        hostcalls::set_tick_period(Duration::from_secs(1))
+            .map_err(|s| format!("cannot set tick period: {s:?}"))?;
+        Ok(())
+    }
+
+    /// Send every queued shadow call. Runs with the root as the active
+    /// context, so the answers come back here.
+    fn dispatch_jobs(&mut self) {
+        loop {
+            let Some(job) = self.shared.borrow_mut().jobs.pop_front() else {
+                return;
+            };
+            let launch = match self.shared.borrow().pairs.get(&job.pair) {
+                Some(p) => p.launch.clone(),
+                None => continue,
+            };
+            let l = &launch.launch;
+            let s = &launch.stats;
+            if launch.in_flight.get() >= l.limits.max_in_flight {
+                inc(s.skipped(SkipReason::InFlight), 1);
+                self.shared.borrow_mut().pairs.remove(&job.pair);
+                continue;
+            }
+            let headers: Vec<(&str, &str)> = job
+                .headers
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            let body = (!job.body.is_empty()).then_some(job.body.as_slice());
+            let sent = now_ms();
+            let res = hostcalls::dispatch_http_call(
+                &l.dark_cluster,
+                headers,
+                body,
+                vec![],
+                Duration::from_millis(u64::from(l.timeout_ms)),
+            );
+            let mut sh = self.shared.borrow_mut();
+            match res {
+                Ok(token) => {
+                    let forced = match sh.pairs.get_mut(&job.pair) {
+                        Some(p) => {
+                            p.call = Some((token, sent));
+                            p.forced
+                        }
+                        None => false,
+                    };
+                    sh.calls.insert(token, job.pair);
+                    inc(s.shadowed, 1);
+                    if forced {
+                        inc(s.forced, 1);
+                    }
+                    launch
+                        .in_flight
+                        .set(launch.in_flight.get().saturating_add(1));
+                    inc(s.in_flight, 1);
+                }
+                Err(status) => {
+                    inc(s.skipped(SkipReason::DispatchFailed), 1);
+                    sh.pairs.remove(&job.pair);
+                    log(
+                        LogLevel::Debug,
+                        &format!(
+                            "darklaunch: dispatch to cluster '{}' failed: {status:?}",
+                            l.dark_cluster
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
+    /// Settle pairs that can no longer complete normally (a safety net: the
+    /// host answers every call by its timeout and ends every stream).
+    fn sweep(&mut self) {
+        let now = now_ms();
+        let mut sh = self.shared.borrow_mut();
+        let stale: Vec<u64> = sh
+            .pairs
+            .iter()
+            .filter(|(_, p)| {
+                now.saturating_sub(p.created_ms) > u64::from(p.launch.launch.timeout_ms) + 30_000
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in stale {
+            let token = sh.pairs.get(&id).and_then(|p| p.call.map(|(t, _)| t));
+            if let Some(t) = token {
+                sh.calls.remove(&t);
+            }
+            if let Some(p) = sh.pairs.get_mut(&id) {
+                if matches!(p.primary, Primary::Pending) {
+                    p.primary = Primary::Incomplete;
+                }
+            }
+            let dark_missing = sh.pairs.get(&id).is_some_and(|p| p.dark.is_none());
+            if dark_missing && token.is_some() {
+                sh.dark_finished(id, DarkAnswer::Reset, 0);
+            } else {
+                // Never dispatched: nothing to count as shadowed; forget it.
+                sh.pairs.remove(&id);
+            }
+        }
+    }
+}
+
+impl Context for Root {
+    fn on_http_call_response(
+        &mut self,
+        token: u32,
+        num_headers: usize,
+        body_size: usize,
+        _trailers: usize,
+    ) {
+        let mut sh = self.shared.borrow_mut();
+        let Some(id) = sh.calls.remove(&token) else {
+            return;
+        };
+        let Some(pair) = sh.pairs.get(&id) else {
+            return;
+        };
+        let l = &pair.launch.launch;
+        let sent = pair.call.map_or(0, |(_, t)| t);
+        let captured = read_dark_response(l, num_headers, body_size);
+        let answer = outcome::classify_dark(num_headers, captured);
+        let dark_ms = now_ms().saturating_sub(sent);
+        sh.dark_finished(id, answer, dark_ms);
+    }
+}
+
+fn read_dark_response(l: &Launch, num_headers: usize, body_size: usize) -> Captured {
+    let mut c = Captured::default();
+    if num_headers == 0 {
+        return c;
+    }
+    if let Ok(headers) = hostcalls::get_map_bytes(MapType::HttpCallResponseHeaders) {
+        for (name, value) in headers {
+            if name == ":status" {
+                c.status = parse_status(&value);
+            } else if wanted_header(l, &name) {
+                c.headers.push((name, value));
+            }
+        }
+    }
+    // Read a little past the limit so Envoy's short local replies can be
+    // recognised even under a tiny max_body_bytes.
+    let want = body_size.min(l.max_body_bytes.max(64));
+    if want > 0 {
+        if let Ok(Some(b)) = hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, want) {
+            c.body = b;
+        }
+    }
+    if body_size > l.max_body_bytes {
+        c.body_overflow = true;
+    }
+    c
+}
+
+fn parse_status(v: &[u8]) -> u16 {
+    std::str::from_utf8(v)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Response headers the comparison looks at.
+fn wanted_header(l: &Launch, name: &str) -> bool {
+    name == "content-type"
+        || name == "content-encoding"
+        || l.compare.headers.iter().any(|h| h == name)
+}
+
+impl RootContext for Root {
+    fn on_vm_start(&mut self, _size: usize) -> bool {
+        true
+    }
+
+    fn on_configure(&mut self, _size: usize) -> bool {
+        match self.configure() {
+            Ok(()) => true,
+            Err(e) => {
+                log(LogLevel::Error, &format!("darklaunch: {e}"));
+                false
+            }
+        }
+    }
+
+    fn on_queue_ready(&mut self, queue_id: u32) {
+        // The queue is only a doorbell; the jobs live in `Shared`.
+        for _ in 0..4096 {
+            match hostcalls::dequeue_shared_queue(queue_id) {
+                Ok(Some(_)) => {}
+                _ => break,
+            }
+        }
+        self.dispatch_jobs();
+    }
+
+    fn on_tick(&mut self) {
+        self.dispatch_jobs();
+        self.sweep();
+    }
+
+    fn create_http_context(&self, _id: u32) -> Option<Box<dyn HttpContext>> {
+        let runtime = self.shared.borrow().runtime.clone();
+        Some(Box::new(Http {
+            shared: self.shared.clone(),
+            runtime,
+            req: None,
+            resp: None,
+            pairs: Vec::new(),
+            done: false,
+        }))
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// HTTP context
+
+struct Candidate {
+    launch: Rc<LaunchRt>,
+    forced: bool,
+}
+
+/// What is kept of a primary request that at least one launch will shadow.
+struct RequestCopy {
+    candidates: Vec<Candidate>,
+    headers: Vec<(String, Vec<u8>)>,
+    method: String,
+    path: String,
+    request_id: String,
+    started_ms: u64,
+    body: Vec<u8>,
+    body_len: usize,
+    body_cap: usize,
+    finished: bool,
+}
+
+/// The primary response as it streams through.
+struct ResponseCopy {
+    status: u16,
+    headers: Vec<(String, Vec<u8>)>,
+    body: Vec<u8>,
+    body_len: usize,
+    body_cap: usize,
+    finished: Option<u64>,
+}
+
+struct Http {
+    shared: Rc<RefCell<Shared>>,
+    runtime: Option<Rc<Runtime>>,
+    req: Option<RequestCopy>,
+    resp: Option<ResponseCopy>,
+    /// Pairs registered for this request.
+    pairs: Vec<u64>,
+    done: bool,
+}
+
+impl Http {
+    fn start(&mut self, end_of_stream: bool) {
+        let Some(rt) = self.runtime.clone() else {
+            return;
+        };
+        let Ok(headers) = hostcalls::get_map_bytes(MapType::HttpRequestHeaders) else {
+            return;
+        };
+        let text = |name: &str| {
+            headers
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+                .unwrap_or_default()
+        };
+        let method = text(":method");
+        let path = text(":path");
+        let view = RequestView {
+            method: &method,
+            path: &path,
+            headers: &headers,
+        };
+        let flag = decision::read_flag(&rt.cfg, &view);
+        let mut candidates = Vec::new();
+        for l in &rt.launches {
+            if !decision::matches(&l.launch, &view) {
+                continue;
+            }
+            inc(l.stats.matched, 1);
+            match decision::decide(&rt.cfg, &l.launch, &view, &flag, &mut random_u32) {
+                Decision::Skip(r) => inc(l.stats.skipped(r), 1),
+                Decision::Shadow { forced } => candidates.push(Candidate {
+                    launch: l.clone(),
+                    forced,
+                }),
+            }
+        }
+        if candidates.is_empty() {
+            return;
+        }
+        let body_cap = candidates
+            .iter()
+            .map(|c| c.launch.launch.max_body_bytes)
+            .max()
+            .unwrap_or(0);
+        let path_only = view.path_only().to_string();
+        let request_id = text("x-request-id");
+        self.req = Some(RequestCopy {
+            candidates,
+            headers,
+            method,
+            path,
+            request_id,
+            started_ms: now_ms(),
+            body: Vec::new(),
+            body_len: 0,
+            body_cap,
+            finished: false,
+        });
+        // Keep only the path without query for logs; the shadow keeps the full path.
+        let _ = path_only;
+        if end_of_stream {
+            self.end_request();
+        }
+    }
+
+    /// The whole request has passed: queue one shadow call per candidate.
+    fn end_request(&mut self) {
+        let Some(req) = self.req.as_mut() else {
+            return;
+        };
+        if req.finished {
+            return;
+        }
+        req.finished = true;
+        let Some(rt) = self.runtime.clone() else {
+            return;
+        };
+        let body = Rc::new(std::mem::take(&mut req.body));
+        let mut sh = self.shared.borrow_mut();
+        let log_path = req
+            .path
+            .split_once('?')
+            .map_or(req.path.as_str(), |(p, _)| p)
+            .to_string();
+        for c in &req.candidates {
+            let l = &c.launch.launch;
+            if req.body_len > l.max_body_bytes {
+                inc(c.launch.stats.skipped(SkipReason::BodyTooLarge), 1);
+                continue;
+            }
+            let headers = shadow::shadow_headers(l, &rt.cfg.shadow_header, &req.headers);
+            let mut launch_body = body.clone();
+            if body.len() > l.max_body_bytes {
+                // Another launch allowed a longer body; this one never gets here.
+                launch_body = Rc::new(Vec::new());
+            }
+            let id = sh.new_pair(Pair {
+                launch: c.launch.clone(),
+                forced: c.forced,
+                method: req.method.clone(),
+                path: log_path.clone(),
+                request_id: req.request_id.clone(),
+                created_ms: req.started_ms,
+                primary: Primary::Pending,
+                call: None,
+                dark: None,
+            });
+            sh.jobs.push_back(Job {
+                pair: id,
+                headers,
+                body: launch_body,
+            });
+            self.pairs.push(id);
+        }
+        // The request headers are no longer needed.
+        req.headers = Vec::new();
+        if let Some(q) = sh.queue_id {
+            if !self.pairs.is_empty() && hostcalls::enqueue_shared_queue(q, Some(b"1")).is_err() {
+                // The root's on_tick drains the jobs all the same.
+                log(
+                    LogLevel::Debug,
+                    "darklaunch: doorbell failed, dispatching on tick",
+                );
+            }
+        }
+        drop(sh);
+        if let Some(fin) = self.resp.as_ref().and_then(|r| r.finished) {
+            self.deliver_primary(fin);
+        }
+    }
+
+    fn capture_response_headers(&mut self, end_of_stream: bool) {
+        let Some(req) = self.req.as_ref() else {
+            return;
+        };
+        let mut resp = ResponseCopy {
+            status: 0,
+            headers: Vec::new(),
+            body: Vec::new(),
+            body_len: 0,
+            body_cap: req
+                .candidates
+                .iter()
+                .filter(|c| c.launch.launch.compare.body != BodyMode::None)
+                .map(|c| c.launch.launch.max_body_bytes)
+                .max()
+                .unwrap_or(0),
+            finished: None,
+        };
+        if let Ok(headers) = hostcalls::get_map_bytes(MapType::HttpResponseHeaders) {
+            for (name, value) in headers {
+                if name == ":status" {
+                    resp.status = parse_status(&value);
+                } else if req
+                    .candidates
+                    .iter()
+                    .any(|c| wanted_header(&c.launch.launch, &name))
+                {
+                    resp.headers.push((name, value));
+                }
+            }
+        }
+        self.resp = Some(resp);
+        if end_of_stream {
+            self.end_response();
+        }
+    }
+
+    fn end_response(&mut self) {
+        let started = self.req.as_ref().map_or(0, |r| r.started_ms);
+        let Some(resp) = self.resp.as_mut() else {
+            return;
+        };
+        if resp.finished.is_some() {
+            return;
+        }
+        let ms = now_ms().saturating_sub(started);
+        resp.finished = Some(ms);
+        if self.req.as_ref().is_some_and(|r| r.finished) {
+            self.deliver_primary(ms);
+        }
+    }
+
+    /// Hand the finished primary response to every pair of this request.
+    fn deliver_primary(&mut self, primary_ms: u64) {
+        let Some(resp) = self.resp.as_ref() else {
+            return;
+        };
+        let mut sh = self.shared.borrow_mut();
+        for id in std::mem::take(&mut self.pairs) {
+            let max = match sh.pairs.get(&id) {
+                Some(p) => p.launch.launch.max_body_bytes,
+                None => continue,
+            };
+            let captured = Captured {
+                status: resp.status,
+                headers: resp.headers.clone(),
+                body: resp
+                    .body
+                    .get(..max.min(resp.body.len()))
+                    .unwrap_or_default()
+                    .to_vec(),
+                body_overflow: resp.body_len > max,
+            };
+            sh.primary_finished(id, Primary::Done(captured, primary_ms));
+        }
+    }
+
+    /// The stream is over. A request that never finished cannot be shadowed;
+    /// pairs whose primary response never finished are settled as incomplete.
+    fn finish(&mut self) {
+        if self.done {
+            return;
+        }
+        self.done = true;
+        if let Some(req) = self.req.as_mut() {
+            if !req.finished {
+                req.finished = true;
+                for c in &req.candidates {
+                    inc(c.launch.stats.skipped(SkipReason::DispatchFailed), 1);
+                }
+            }
+        }
+        let mut sh = self.shared.borrow_mut();
+        for id in std::mem::take(&mut self.pairs) {
+            sh.primary_finished(id, Primary::Incomplete);
+        }
+    }
+}
+
+/// Append a streamed chunk to `body`, never past `cap`.
+fn read_chunk(kind: BufferType, size: usize, body: &mut Vec<u8>, cap: usize) {
+    let room = cap.saturating_sub(body.len());
+    if room == 0 || size == 0 {
+        return;
+    }
+    if let Ok(Some(chunk)) = hostcalls::get_buffer(kind, 0, size.min(room)) {
+        body.extend_from_slice(&chunk);
+    }
+}
+
+impl Context for Http {
+    fn on_done(&mut self) -> bool {
+        self.finish();
+        true
+    }
+}
+
+impl HttpContext for Http {
+    fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        self.start(end_of_stream);
+        Action::Continue
+    }
+
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if let Some(req) = self.req.as_mut() {
+            if !req.finished {
+                read_chunk(
+                    BufferType::HttpRequestBody,
+                    body_size,
+                    &mut req.body,
+                    req.body_cap,
+                );
+                req.body_len = req.body_len.saturating_add(body_size);
+                if end_of_stream {
+                    self.end_request();
+                }
+            }
+        }
+        Action::Continue
+    }
+
+    fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
+        self.end_request();
+        Action::Continue
+    }
+
+    fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        self.capture_response_headers(end_of_stream);
+        Action::Continue
+    }
+
+    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if let Some(resp) = self.resp.as_mut() {
+            if resp.finished.is_none() {
+                read_chunk(
+                    BufferType::HttpResponseBody,
+                    body_size,
+                    &mut resp.body,
+                    resp.body_cap,
+                );
+                resp.body_len = resp.body_len.saturating_add(body_size);
+                if end_of_stream {
+                    self.end_response();
+                }
+            }
+        }
+        Action::Continue
+    }
+
+    fn on_http_response_trailers(&mut self, _num_trailers: usize) -> Action {
+        self.end_response();
+        Action::Continue
+    }
+
+    fn on_log(&mut self) {
+        self.finish();
+    }
+}

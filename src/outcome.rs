@@ -1,0 +1,183 @@
+//! What a finished pair (primary answer + dark answer) amounts to: the
+//! outcome classes of both sides and either a comparison verdict or the
+//! reason it could not be compared. Pure; the filter turns it into stats.
+
+use crate::compare::{self, BodyMode, CompareRules, Side, Verdict};
+use crate::stats::{CompareSkip, DarkClass, PrimaryClass};
+
+/// A response captured while it streamed through (or read from a dark answer).
+#[derive(Debug, Clone, Default)]
+pub struct Captured {
+    pub status: u16,
+    /// Lower-case names; only the headers the comparison needs.
+    pub headers: Vec<(String, Vec<u8>)>,
+    /// At most `max_body_bytes`; `body_overflow` says the real body was longer.
+    pub body: Vec<u8>,
+    pub body_overflow: bool,
+}
+
+#[derive(Debug, Clone)]
+pub enum DarkAnswer {
+    Response(Captured),
+    Timeout,
+    Reset,
+}
+
+/// Envoy's local-reply bodies for a dispatched call that never reached or
+/// never heard back from the dark upstream (DESIGN fact 5).
+const TIMEOUT_BODY: &[u8] = b"upstream request timeout";
+const RESET_PREFIXES: [&[u8]; 2] = [
+    b"upstream connect error or disconnect/reset before headers",
+    b"no healthy upstream",
+];
+
+/// Classify what `dispatch_http_call` brought back. Zero headers is a reset;
+/// a 504 with Envoy's timeout body is a timeout; a 503 with Envoy's
+/// connect-failure body is a reset (the dark service never answered).
+pub fn classify_dark(num_headers: usize, captured: Captured) -> DarkAnswer {
+    if num_headers == 0 || captured.status == 0 {
+        return DarkAnswer::Reset;
+    }
+    if captured.status == 504 && captured.body == TIMEOUT_BODY {
+        return DarkAnswer::Timeout;
+    }
+    if captured.status == 503 && RESET_PREFIXES.iter().any(|p| captured.body.starts_with(p)) {
+        return DarkAnswer::Reset;
+    }
+    DarkAnswer::Response(captured)
+}
+
+fn side(c: &Captured) -> Side<'_> {
+    Side {
+        status: c.status,
+        headers: &c.headers,
+        body: &c.body,
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settlement {
+    pub dark: DarkClass,
+    pub primary: PrimaryClass,
+    pub result: Result<Verdict, CompareSkip>,
+    pub primary_status: Option<u16>,
+    pub dark_status: Option<u16>,
+}
+
+/// Settle a pair. `primary` is `None` when the primary stream ended without
+/// a complete response.
+pub fn settle(rules: &CompareRules, primary: Option<&Captured>, dark: &DarkAnswer) -> Settlement {
+    let (dark_class, dark_resp) = match dark {
+        DarkAnswer::Response(c) => (DarkClass::of_status(c.status), Some(c)),
+        DarkAnswer::Timeout => (DarkClass::Timeout, None),
+        DarkAnswer::Reset => (DarkClass::Reset, None),
+    };
+    let primary_class = match primary {
+        Some(p) => PrimaryClass::Status(DarkClass::of_status(p.status)),
+        None => PrimaryClass::Reset,
+    };
+    let result = match (primary, dark_resp) {
+        (None, _) => Err(CompareSkip::PrimaryIncomplete),
+        (_, None) => Err(CompareSkip::DarkFailed),
+        (Some(p), Some(d)) => {
+            if rules.body != BodyMode::None && (p.body_overflow || d.body_overflow) {
+                Err(CompareSkip::BodyTooLarge)
+            } else {
+                Ok(compare::compare(rules, &side(p), &side(d)))
+            }
+        }
+    };
+    Settlement {
+        dark: dark_class,
+        primary: primary_class,
+        result,
+        primary_status: primary.map(|p| p.status),
+        dark_status: dark_resp.map(|d| d.status),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pointer::PointerPattern;
+
+    fn rules() -> CompareRules {
+        CompareRules {
+            status: true,
+            headers: vec![],
+            body: BodyMode::Auto,
+            ignore: vec![PointerPattern::parse("/t").unwrap()],
+            unordered_arrays: vec![],
+            numeric_tolerance: 0.0,
+        }
+    }
+
+    fn resp(status: u16, body: &str) -> Captured {
+        Captured {
+            status,
+            headers: vec![("content-type".into(), b"application/json".to_vec())],
+            body: body.as_bytes().to_vec(),
+            body_overflow: false,
+        }
+    }
+
+    #[test]
+    fn classifies_envoy_local_replies() {
+        assert!(matches!(
+            classify_dark(0, Captured::default()),
+            DarkAnswer::Reset
+        ));
+        assert!(matches!(
+            classify_dark(3, resp(504, "upstream request timeout")),
+            DarkAnswer::Timeout
+        ));
+        assert!(matches!(
+            classify_dark(3, resp(503, "upstream connect error or disconnect/reset before headers. reset reason: connection failure")),
+            DarkAnswer::Reset
+        ));
+        assert!(matches!(
+            classify_dark(3, resp(504, "{}")),
+            DarkAnswer::Response(_)
+        ));
+        assert!(matches!(
+            classify_dark(3, resp(503, "busy")),
+            DarkAnswer::Response(_)
+        ));
+    }
+
+    #[test]
+    fn compares_when_both_answered() {
+        let p = resp(200, r#"{"a":1,"t":1}"#);
+        let d = DarkAnswer::Response(resp(200, r#"{"a":1.0,"t":2}"#));
+        let s = settle(&rules(), Some(&p), &d);
+        assert_eq!(s.dark, DarkClass::C2xx);
+        assert!(s.result.unwrap().is_match());
+
+        let d = DarkAnswer::Response(resp(500, r#"{"a":2}"#));
+        let v = settle(&rules(), Some(&p), &d).result.unwrap();
+        assert!(v.status && v.body && !v.headers);
+    }
+
+    #[test]
+    fn skips() {
+        let p = resp(200, "{}");
+        assert_eq!(
+            settle(&rules(), Some(&p), &DarkAnswer::Timeout).result,
+            Err(CompareSkip::DarkFailed)
+        );
+        let s = settle(&rules(), None, &DarkAnswer::Reset);
+        assert_eq!(s.result, Err(CompareSkip::PrimaryIncomplete));
+        assert_eq!(s.primary, PrimaryClass::Reset);
+        assert_eq!(s.dark, DarkClass::Reset);
+        let mut big = resp(200, "{}");
+        big.body_overflow = true;
+        let d = DarkAnswer::Response(resp(200, "{}"));
+        assert_eq!(
+            settle(&rules(), Some(&big), &d).result,
+            Err(CompareSkip::BodyTooLarge)
+        );
+        let mut r = rules();
+        r.body = BodyMode::None;
+        assert!(settle(&r, Some(&big), &d).result.is_ok());
+    }
+}

@@ -1,0 +1,233 @@
+//! Building the shadow request's headers (SPEC §4) and the mismatch log line
+//! (SPEC §6). Pure.
+
+use crate::config::Launch;
+use crate::stats::MISMATCH_KINDS;
+
+/// Headers that describe one hop, never forwarded (RFC 9110 §7.6.1), plus
+/// `content-length`, which Envoy sets from the body it sends.
+const HOP_BY_HOP: [&str; 10] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "content-length",
+];
+
+/// The primary `:authority` with `-shadow` appended to the host part, as
+/// Envoy's own mirroring does: `api:8080` → `api-shadow:8080`.
+pub fn shadow_authority(authority: &str) -> String {
+    let split = if authority.starts_with('[') {
+        authority.find(']').map(|i| i + 1)
+    } else {
+        authority.find(':')
+    };
+    match split.and_then(|i| authority.split_at_checked(i)) {
+        Some((host, port)) => format!("{host}-shadow{port}"),
+        None => format!("{authority}-shadow"),
+    }
+}
+
+/// Headers of the shadow request: the primary's (pseudo-headers other than
+/// `:method`, `:path`, `:authority` and hop-by-hop ones dropped; values that
+/// are not UTF-8 dropped, since the host call takes strings), then
+/// `request_headers.remove` / `.set`, the authority and the shadow header.
+pub fn shadow_headers(
+    launch: &Launch,
+    shadow_header: &str,
+    primary: &[(String, Vec<u8>)],
+) -> Vec<(String, String)> {
+    let mut authority = None;
+    let mut out: Vec<(String, String)> = Vec::with_capacity(primary.len() + 4);
+    for (name, value) in primary {
+        let Ok(value) = std::str::from_utf8(value) else {
+            continue;
+        };
+        match name.as_str() {
+            ":authority" => authority = Some(value),
+            ":method" | ":path" => out.push((name.clone(), value.to_string())),
+            n if n.starts_with(':') => {}
+            n if HOP_BY_HOP.contains(&n) => {}
+            n if n == shadow_header => {}
+            n if launch.remove_headers.iter().any(|r| r == n) => {}
+            n if launch.set_headers.iter().any(|(s, _)| s == n) => {}
+            _ => out.push((name.clone(), value.to_string())),
+        }
+    }
+    out.extend(launch.set_headers.iter().cloned());
+    let authority = match &launch.dark_authority {
+        Some(a) => a.clone(),
+        None => shadow_authority(authority.unwrap_or("")),
+    };
+    out.push((":authority".to_string(), authority));
+    out.push((shadow_header.to_string(), launch.name.clone()));
+    out
+}
+
+/// Fields of one mismatch log line. Never carries body or header values.
+pub struct MismatchLog<'a> {
+    pub launch: &'a str,
+    pub request_id: &'a str,
+    pub method: &'a str,
+    /// Path with the query string already removed.
+    pub path: &'a str,
+    /// status, headers, body
+    pub kinds: [bool; 3],
+    pub paths: &'a [String],
+    pub primary_status: u16,
+    pub dark_status: u16,
+}
+
+impl MismatchLog<'_> {
+    pub fn line(&self) -> String {
+        let kinds: Vec<&str> = MISMATCH_KINDS
+            .iter()
+            .zip(self.kinds)
+            .filter_map(|(k, on)| on.then_some(*k))
+            .collect();
+        let paths: Vec<&String> = self.paths.iter().take(10).collect();
+        let obj = serde_json::json!({
+            "launch": self.launch,
+            "request_id": self.request_id,
+            "method": self.method,
+            "path": self.path,
+            "kinds": kinds,
+            "paths": paths,
+            "primary_status": self.primary_status,
+            "dark_status": self.dark_status,
+        });
+        format!("darklaunch mismatch {obj}")
+    }
+}
+
+/// At most `per_minute` lines per minute (fixed one-minute windows).
+#[derive(Debug, Default)]
+pub struct LogLimiter {
+    window_start_ms: u64,
+    used: u32,
+}
+
+impl LogLimiter {
+    pub fn allow(&mut self, now_ms: u64, per_minute: u32) -> bool {
+        if per_minute == 0 {
+            return false;
+        }
+        if now_ms.saturating_sub(self.window_start_ms) >= 60_000 {
+            self.window_start_ms = now_ms;
+            self.used = 0;
+        }
+        if self.used < per_minute {
+            self.used += 1;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config;
+
+    fn launch(extra: &str) -> Launch {
+        let s = format!(
+            r#"{{"launches":[{{"name":"l","dark_cluster":"c","sample":{{"percent":1}}{extra}}}]}}"#
+        );
+        config::parse(s.as_bytes()).unwrap().launches.remove(0)
+    }
+
+    fn h(list: &[(&str, &[u8])]) -> Vec<(String, Vec<u8>)> {
+        list.iter()
+            .map(|(k, v)| (k.to_string(), v.to_vec()))
+            .collect()
+    }
+
+    #[test]
+    fn authority_suffix() {
+        assert_eq!(shadow_authority("api:8080"), "api-shadow:8080");
+        assert_eq!(shadow_authority("api"), "api-shadow");
+        assert_eq!(shadow_authority("[::1]:80"), "[::1]-shadow:80");
+        assert_eq!(shadow_authority(""), "-shadow");
+    }
+
+    #[test]
+    fn copies_filters_and_sets() {
+        let l = launch(
+            r#","request_headers":{"remove":["authorization"],"set":{"x-env":"dark","x-keep":"new"}}"#,
+        );
+        let primary = h(&[
+            (":method", b"POST"),
+            (":path", b"/a?b=1"),
+            (":authority", b"api:80"),
+            (":scheme", b"http"),
+            ("authorization", b"secret"),
+            ("connection", b"keep-alive"),
+            ("content-length", b"3"),
+            ("x-request-id", b"r1"),
+            ("x-keep", b"old"),
+            ("x-bin", b"\xff"),
+            ("cookie", b"a=1"),
+            ("cookie", b"b=2"),
+        ]);
+        let got = shadow_headers(&l, "x-darklaunch-shadow", &primary);
+        let want: Vec<(String, String)> = [
+            (":method", "POST"),
+            (":path", "/a?b=1"),
+            ("x-request-id", "r1"),
+            ("cookie", "a=1"),
+            ("cookie", "b=2"),
+            ("x-env", "dark"),
+            ("x-keep", "new"),
+            (":authority", "api-shadow:80"),
+            ("x-darklaunch-shadow", "l"),
+        ]
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn explicit_authority() {
+        let l = launch(r#","dark_authority":"v2.internal""#);
+        let got = shadow_headers(&l, "x-s", &h(&[(":authority", b"api")]));
+        assert!(got.contains(&(":authority".into(), "v2.internal".into())));
+    }
+
+    #[test]
+    fn log_line_has_no_values() {
+        let paths = vec!["/a".to_string(); 12];
+        let line = MismatchLog {
+            launch: "l",
+            request_id: "r",
+            method: "GET",
+            path: "/x",
+            kinds: [true, false, true],
+            paths: &paths,
+            primary_status: 200,
+            dark_status: 500,
+        }
+        .line();
+        let json: serde_json::Value =
+            serde_json::from_str(line.strip_prefix("darklaunch mismatch ").unwrap()).unwrap();
+        assert_eq!(json["kinds"], serde_json::json!(["status", "body"]));
+        assert_eq!(json["paths"].as_array().unwrap().len(), 10);
+        assert_eq!(json["dark_status"], 500);
+    }
+
+    #[test]
+    fn limiter() {
+        let mut l = LogLimiter::default();
+        assert!(!l.allow(0, 0));
+        assert!(l.allow(0, 2));
+        assert!(l.allow(10, 2));
+        assert!(!l.allow(20, 2));
+        assert!(l.allow(60_000, 2));
+    }
+}
