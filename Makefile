@@ -28,9 +28,13 @@ export DARKLAUNCH_WASM := $(abspath $(WASM))
 
 all: build
 
+# The toolchain pinned in rust-toolchain.toml, with the wasm target, clippy
+# and rustfmt; a no-op (and offline) once they are there.
 toolchain:
-	@rustup toolchain install $(TOOLCHAIN) --profile minimal \
-	    --target wasm32-wasip1 --component clippy,rustfmt >/dev/null
+	@rustup target list --installed --toolchain $(TOOLCHAIN) 2>/dev/null | grep -qx wasm32-wasip1 \
+	  && rustup component list --installed --toolchain $(TOOLCHAIN) | grep -q '^clippy' \
+	  || rustup toolchain install $(TOOLCHAIN) --profile minimal \
+	       --target wasm32-wasip1 --component clippy,rustfmt
 
 build: toolchain
 	cargo build --release --target wasm32-wasip1

@@ -576,10 +576,7 @@ fn parse_template(t: &str, at: &str) -> Result<Vec<Option<String>>, ConfigError>
 /// Names to remove and (name, value) pairs to set on the shadow request.
 type HeaderEdits = (Vec<String>, Vec<(String, String)>);
 
-fn validate_request_headers(
-    rh: RawRequestHeaders,
-    at: &str,
-) -> Result<HeaderEdits, ConfigError> {
+fn validate_request_headers(rh: RawRequestHeaders, at: &str) -> Result<HeaderEdits, ConfigError> {
     let mut remove = Vec::new();
     for (i, n) in rh.remove.unwrap_or_default().iter().enumerate() {
         remove.push(header_name(Some(n), "", &format!("{at}.remove[{i}]"))?);
