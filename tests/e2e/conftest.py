@@ -15,7 +15,8 @@
                          needs the module); without, Envoy runs with the router
                          only. ``start=False`` returns it unstarted (for tests that
                          expect Envoy to refuse a config). When the test failed,
-                         the tail of every Envoy log is printed.
+                         the tail of every Envoy log is printed; configs and
+                         logs stay under pytest's basetemp.
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ def upstream_factory():
 
 
 @pytest.fixture
-def envoy_factory(request, envoy_path):
+def envoy_factory(request, envoy_path, tmp_path_factory):
     started: list[harness.Envoy] = []
 
     def make(plugin_config=None, primary=None, *, clusters=None, failure_policy="FAIL_CLOSED",
@@ -95,10 +96,12 @@ def envoy_factory(request, envoy_path):
         cfg = harness.bootstrap(admin_port, listener_port, primary_cluster=primary,
                                 clusters=clusters, plugin_config=plugin_config,
                                 failure_policy=failure_policy, **bootstrap_kwargs)
+        # Config and log live under pytest's basetemp (kept for the last runs).
         env = harness.Envoy(cfg, admin_port, listener_port, envoy_path=envoy_path,
                             concurrency=concurrency, log_level=log_level,
                             component_log_level=component_log_level,
-                            extra_args=extra_args, name=name)
+                            extra_args=extra_args, name=name,
+                            workdir=tmp_path_factory.mktemp(name))
         started.append(env)
         if start:
             env.start(timeout=start_timeout)
@@ -111,5 +114,3 @@ def envoy_factory(request, envoy_path):
         if failed:
             sys.stderr.write(f"\n----- {env.name} log ({env.log_path}) -----\n")
             sys.stderr.write(harness._tail(env.log_text(), 80) + "\n")
-        else:
-            env.cleanup()

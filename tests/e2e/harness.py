@@ -301,36 +301,30 @@ def http_request(url: str, method: str = "GET", headers: Union[dict, list, None]
                  body: Optional[bytes] = None, timeout: float = 10.0) -> Response:
     """One request on a fresh connection; never raises on HTTP error statuses."""
     u = urllib.parse.urlsplit(url)
-    path = u.path or "/"
-    if u.query:
-        path += "?" + u.query
-    conn = http.client.HTTPConnection(u.hostname, u.port or 80, timeout=timeout)
-    try:
-        t0 = time.monotonic()
-        conn.putrequest(method, path, skip_accept_encoding=True)
-        items = headers.items() if isinstance(headers, dict) else (headers or [])
-        for k, v in items:
-            conn.putheader(k, v)
-        if body is not None:
-            conn.putheader("content-length", str(len(body)))
-        conn.endheaders(body)
-        return _to_response(conn.getresponse(), t0)
-    finally:
-        conn.close()
+    path = (u.path or "/") + ("?" + u.query if u.query else "")
+    with Client(u.hostname, u.port or 80, timeout) as client:
+        return client.request(method, path, headers, body)
 
 
 class Client:
-    """A keep-alive HTTP/1.1 client for one host:port (one per thread)."""
+    """A keep-alive HTTP/1.1 client for one host:port (one per thread).
+
+    ``headers`` are a dict or a list of pairs (to repeat a name); a ``body``
+    gets a content-length. HTTP error statuses are answers, not exceptions.
+    """
 
     def __init__(self, host: str, port: int, timeout: float = 10.0):
         self.host, self.port, self.timeout = host, port, timeout
         self._conn: Optional[http.client.HTTPConnection] = None
+        self._reused = False
 
     def request(self, method: str, path: str, headers: Union[dict, list, None] = None,
                 body: Optional[bytes] = None) -> Response:
-        for attempt in (0, 1):
+        while True:
             if self._conn is None:
                 self._conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+                self._reused = False
+            reused = self._reused
             try:
                 t0 = time.monotonic()
                 self._conn.putrequest(method, path, skip_accept_encoding=True)
@@ -342,16 +336,21 @@ class Client:
                 self._conn.endheaders(body)
                 resp = self._conn.getresponse()
                 out = _to_response(resp, t0)
-                if resp.will_close:
-                    self.close()
-                return out
             except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
-                # A keep-alive connection closed by the peer between requests:
-                # retry once on a fresh connection.
                 self.close()
-                if attempt:
+                if not reused:
                     raise
-        raise AssertionError("unreachable")
+                # An idle keep-alive connection closed by the peer: the request
+                # never got out, send it again on a fresh connection.
+                continue
+            except BaseException:
+                self.close()
+                raise
+            if resp.will_close:
+                self.close()
+            else:
+                self._reused = True
+            return out
 
     def get(self, path: str, headers=None) -> Response:
         return self.request("GET", path, headers)
@@ -921,6 +920,7 @@ class Envoy:
         while True:
             code = self.proc.poll()
             if code is not None:
+                self.stop()  # closes the log file, forgets the process
                 log = self.log_text()
                 raise EnvoyError(
                     f"{self.name} exited with code {code} before becoming ready:\n"
@@ -995,18 +995,17 @@ class Envoy:
         return http_request(self.url(path), method, headers, body, timeout)
 
     def admin_get(self, path: str, timeout: float = 5.0) -> tuple:
-        conn = http.client.HTTPConnection(LOOPBACK, self.admin_port, timeout=timeout)
-        try:
-            conn.request("GET", path)
-            resp = conn.getresponse()
-            return resp.status, resp.read()
-        finally:
-            conn.close()
+        """(status, body) of an admin GET."""
+        return self._admin("GET", path, timeout)
 
     def admin_post(self, path: str, timeout: float = 5.0) -> tuple:
+        """(status, body) of an admin POST (e.g. /reset_counters, /logging?wasm=debug)."""
+        return self._admin("POST", path, timeout)
+
+    def _admin(self, method: str, path: str, timeout: float) -> tuple:
         conn = http.client.HTTPConnection(LOOPBACK, self.admin_port, timeout=timeout)
         try:
-            conn.request("POST", path)
+            conn.request(method, path)
             resp = conn.getresponse()
             return resp.status, resp.read()
         finally:
@@ -1086,15 +1085,19 @@ class Envoy:
     def wait_settled(self, launch: str, timeout: float = 15.0, quiet: float = 0.3) -> dict:
         """Waits until the launch's traffic has settled; returns its launch_stats().
 
-        Settled: no shadow call in flight, ``shadowed == compared + Σ
-        compare_skipped``, and nothing changed for ``quiet`` seconds.
+        Settled: both SPEC §5 invariants hold (``matched == shadowed + Σ
+        skipped``: every decision is counted; ``shadowed == compared + Σ
+        compare_skipped``: every shadow call is accounted for), no shadow call
+        is in flight, and nothing changed for ``quiet`` seconds.
         """
         deadline = time.monotonic() + timeout
         last, since = None, time.monotonic()
         while True:
             s = self.launch_stats(launch)
-            done = s.get("shadowed", 0) == s.get("compared", 0) + sum_prefix(s, "compare_skipped.")
-            done = done and s.get("in_flight", 0) == 0
+            done = (s.get("matched", 0) == s.get("shadowed", 0) + sum_prefix(s, "skipped.")
+                    and s.get("shadowed", 0)
+                    == s.get("compared", 0) + sum_prefix(s, "compare_skipped.")
+                    and s.get("in_flight", 0) == 0)
             if s != last:
                 last, since = s, time.monotonic()
             elif done and time.monotonic() - since >= quiet:
