@@ -574,7 +574,6 @@ impl Http {
             .map(|c| c.launch.launch.max_body_bytes)
             .max()
             .unwrap_or(0);
-        let path_only = view.path_only().to_string();
         let request_id = text("x-request-id");
         self.req = Some(RequestCopy {
             candidates,
@@ -588,8 +587,6 @@ impl Http {
             body_cap,
             finished: false,
         });
-        // Keep only the path without query for logs; the shadow keeps the full path.
-        let _ = path_only;
         if end_of_stream {
             self.end_request();
         }
