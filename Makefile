@@ -24,7 +24,7 @@ endif
 export ENVOY_BIN
 export DARKLAUNCH_WASM := $(abspath $(WASM))
 
-.PHONY: all build toolchain envoy test unit e2e demo lint clean
+.PHONY: all build toolchain envoy test unit e2e demo lint fuzz soak tools clean
 
 all: build
 
@@ -66,6 +66,19 @@ lint: toolchain
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
 	cargo clippy --release --target wasm32-wasip1 -- -D warnings
+
+# Load tools from Debian (wrk, h2load) for soak and benchmarks; root on these machines.
+tools:
+	@command -v wrk >/dev/null && command -v h2load >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nghttp2-client >/dev/null; }
+
+# Coverage-guided fuzzing of config, comparison, header/cookie parsing and the decision, bounded in time.
+fuzz: toolchain
+	scripts/fuzz.sh
+
+# At least 10 minutes of 100% shadow load against a slow and failing dark mix; reports memory at start and end.
+soak: build envoy tools
+	$(PY) scripts/soak.py
 
 clean:
 	cargo clean
