@@ -23,9 +23,10 @@ use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, Metr
 use crate::compare::BodyMode;
 use crate::config::{self, Config, Launch};
 use crate::decision::{self, Decision, RequestView, SkipReason};
+use crate::limits::{Admit, BreakerState, Bucket};
 use crate::outcome::{self, Captured, DarkAnswer};
 use crate::shadow::{self, LogLimiter, MismatchLog};
-use crate::stats::{Kind, LaunchStats};
+use crate::stats::{DarkClass, Kind, LaunchStats};
 
 proxy_wasm::main! {{
     proxy_wasm::set_root_context(|id| -> Box<dyn RootContext> { Box::new(Root::new(id)) });
@@ -86,6 +87,87 @@ struct LaunchRt {
     stats: LaunchStats,
     /// Shadow calls of this launch in flight on this worker.
     in_flight: Cell<u32>,
+    /// Shared-data keys of the process-wide token bucket and breaker.
+    bucket_key: String,
+    breaker_key: String,
+}
+
+impl LaunchRt {
+    /// `limits.max_rps`: take a token from the bucket all workers share.
+    /// If shared data cannot be read or updated, the call is let through:
+    /// the per-worker in-flight limit still bounds it.
+    fn take_token(&self, now: u64) -> bool {
+        let rate = self.launch.limits.max_rps;
+        if rate <= 0.0 {
+            return true;
+        }
+        shared_update(&self.bucket_key, &mut |cur| {
+            let (b, ok) = Bucket::take(cur.and_then(Bucket::decode), now, rate);
+            (Some(b.encode().to_vec()), ok)
+        })
+        .unwrap_or(true)
+    }
+
+    /// Ask the shared breaker whether a call may leave. The common, closed
+    /// case costs one read and no write.
+    fn admit(&self, now: u64) -> Admit {
+        let current = hostcalls::get_shared_data(&self.breaker_key)
+            .ok()
+            .and_then(|(b, _)| b)
+            .and_then(|b| BreakerState::decode(&b));
+        if current.is_none_or(|st| !st.is_open()) {
+            return Admit::Yes;
+        }
+        let cfg = &self.launch.breaker;
+        let out = shared_update(&self.breaker_key, &mut |cur| {
+            let mut st = cur.and_then(BreakerState::decode).unwrap_or_default();
+            let a = st.admit(now, cfg);
+            let write = (a == Admit::Trial).then(|| st.encode().to_vec());
+            (write, (a, st.is_open()))
+        });
+        match out {
+            Some((a, open)) => {
+                record(self.stats.breaker_open, u64::from(open));
+                a
+            }
+            None => Admit::No,
+        }
+    }
+
+    /// Feed a finished call to the shared breaker.
+    fn breaker_result(&self, now: u64, failed: bool, trial: bool) {
+        let cfg = &self.launch.breaker;
+        let open = shared_update(&self.breaker_key, &mut |cur| {
+            let mut st = cur.and_then(BreakerState::decode).unwrap_or_default();
+            st.record(now, cfg, failed, trial);
+            (Some(st.encode().to_vec()), st.is_open())
+        });
+        if let Some(open) = open {
+            record(self.stats.breaker_open, u64::from(open));
+        }
+    }
+}
+
+/// Read-modify-write of a shared-data value with CAS, a few retries when
+/// another worker wrote in between. `f` returns the bytes to write (None:
+/// nothing to write) and a result. None when shared data is unusable.
+fn shared_update<T>(
+    key: &str,
+    f: &mut dyn FnMut(Option<&[u8]>) -> (Option<Vec<u8>>, T),
+) -> Option<T> {
+    for _ in 0..8 {
+        let (cur, cas) = hostcalls::get_shared_data(key).ok()?;
+        let (write, out) = f(cur.as_deref());
+        let Some(bytes) = write else {
+            return Some(out);
+        };
+        match hostcalls::set_shared_data(key, Some(&bytes), cas) {
+            Ok(()) => return Some(out),
+            Err(proxy_wasm::types::Status::CasMismatch) => continue,
+            Err(_) => return None,
+        }
+    }
+    None
 }
 
 struct Runtime {
@@ -111,6 +193,8 @@ struct Pair {
     primary: Primary,
     /// Set once the call has left: token and send time.
     call: Option<(u32, u64)>,
+    /// The call is the breaker's half-open trial.
+    trial: bool,
     dark: Option<(DarkAnswer, u64)>,
 }
 
@@ -155,6 +239,11 @@ impl Shared {
             let l = &p.launch;
             l.in_flight.set(l.in_flight.get().saturating_sub(1));
             inc(l.stats.in_flight, -1);
+            let failed = match &answer {
+                DarkAnswer::Timeout | DarkAnswer::Reset => true,
+                DarkAnswer::Response(c) => DarkClass::of_status(c.status) == DarkClass::C5xx,
+            };
+            l.breaker_result(now_ms(), failed, p.trial);
             p.dark = Some((answer, dark_ms));
             if !matches!(p.primary, Primary::Pending) {
                 self.settle(id);
@@ -254,6 +343,8 @@ impl Root {
                 launch: launch.clone(),
                 stats,
                 in_flight: Cell::new(0),
+                bucket_key: format!("darklaunch.bucket.{}", launch.name),
+                breaker_key: format!("darklaunch.breaker.{}", launch.name),
             }));
         }
         let mut sh = self.shared.borrow_mut();
@@ -285,8 +376,19 @@ impl Root {
             };
             let l = &launch.launch;
             let s = &launch.stats;
-            if launch.in_flight.get() >= l.limits.max_in_flight {
-                inc(s.skipped(SkipReason::InFlight), 1);
+            let now = now_ms();
+            let admit = launch.admit(now);
+            let refusal = if admit == Admit::No {
+                Some(SkipReason::BreakerOpen)
+            } else if launch.in_flight.get() >= l.limits.max_in_flight {
+                Some(SkipReason::InFlight)
+            } else if !launch.take_token(now) {
+                Some(SkipReason::RateLimited)
+            } else {
+                None
+            };
+            if let Some(reason) = refusal {
+                inc(s.skipped(reason), 1);
                 self.shared.borrow_mut().pairs.remove(&job.pair);
                 continue;
             }
@@ -310,6 +412,7 @@ impl Root {
                     let forced = match sh.pairs.get_mut(&job.pair) {
                         Some(p) => {
                             p.call = Some((token, sent));
+                            p.trial = admit == Admit::Trial;
                             p.forced
                         }
                         None => false,
@@ -632,6 +735,7 @@ impl Http {
                 created_ms: req.started_ms,
                 primary: Primary::Pending,
                 call: None,
+                trial: false,
                 dark: None,
             });
             sh.jobs.push_back(Job {

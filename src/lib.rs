@@ -6,6 +6,7 @@
 pub mod compare;
 pub mod config;
 pub mod decision;
+pub mod limits;
 pub mod murmur3;
 pub mod outcome;
 pub mod pointer;
