@@ -148,13 +148,13 @@ impl LaunchRt {
     }
 }
 
+/// What a shared-data update does: bytes to write (None: no write) and a result.
+type Update<T> = (Option<Vec<u8>>, T);
+
 /// Read-modify-write of a shared-data value with CAS, a few retries when
 /// another worker wrote in between. `f` returns the bytes to write (None:
 /// nothing to write) and a result. None when shared data is unusable.
-fn shared_update<T>(
-    key: &str,
-    f: &mut dyn FnMut(Option<&[u8]>) -> (Option<Vec<u8>>, T),
-) -> Option<T> {
+fn shared_update<T>(key: &str, f: &mut dyn FnMut(Option<&[u8]>) -> Update<T>) -> Option<T> {
     for _ in 0..8 {
         let (cur, cas) = hostcalls::get_shared_data(key).ok()?;
         let (write, out) = f(cur.as_deref());

@@ -14,7 +14,10 @@
                          ``plugin_config`` it loads the darklaunch filter (and so
                          needs the module); without, Envoy runs with the router
                          only. ``start=False`` returns it unstarted (for tests that
-                         expect Envoy to refuse a config). When the test failed,
+                         expect Envoy to refuse a config). ``lds=True`` delivers
+                         the listener by filesystem LDS instead of statically
+                         (``env.set_plugin_config(...)`` / ``env.set_listener(...)``
+                         then swap it while Envoy runs). When the test failed,
                          the tail of every Envoy log is printed; configs and
                          logs stay under pytest's basetemp.
 """
@@ -85,7 +88,7 @@ def envoy_factory(request, envoy_path, tmp_path_factory):
              concurrency: int = 2, log_level: str = "info",
              component_log_level: str = "wasm:debug", start: bool = True,
              start_timeout: float = 30.0, extra_args=(), name: str = "envoy",
-             **bootstrap_kwargs) -> harness.Envoy:
+             lds: bool = False, **bootstrap_kwargs) -> harness.Envoy:
         if plugin_config is not None and "wasm_path" not in bootstrap_kwargs:
             bootstrap_kwargs["wasm_path"] = request.getfixturevalue("wasm_path")
         if primary is None:
@@ -93,15 +96,24 @@ def envoy_factory(request, envoy_path, tmp_path_factory):
         elif isinstance(primary, harness.Upstream):
             primary = primary.address
         admin_port, listener_port = harness.free_port(), harness.free_port()
+        # Config and log live under pytest's basetemp (kept for the last runs).
+        workdir = tmp_path_factory.mktemp(name)
+        listener_kwargs = None
+        if lds:
+            listener_kwargs = {"plugin_config": plugin_config, "failure_policy": failure_policy}
+            for key in ("wasm_path", "http2_downstream", "route_timeout"):
+                if key in bootstrap_kwargs:
+                    listener_kwargs[key] = bootstrap_kwargs.pop(key)
+            bootstrap_kwargs["lds_path"] = harness.Envoy.lds_file(workdir)
         cfg = harness.bootstrap(admin_port, listener_port, primary_cluster=primary,
                                 clusters=clusters, plugin_config=plugin_config,
                                 failure_policy=failure_policy, **bootstrap_kwargs)
-        # Config and log live under pytest's basetemp (kept for the last runs).
         env = harness.Envoy(cfg, admin_port, listener_port, envoy_path=envoy_path,
                             concurrency=concurrency, log_level=log_level,
                             component_log_level=component_log_level,
-                            extra_args=extra_args, name=name,
-                            workdir=tmp_path_factory.mktemp(name))
+                            extra_args=extra_args, name=name, workdir=workdir)
+        if listener_kwargs is not None:
+            env.enable_lds(bootstrap_kwargs["lds_path"], **listener_kwargs)
         started.append(env)
         if start:
             env.start(timeout=start_timeout)

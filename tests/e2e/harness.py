@@ -367,6 +367,64 @@ class Client:
         self.close()
 
 
+def curl_bin() -> Optional[str]:
+    """A curl that speaks HTTP/2 (``curl --version`` lists HTTP2), else None."""
+    path = shutil.which("curl")
+    if not path:
+        return None
+    try:
+        out = subprocess.run([path, "--version"], capture_output=True, text=True,
+                             timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return path if re.search(r"^Features:.*\bHTTP2\b", out, re.MULTILINE) else None
+
+
+def h2c_requests(urls: list, headers: Union[dict, list, None] = None,
+                 timeout: float = 20.0) -> tuple:
+    """GETs ``urls`` over HTTP/2 with prior knowledge (h2c) using curl, all at
+    once as streams multiplexed on one connection (``--parallel``, without
+    ``--parallel-immediate``: curl adds streams to the connection it has).
+
+    Returns ``([Response] in the order of ``urls``, curl's stderr)``; a
+    transfer that failed gives ``Response(0, [], b"")``. ``elapsed`` is the
+    whole run's.
+    """
+    curl = curl_bin()
+    if curl is None:
+        raise RuntimeError("no curl with HTTP/2 on this machine")
+    items = headers.items() if isinstance(headers, dict) else (headers or [])
+    with tempfile.TemporaryDirectory(prefix="darklaunch-h2-") as tmp:
+        cmd = [curl, "-sS", "--http2-prior-knowledge", "--parallel",
+               "--parallel-max", str(max(1, len(urls))), "--include",
+               "--max-time", str(timeout)]
+        for k, v in items:
+            cmd += ["-H", f"{k}: {v}"]
+        outs = []
+        for i, url in enumerate(urls):
+            out = Path(tmp) / f"r{i}"
+            outs.append(out)
+            cmd += ["-o", str(out), url]
+        t0 = time.monotonic()
+        proc = subprocess.run(cmd, capture_output=True, timeout=timeout + 10)
+        elapsed = time.monotonic() - t0
+        responses = []
+        for out in outs:
+            data = out.read_bytes() if out.exists() else b""
+            head, sep, body = data.partition(b"\r\n\r\n")
+            if not sep:
+                responses.append(Response(0, [], b"", elapsed))
+                continue
+            lines = head.decode("latin-1").split("\r\n")
+            status = int(lines[0].split()[1])
+            hdrs = []
+            for line in lines[1:]:
+                k, _, v = line.partition(":")
+                hdrs.append((k.strip().lower(), v.strip()))
+            responses.append(Response(status, hdrs, body, elapsed))
+        return responses, proc.stderr.decode(errors="replace")
+
+
 # --------------------------------------------------------------------------
 # Upstream: programmable HTTP/1.1 server
 # --------------------------------------------------------------------------
@@ -410,6 +468,11 @@ class Reply:
     reset_after_bytes: int = 0  # with reset_after_headers: body bytes sent before the RST
     chunks: Optional[list] = None  # send these with transfer-encoding: chunked
     chunk_delay: float = 0.0  # sleep between chunks
+    # Bytes written verbatim as the whole answer (status line, headers, body:
+    # nothing is added), for answers no well-behaved server gives (wrong
+    # content-length, 1xx before the final status, odd status lines). The
+    # connection is then closed (FIN), or reset (RST) with ``reset``.
+    raw: Optional[bytes] = None
 
     @staticmethod
     def json(obj, status: int = 200, headers: Optional[list] = None, **kw) -> "Reply":
@@ -521,6 +584,14 @@ class _UpstreamHandler(http.server.BaseHTTPRequestHandler):
             reply = Reply()
         if reply.delay:
             time.sleep(reply.delay)
+        if reply.raw is not None:
+            self.wfile.write(reply.raw)
+            self.wfile.flush()
+            if reply.reset:
+                self._reset(sent_something=True)
+            else:
+                self.close_connection = True
+            return
         if reply.reset and not reply.reset_after_headers:
             self._reset()
             return
@@ -742,26 +813,17 @@ def wasm_filter(plugin_config: Union[dict, str], wasm_path: Union[str, Path],
 ClusterSpec = Union[tuple, int, dict, None]
 
 
-def bootstrap(admin_port: int, listener_port: int,
-              primary_cluster: tuple = (LOOPBACK, 8080),
-              clusters: Optional[dict] = None,
-              plugin_config: Union[dict, str, None] = None,
-              failure_policy: str = "FAIL_CLOSED",
-              wasm_path: Union[str, Path, None] = None,
-              http2_downstream: bool = False,
-              route_timeout: str = "30s",
-              stats_flush_interval: Optional[str] = "1s",
-              stats_tags: Optional[list] = None) -> dict:
-    """An Envoy bootstrap as a dict (write it with json.dumps; Envoy reads JSON as YAML).
-
-    * one listener on 127.0.0.1:listener_port, HCM stat_prefix ``ingress``,
-      codec AUTO (HTTP/1.1 and h2c prior knowledge) or HTTP2 with
-      ``http2_downstream``; route ``/`` -> cluster ``primary``, timeout 30s;
-    * the darklaunch wasm filter when ``plugin_config`` is not None;
-    * ``clusters``: extra STATIC clusters ``{name: (host, port) | port | None |
-      cluster-dict}``; ``None`` gives a cluster on a closed loopback port;
-    * ``stats_config.stats_tags`` = STATS_TAGS; stats flushed every second so
-      histogram quantiles show up quickly in /stats.
+def listener(listener_port: int,
+             plugin_config: Union[dict, str, None] = None,
+             failure_policy: str = "FAIL_CLOSED",
+             wasm_path: Union[str, Path, None] = None,
+             http2_downstream: bool = False,
+             route_timeout: str = "30s",
+             name: str = "ingress") -> dict:
+    """The test listener: 127.0.0.1:listener_port, HCM stat_prefix ``ingress``,
+    codec AUTO (HTTP/1.1 and h2c prior knowledge) or HTTP2 with
+    ``http2_downstream``; route ``/`` -> cluster ``primary``; the darklaunch
+    wasm filter when ``plugin_config`` is not None, then the router.
     """
     http_filters = []
     if plugin_config is not None:
@@ -787,6 +849,58 @@ def bootstrap(admin_port: int, listener_port: int,
         },
         "http_filters": http_filters,
     }
+    return {
+        "name": name,
+        "address": _addr(LOOPBACK, listener_port),
+        "filter_chains": [{"filters": [{
+            "name": "envoy.filters.network.http_connection_manager",
+            "typed_config": hcm,
+        }]}],
+    }
+
+
+LISTENER_TYPE = "type.googleapis.com/envoy.config.listener.v3.Listener"
+
+
+def lds_document(listeners: Iterable[dict], version: str = "1") -> dict:
+    """A DiscoveryResponse carrying ``listeners``, as a filesystem LDS file holds it."""
+    return {"version_info": str(version),
+            "resources": [dict(lst, **{"@type": LISTENER_TYPE}) for lst in listeners]}
+
+
+def write_lds(path: Union[str, Path], listeners: Iterable[dict], version: str = "1") -> None:
+    """Replaces the LDS file atomically: written beside the watched directory,
+    then renamed into it (Envoy reloads on a move into ``watched_directory``)."""
+    path = Path(path)
+    tmp = path.parent.parent / f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp"
+    tmp.write_text(json.dumps(lds_document(listeners, version), indent=2))
+    os.rename(tmp, path)
+
+
+def bootstrap(admin_port: int, listener_port: int,
+              primary_cluster: tuple = (LOOPBACK, 8080),
+              clusters: Optional[dict] = None,
+              plugin_config: Union[dict, str, None] = None,
+              failure_policy: str = "FAIL_CLOSED",
+              wasm_path: Union[str, Path, None] = None,
+              http2_downstream: bool = False,
+              route_timeout: str = "30s",
+              stats_flush_interval: Optional[str] = "1s",
+              stats_tags: Optional[list] = None,
+              lds_path: Union[str, Path, None] = None) -> dict:
+    """An Envoy bootstrap as a dict (write it with json.dumps; Envoy reads JSON as YAML).
+
+    * the ``listener(...)`` above on 127.0.0.1:listener_port, route ``/`` ->
+      cluster ``primary``, the darklaunch filter when ``plugin_config`` is not None;
+    * ``clusters``: extra STATIC clusters ``{name: (host, port) | port | None |
+      cluster-dict}``; ``None`` gives a cluster on a closed loopback port;
+    * ``stats_config.stats_tags`` = STATS_TAGS; stats flushed every second so
+      histogram quantiles show up quickly in /stats;
+    * ``lds_path``: the listener is not static but delivered by filesystem LDS
+      from that file (its directory watched); the caller writes the file
+      (``write_lds``) before starting Envoy and rewrites it to swap the
+      listener. ``plugin_config`` and the listener options are then unused.
+    """
     all_clusters = [static_cluster("primary", *_host_port(primary_cluster))]
     for name, spec in (clusters or {}).items():
         if isinstance(spec, dict):
@@ -799,18 +913,21 @@ def bootstrap(admin_port: int, listener_port: int,
         "node": {"id": "darklaunch-test", "cluster": "darklaunch-test"},
         "admin": {"address": _addr(LOOPBACK, admin_port)},
         "stats_config": {"stats_tags": list(STATS_TAGS if stats_tags is None else stats_tags)},
-        "static_resources": {
-            "listeners": [{
-                "name": "ingress",
-                "address": _addr(LOOPBACK, listener_port),
-                "filter_chains": [{"filters": [{
-                    "name": "envoy.filters.network.http_connection_manager",
-                    "typed_config": hcm,
-                }]}],
-            }],
-            "clusters": all_clusters,
-        },
+        "static_resources": {"clusters": all_clusters},
     }
+    if lds_path is None:
+        config["static_resources"]["listeners"] = [listener(
+            listener_port, plugin_config, failure_policy, wasm_path, http2_downstream,
+            route_timeout)]
+    else:
+        lds_path = Path(lds_path).resolve()
+        config["dynamic_resources"] = {"lds_config": {
+            "resource_api_version": "V3",
+            "path_config_source": {
+                "path": str(lds_path),
+                "watched_directory": {"path": str(lds_path.parent)},
+            },
+        }}
     if stats_flush_interval:
         config["stats_flush_interval"] = stats_flush_interval
     return config
@@ -880,6 +997,12 @@ class Envoy:
             self.config_path = Path(config).resolve()
         self.proc: Optional[subprocess.Popen] = None
         self._stdout = None
+        # Filesystem LDS (see ``enable_lds``): the file Envoy watches, the
+        # ``listener(...)`` keyword arguments of the current listener and
+        # the version of the last file written.
+        self.lds_path: Optional[Path] = None
+        self.listener_kwargs: dict = {}
+        self.lds_version = 0
 
     @classmethod
     def launch(cls, *, concurrency: int = 2, log_level: str = "info",
@@ -979,6 +1102,43 @@ class Envoy:
 
     def __exit__(self, *exc):
         self.stop()
+
+    # -- filesystem LDS ----------------------------------------------------
+    @staticmethod
+    def lds_file(workdir: Union[str, Path]) -> Path:
+        """Where a harness Envoy in ``workdir`` keeps its LDS file (its own directory)."""
+        d = Path(workdir) / "lds"
+        d.mkdir(parents=True, exist_ok=True)
+        return d / "listeners.json"
+
+    def enable_lds(self, lds_path: Union[str, Path], **listener_kwargs) -> None:
+        """Before start(): the bootstrap reads the listener from ``lds_path``
+        (``bootstrap(lds_path=...)``); writes the first listener there, built by
+        ``listener(self.listener_port, **listener_kwargs)``."""
+        self.lds_path = Path(lds_path)
+        self.set_listener(**listener_kwargs)
+
+    def set_listener(self, **listener_kwargs) -> int:
+        """Rewrites the LDS file (atomically) with ``listener(self.listener_port,
+        **listener_kwargs)``; returns the new version. Envoy validates the new
+        listener and drains/replaces the old one, or rejects it
+        (``listener_manager.lds.update_rejected``) and keeps the old one."""
+        if self.lds_path is None:
+            raise RuntimeError("this Envoy has no filesystem LDS (enable_lds)")
+        self.listener_kwargs = dict(listener_kwargs)
+        self.lds_version += 1
+        write_lds(self.lds_path, [listener(self.listener_port, **listener_kwargs)],
+                  version=str(self.lds_version))
+        return self.lds_version
+
+    def set_plugin_config(self, plugin_config: Union[dict, str]) -> int:
+        """The current LDS listener with another darklaunch ``plugin_config``."""
+        return self.set_listener(**dict(self.listener_kwargs, plugin_config=plugin_config))
+
+    def lds_counters(self) -> dict:
+        """``listener_manager.lds.*`` counters keyed by short name (update_success, ...)."""
+        prefix = "listener_manager.lds."
+        return {k[len(prefix):]: v for k, v in self.stats(prefix).items()}
 
     # -- addresses ---------------------------------------------------------
     def url(self, path: str = "/") -> str:
