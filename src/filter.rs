@@ -442,39 +442,59 @@ impl Root {
         }
     }
 
-    /// Settle pairs that can no longer complete normally (a safety net: the
-    /// host answers every call by its timeout and ends every stream).
+    /// Expire pairs that can no longer complete normally, so memory stays
+    /// bounded whatever the host does: a call unanswered well past its
+    /// timeout counts as a reset; a primary still streaming a minute after
+    /// the dark answer counts as incomplete; a job never dispatched counts
+    /// as `dispatch_failed`.
     fn sweep(&mut self) {
         let now = now_ms();
         let mut sh = self.shared.borrow_mut();
-        let stale: Vec<u64> = sh
-            .pairs
-            .iter()
-            .filter(|(_, p)| {
-                now.saturating_sub(p.created_ms) > u64::from(p.launch.launch.timeout_ms) + 30_000
-            })
-            .map(|(id, _)| *id)
-            .collect();
-        for id in stale {
-            let token = sh.pairs.get(&id).and_then(|p| p.call.map(|(t, _)| t));
-            if let Some(t) = token {
-                sh.calls.remove(&t);
-            }
-            if let Some(p) = sh.pairs.get_mut(&id) {
-                if matches!(p.primary, Primary::Pending) {
-                    p.primary = Primary::Incomplete;
+        let mut lost_calls = Vec::new();
+        let mut slow_primaries = Vec::new();
+        let mut never_sent = Vec::new();
+        for (id, p) in &sh.pairs {
+            let timeout = u64::from(p.launch.launch.timeout_ms);
+            match (&p.call, &p.dark) {
+                (Some((token, sent)), None)
+                    if now.saturating_sub(*sent) > timeout + SWEEP_GRACE_MS =>
+                {
+                    lost_calls.push((*id, *token));
                 }
+                (Some((_, sent)), Some((_, dark_ms)))
+                    if matches!(p.primary, Primary::Pending)
+                        && now.saturating_sub(sent + dark_ms) > PRIMARY_WAIT_MS =>
+                {
+                    slow_primaries.push(*id);
+                }
+                (None, _)
+                    if now.saturating_sub(p.created_ms) > SWEEP_GRACE_MS
+                        && !sh.jobs.iter().any(|j| j.pair == *id) =>
+                {
+                    never_sent.push(*id);
+                }
+                _ => {}
             }
-            let dark_missing = sh.pairs.get(&id).is_some_and(|p| p.dark.is_none());
-            if dark_missing && token.is_some() {
-                sh.dark_finished(id, DarkAnswer::Reset, 0);
-            } else {
-                // Never dispatched: nothing to count as shadowed; forget it.
-                sh.pairs.remove(&id);
+        }
+        for (id, token) in lost_calls {
+            sh.calls.remove(&token);
+            sh.dark_finished(id, DarkAnswer::Reset, 0);
+        }
+        for id in slow_primaries {
+            sh.primary_finished(id, Primary::Incomplete);
+        }
+        for id in never_sent {
+            if let Some(p) = sh.pairs.remove(&id) {
+                inc(p.launch.stats.skipped(SkipReason::DispatchFailed), 1);
             }
         }
     }
 }
+
+/// How long past its timeout an unanswered call is kept.
+const SWEEP_GRACE_MS: u64 = 5_000;
+/// How long a dark answer waits for a primary response that is still streaming.
+const PRIMARY_WAIT_MS: u64 = 60_000;
 
 impl Context for Root {
     fn on_http_call_response(
