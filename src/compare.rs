@@ -1,16 +1,49 @@
 //! Comparing the primary and the dark answer: status, selected headers, body.
 //!
-//! JSON bodies are compared semantically (key order, `1` vs `1.0`, numeric
-//! tolerance, ignored and unordered locations); everything else byte for byte.
+//! Bodies are first decoded per their `content-encoding` ([`crate::decode`]).
+//! When either side cannot be decoded (unknown coding, invalid data), the
+//! two bodies are compared byte for byte as they arrived, in every mode: an
+//! undecodable body has no meaning to compare, two identical ones still
+//! match, and one never equals a decodable one. JSON bodies are then compared
+//! semantically (key order, `1` vs `1.0`, numeric tolerance, ignored and
+//! unordered locations) and every difference is reported as a typed
+//! [`Difference`] at a pointer with array indices folded to `*`; everything
+//! else is compared byte for byte.
+//!
+//! # Differences
+//!
+//! The walk is depth first, object keys in sorted order, array elements by
+//! index. At each location:
+//!
+//! - present in primary, absent in dark: [`DiffKind::Missing`]; absent in
+//!   primary, present in dark: [`DiffKind::Extra`] (`null` counts as present);
+//! - both present, different JSON types (null, boolean, number, string, array,
+//!   object): [`DiffKind::Type`], and nothing below it is reported;
+//! - same scalar type, different values: [`DiffKind::Value`];
+//! - both arrays of different lengths: [`DiffKind::ArrayLength`] at the array,
+//!   then the elements both have are compared pairwise. Elements past the
+//!   shorter length are *not* reported one by one as missing or extra: the
+//!   length difference says it once, where a folded `/items/*` would add
+//!   nothing. If every such surplus index is ignored (`compare.ignore`), the
+//!   length difference is ignored too.
+//! - an unordered array (`compare.unordered_arrays`) whose elements cannot be
+//!   paired one to one: [`DiffKind::Value`] at the array itself, or
+//!   [`DiffKind::ArrayLength`] when the lengths differ.
+//!
+//! Differences are deduplicated on (folded pointer, kind), kept in the order
+//! first met, and at most [`MAX_DIFFS`] are kept; the walk stops there.
 
-use std::collections::BTreeSet;
+use std::borrow::Cow;
 
 use serde_json::{Number, Value};
 
-use crate::pointer::{render, PathSeg, PointerPattern};
+use crate::decode;
+use crate::pointer::{render_folded, PathSeg, PointerPattern};
 
 /// At most this many differing pointers are reported in [`Verdict::paths`].
 pub const MAX_PATHS: usize = 10;
+/// At most this many distinct differences are reported in [`Verdict::diffs`].
+pub const MAX_DIFFS: usize = 64;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BodyMode {
@@ -33,6 +66,24 @@ pub struct CompareRules {
     pub unordered_arrays: Vec<PointerPattern>,
     /// Relative tolerance for numbers; 0.0 = exact (but `1` still equals `1.0`).
     pub numeric_tolerance: f64,
+    /// The launch's `max_body_bytes`: the most a body may decode to.
+    pub max_body_bytes: usize,
+}
+
+impl Default for CompareRules {
+    /// The configuration defaults: status compared, no headers, `auto` body,
+    /// nothing ignored, exact numbers, 64 KiB bodies.
+    fn default() -> Self {
+        CompareRules {
+            status: true,
+            headers: Vec::new(),
+            body: BodyMode::Auto,
+            ignore: Vec::new(),
+            unordered_arrays: Vec::new(),
+            numeric_tolerance: 0.0,
+            max_body_bytes: 65_536,
+        }
+    }
 }
 
 /// One captured response. `headers` holds only the compared headers plus
@@ -44,6 +95,41 @@ pub struct Side<'a> {
     pub body: &'a [u8],
 }
 
+/// What kind of JSON difference was found at a location.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DiffKind {
+    /// Same JSON type, different value.
+    Value,
+    /// Different JSON types.
+    Type,
+    /// Present in primary, absent in dark.
+    Missing,
+    /// Absent in primary, present in dark.
+    Extra,
+    /// Both arrays, different lengths (reported at the array).
+    ArrayLength,
+}
+
+impl DiffKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DiffKind::Value => "value",
+            DiffKind::Type => "type",
+            DiffKind::Missing => "missing",
+            DiffKind::Extra => "extra",
+            DiffKind::ArrayLength => "array_length",
+        }
+    }
+}
+
+/// One JSON difference. `pointer` is an RFC 6901 pointer with array indices
+/// folded to `*` (`/items/*/price`); `""` is the document root.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Difference {
+    pub pointer: String,
+    pub kind: DiffKind,
+}
+
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Verdict {
     /// Statuses differ (and `rules.status`).
@@ -52,9 +138,12 @@ pub struct Verdict {
     pub headers: bool,
     /// Body differs (outside ignored locations).
     pub body: bool,
-    /// Differing JSON pointers, first [`MAX_PATHS`] in document order (object
-    /// keys sorted); empty for a byte comparison.
+    /// The first [`MAX_PATHS`] distinct pointers of `diffs`, in that order.
     pub paths: Vec<String>,
+    /// Typed JSON differences, at most [`MAX_DIFFS`] (see the module doc);
+    /// empty when the body was compared as bytes. `body` with empty `diffs`
+    /// therefore means "the bytes differ".
+    pub diffs: Vec<Difference>,
 }
 
 impl Verdict {
@@ -63,24 +152,60 @@ impl Verdict {
     }
 }
 
+/// A body decodes to more than `rules.max_body_bytes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BodyTooLarge;
+
 /// Compare two responses under `rules`.
 ///
-/// If either side has a non-identity content-encoding (gzip, br, ...) the
-/// bodies are compared as raw bytes even in JSON mode: decoding is not done
-/// yet, so two differently compressed but equal documents count as different.
+/// A body that would decode to more than `rules.max_body_bytes` counts as
+/// undecodable here (raw bytes compared); [`try_compare`] reports it instead.
 pub fn compare(rules: &CompareRules, primary: &Side, dark: &Side) -> Verdict {
+    // Never an error: when not strict, oversized bodies fall back to raw bytes.
+    compare_inner(rules, primary, dark, false).unwrap_or_default()
+}
+
+/// Like [`compare`], but a body that decodes to more than
+/// `rules.max_body_bytes` (including one that arrived unencoded and longer)
+/// makes the pair incomparable. Not checked when bodies are not compared
+/// (`BodyMode::None`, root ignored) or when both sides carry identical bytes
+/// under identical `content-encoding`: those are equal without decoding.
+pub fn try_compare(
+    rules: &CompareRules,
+    primary: &Side,
+    dark: &Side,
+) -> Result<Verdict, BodyTooLarge> {
+    compare_inner(rules, primary, dark, true)
+}
+
+fn compare_inner(
+    rules: &CompareRules,
+    primary: &Side,
+    dark: &Side,
+    strict: bool,
+) -> Result<Verdict, BodyTooLarge> {
     let status = rules.status && primary.status != dark.status;
     let headers = rules
         .headers
         .iter()
         .any(|name| !header_values(primary.headers, name).eq(header_values(dark.headers, name)));
-    let (body, paths) = compare_body(rules, primary, dark);
-    Verdict {
+    let (body, diffs) = compare_body(rules, primary, dark, strict)?;
+    let mut paths: Vec<String> = Vec::new();
+    for d in &diffs {
+        if paths.len() >= MAX_PATHS {
+            break;
+        }
+        if !paths.contains(&d.pointer) {
+            paths.push(d.pointer.clone());
+        }
+    }
+    Ok(Verdict {
         status,
         headers,
         body,
         paths,
-    }
+        diffs,
+    })
 }
 
 /// True for `application/json` and any `type/subtype+json`, ignoring
@@ -119,39 +244,83 @@ fn is_json_side(side: &Side) -> bool {
         .is_some_and(is_json_content_type)
 }
 
-fn is_encoded(side: &Side) -> bool {
-    header_values(side.headers, "content-encoding")
-        .any(|v| !v.is_empty() && !v.eq_ignore_ascii_case(b"identity"))
+/// The `content-encoding` field value; several field lines are one list.
+fn content_encoding<'a>(side: &Side<'a>) -> Cow<'a, [u8]> {
+    let mut values = header_values(side.headers, "content-encoding");
+    let Some(first) = values.next() else {
+        return Cow::Borrowed(&[]);
+    };
+    let mut rest = values.peekable();
+    if rest.peek().is_none() {
+        return Cow::Borrowed(first);
+    }
+    let mut joined = first.to_vec();
+    for v in rest {
+        joined.push(b',');
+        joined.extend_from_slice(v);
+    }
+    Cow::Owned(joined)
 }
 
-/// Returns (body differs, differing pointers).
-fn compare_body(rules: &CompareRules, primary: &Side, dark: &Side) -> (bool, Vec<String>) {
-    // Identical bytes are equal under every mode, and ignoring the root
-    // ignores the whole body whatever way it would be compared.
-    if rules.body == BodyMode::None
-        || primary.body == dark.body
-        || rules.ignore.iter().any(|p| p.covers(&[]))
-    {
-        return (false, Vec::new());
+/// The decoded body, or `None` when it cannot be decoded (unknown coding,
+/// invalid data, and when not `strict` also oversized output).
+fn decoded<'a>(
+    side: &Side<'a>,
+    coding: &[u8],
+    max: usize,
+    strict: bool,
+) -> Result<Option<Cow<'a, [u8]>>, BodyTooLarge> {
+    match decode::decode(coding, side.body, max) {
+        Ok(body) => Ok(Some(body)),
+        Err(decode::DecodeError::TooLarge) if strict => Err(BodyTooLarge),
+        Err(_) => Ok(None),
+    }
+}
+
+/// Returns (body differs, differences).
+fn compare_body(
+    rules: &CompareRules,
+    primary: &Side,
+    dark: &Side,
+    strict: bool,
+) -> Result<(bool, Vec<Difference>), BodyTooLarge> {
+    // Ignoring the root ignores the whole body whatever way it would be
+    // compared.
+    if rules.body == BodyMode::None || rules.ignore.iter().any(|p| p.covers(&[])) {
+        return Ok((false, Vec::new()));
+    }
+    let (coding_a, coding_b) = (content_encoding(primary), content_encoding(dark));
+    // Identical bytes under the identical coding are equal under every mode.
+    if primary.body == dark.body && coding_a == coding_b {
+        return Ok((false, Vec::new()));
+    }
+    let a = decoded(primary, &coding_a, rules.max_body_bytes, strict)?;
+    let b = decoded(dark, &coding_b, rules.max_body_bytes, strict)?;
+    let (Some(a), Some(b)) = (a, b) else {
+        // Something could not be decoded: the bytes as received, as bytes.
+        return Ok((primary.body != dark.body, Vec::new()));
+    };
+    if a == b {
+        return Ok((false, Vec::new()));
     }
     let as_json = match rules.body {
         BodyMode::None | BodyMode::Bytes => false,
         BodyMode::Json => true,
         BodyMode::Auto => is_json_side(primary) && is_json_side(dark),
     };
-    if as_json && !is_encoded(primary) && !is_encoded(dark) {
+    if as_json {
         let parsed = (
-            serde_json::from_slice::<Value>(primary.body),
-            serde_json::from_slice::<Value>(dark.body),
+            serde_json::from_slice::<Value>(&a),
+            serde_json::from_slice::<Value>(&b),
         );
         if let (Ok(a), Ok(b)) = parsed {
-            let mut walker = Walker::new(rules, Vec::new(), MAX_PATHS);
+            let mut walker = Walker::new(rules, Vec::new(), MAX_DIFFS);
             walker.walk(Some(&a), Some(&b));
-            return (walker.differs, walker.paths);
+            return Ok((walker.differs, walker.diffs));
         }
     }
     // Bytes differ (checked above).
-    (true, Vec::new())
+    Ok((true, Vec::new()))
 }
 
 /// Depth-first comparison of two JSON values, tracking the current location.
@@ -160,49 +329,63 @@ struct Walker<'r> {
     rules: &'r CompareRules,
     path: Vec<PathSeg>,
     differs: bool,
-    paths: Vec<String>,
-    max_paths: usize,
+    diffs: Vec<Difference>,
+    max_diffs: usize,
 }
 
 impl<'r> Walker<'r> {
-    fn new(rules: &'r CompareRules, path: Vec<PathSeg>, max_paths: usize) -> Self {
+    fn new(rules: &'r CompareRules, path: Vec<PathSeg>, max_diffs: usize) -> Self {
         Self {
             rules,
             path,
             differs: false,
-            paths: Vec::new(),
-            max_paths,
+            diffs: Vec::new(),
+            max_diffs,
         }
     }
 
-    /// Nothing more to learn: a difference is known and the path list is full.
+    /// Nothing more to learn: a difference is known and the list is full.
     fn done(&self) -> bool {
-        self.differs && self.paths.len() >= self.max_paths
+        self.differs && self.diffs.len() >= self.max_diffs
     }
 
-    fn record(&mut self) {
+    fn record(&mut self, kind: DiffKind) {
         self.differs = true;
-        if self.paths.len() < self.max_paths {
-            self.paths.push(render(&self.path));
+        if self.diffs.len() < self.max_diffs {
+            let pointer = render_folded(&self.path);
+            if !self
+                .diffs
+                .iter()
+                .any(|d| d.kind == kind && d.pointer == pointer)
+            {
+                self.diffs.push(Difference { pointer, kind });
+            }
         }
+    }
+
+    fn ignored(&self) -> bool {
+        self.rules.ignore.iter().any(|p| p.covers(&self.path))
     }
 
     /// Compare the values at the current path; `None` = absent on that side.
     fn walk(&mut self, a: Option<&Value>, b: Option<&Value>) {
-        if self.done() || self.rules.ignore.iter().any(|p| p.covers(&self.path)) {
+        if self.done() || self.ignored() {
             return;
         }
         match (a, b) {
             (None, None) => {}
             (Some(a), Some(b)) => self.values(a, b),
-            _ => self.record(),
+            (Some(_), None) => self.record(DiffKind::Missing),
+            (None, Some(_)) => self.record(DiffKind::Extra),
         }
     }
 
     fn values(&mut self, a: &Value, b: &Value) {
         match (a, b) {
             (Value::Object(x), Value::Object(y)) => {
-                let keys: BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+                let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
+                keys.sort_unstable();
+                keys.dedup();
                 for k in keys {
                     if self.done() {
                         break;
@@ -212,39 +395,70 @@ impl<'r> Walker<'r> {
                     self.path.pop();
                 }
             }
-            (Value::Array(x), Value::Array(y)) => {
-                let unordered = self
-                    .rules
-                    .unordered_arrays
-                    .iter()
-                    .any(|p| p.matches_exactly(&self.path));
-                if unordered {
-                    if !self.same_multiset(x, y) {
-                        self.record();
-                    }
-                    return;
-                }
-                for i in 0..x.len().max(y.len()) {
-                    if self.done() {
-                        break;
-                    }
-                    self.path.push(PathSeg::Index(i));
-                    self.walk(x.get(i), y.get(i));
-                    self.path.pop();
-                }
-            }
+            (Value::Array(x), Value::Array(y)) => self.arrays(x, y),
             (Value::Number(x), Value::Number(y)) => {
                 if !numbers_equal(x, y, self.rules.numeric_tolerance) {
-                    self.record();
+                    self.record(DiffKind::Value);
                 }
             }
-            // Strings, booleans, null, and any change of type.
-            _ => {
-                if a != b {
-                    self.record();
+            (Value::Null, Value::Null) => {}
+            (Value::Bool(x), Value::Bool(y)) => {
+                if x != y {
+                    self.record(DiffKind::Value);
                 }
             }
+            (Value::String(x), Value::String(y)) => {
+                if x != y {
+                    self.record(DiffKind::Value);
+                }
+            }
+            _ => self.record(DiffKind::Type),
         }
+    }
+
+    fn arrays(&mut self, x: &[Value], y: &[Value]) {
+        let common = x.len().min(y.len());
+        let length_differs =
+            x.len() != y.len() && !self.surplus_ignored(common, x.len().max(y.len()));
+        let unordered = self
+            .rules
+            .unordered_arrays
+            .iter()
+            .any(|p| p.matches_exactly(&self.path));
+        if length_differs {
+            self.record(DiffKind::ArrayLength);
+        }
+        let (Some(x), Some(y)) = (x.get(..common), y.get(..common)) else {
+            return;
+        };
+        if unordered {
+            // A length difference already says the multisets differ.
+            if !length_differs && !self.same_multiset(x, y) {
+                self.record(DiffKind::Value);
+            }
+            return;
+        }
+        for (i, (a, b)) in x.iter().zip(y).enumerate() {
+            if self.done() {
+                break;
+            }
+            self.path.push(PathSeg::Index(i));
+            self.walk(Some(a), Some(b));
+            self.path.pop();
+        }
+    }
+
+    /// True when every index in `from..to` below the current path is ignored.
+    fn surplus_ignored(&mut self, from: usize, to: usize) -> bool {
+        if self.rules.ignore.is_empty() {
+            return false;
+        }
+        (from..to).all(|i| {
+            self.path.push(PathSeg::Index(i));
+            let ignored = self.ignored();
+            self.path.pop();
+            ignored
+        })
     }
 
     /// True when the elements can be paired one to one, each pair equal under
@@ -275,7 +489,7 @@ impl<'r> Walker<'r> {
         true
     }
 
-    /// For probes (`max_paths == 0`): stops at the first difference.
+    /// For probes (`max_diffs == 0`): stops at the first difference.
     fn equal(&mut self, a: &Value, b: &Value) -> bool {
         self.differs = false;
         self.walk(Some(a), Some(b));
@@ -310,14 +524,19 @@ mod tests {
 
     fn rules(body: BodyMode) -> CompareRules {
         CompareRules {
-            status: true,
-            headers: Vec::new(),
             body,
-            ignore: Vec::new(),
-            unordered_arrays: Vec::new(),
-            numeric_tolerance: 0.0,
+            ..CompareRules::default()
         }
     }
+
+    fn d(pointer: &str, kind: DiffKind) -> Difference {
+        Difference {
+            pointer: pointer.to_string(),
+            kind,
+        }
+    }
+
+    use DiffKind::{ArrayLength, Extra, Missing, Type};
 
     fn pats(list: &[&str]) -> Vec<PointerPattern> {
         list.iter()
@@ -520,10 +739,14 @@ mod tests {
 
     #[test]
     fn json_extra_array_elements() {
+        // The length difference is reported once at the array; common
+        // elements are still compared; surplus elements are not listed.
         let v = json(&json_rules(), "[1,2,3]", "[1,9]");
-        assert_eq!(v.paths, vec!["/1", "/2"]);
+        assert_eq!(v.diffs, vec![d("", ArrayLength), d("/*", DiffKind::Value)]);
+        assert_eq!(v.paths, vec!["", "/*"]);
         let v = json(&json_rules(), r#"{"l":[]}"#, r#"{"l":[0,0]}"#);
-        assert_eq!(v.paths, vec!["/l/0", "/l/1"]);
+        assert_eq!(v.diffs, vec![d("/l", ArrayLength)]);
+        assert_eq!(v.paths, vec!["/l"]);
     }
 
     #[test]
@@ -544,7 +767,7 @@ mod tests {
         let b = r#"{"items":[{"id":1,"etag":"c"},{"id":2}],"meta":"other"}"#;
         assert!(json(&r, a, b).is_match());
         let c = r#"{"items":[{"id":1,"etag":"c"},{"id":3}],"meta":1}"#;
-        assert_eq!(json(&r, a, c).paths, vec!["/items/1/id"]);
+        assert_eq!(json(&r, a, c).paths, vec!["/items/*/id"]);
     }
 
     #[test]
@@ -553,7 +776,11 @@ mod tests {
         r.ignore = pats(&["/1"]);
         assert!(json(&r, "[1,2,3]", "[1,5,3]").is_match());
         assert!(json(&r, "[1,2]", "[1]").is_match());
-        assert_eq!(json(&r, "[1,2,3]", "[1]").paths, vec!["/2"]);
+        assert!(json(&r, "[1]", "[1,2]").is_match());
+        // Index 2 is not ignored: the length difference counts.
+        assert_eq!(json(&r, "[1,2,3]", "[1]").diffs, vec![d("", ArrayLength)]);
+        r.ignore = pats(&["/*"]);
+        assert!(json(&r, "[1,2,3]", "[4]").is_match());
     }
 
     #[test]
@@ -593,13 +820,23 @@ mod tests {
     }
 
     #[test]
-    fn encoded_bodies_compare_as_bytes() {
+    fn undecodable_bodies_compare_as_bytes() {
         let r = json_rules();
         let gz = hdrs(&[("content-encoding", "gzip")]);
+        let zstd = hdrs(&[("content-encoding", "zstd")]);
         let id = hdrs(&[("content-encoding", "identity")]);
         let a = br#"{"a":1,"b":2}"#;
         let b = br#"{"b":2,"a":1}"#;
-        assert!(compare(&r, &side(&gz, a), &side(&[], b)).body);
+        // Not gzip data: raw bytes, byte for byte.
+        let v = compare(&r, &side(&gz, a), &side(&[], b));
+        assert!(v.body && v.diffs.is_empty());
+        assert!(compare(&r, &side(&gz, a), &side(&gz, a)).is_match());
+        // Byte for byte the same: equal (compare `content-encoding` itself
+        // through `compare.headers` to catch a coding label change).
+        assert!(compare(&r, &side(&gz, a), &side(&[], a)).is_match());
+        // Unknown coding on both: bytes.
+        assert!(compare(&r, &side(&zstd, a), &side(&zstd, b)).body);
+        assert!(compare(&r, &side(&zstd, a), &side(&zstd, a)).is_match());
         assert!(compare(&r, &side(&id, a), &side(&[], b)).is_match());
     }
 
@@ -640,8 +877,9 @@ mod tests {
         assert!(json(&r, r#"{"tags":["a","a","b"]}"#, r#"{"tags":["a","b","a"]}"#).is_match());
         let v = json(&r, r#"{"tags":["a","a","b"]}"#, r#"{"tags":["a","b","b"]}"#);
         assert_eq!(v.paths, vec!["/tags"]);
+        assert_eq!(v.diffs, vec![d("/tags", DiffKind::Value)]);
         let v = json(&r, r#"{"tags":["a","b"]}"#, r#"{"tags":["a","b","a"]}"#);
-        assert_eq!(v.paths, vec!["/tags"]);
+        assert_eq!(v.diffs, vec![d("/tags", ArrayLength)]);
         // Only exactly matching locations are unordered.
         assert!(json(&r, r#"{"other":[1,2]}"#, r#"{"other":[2,1]}"#).body);
         assert!(json(
@@ -656,7 +894,8 @@ mod tests {
             r#"{"items":[{"ids":[1]},{"ids":[2]}]}"#,
             r#"{"items":[{"ids":[2]},{"ids":[1]}]}"#,
         );
-        assert_eq!(v.paths, vec!["/items/0/ids", "/items/1/ids"]);
+        assert_eq!(v.diffs, vec![d("/items/*/ids", DiffKind::Value)]);
+        assert_eq!(v.paths, vec!["/items/*/ids"]);
     }
 
     #[test]
@@ -699,6 +938,377 @@ mod tests {
         let a = format!("{}1{}", "[".repeat(depth), "]".repeat(depth));
         let b = format!("{}2{}", "[".repeat(depth), "]".repeat(depth));
         let v = json(&json_rules(), &a, &b);
-        assert_eq!(v.paths, vec!["/0".repeat(depth)]);
+        assert_eq!(v.paths, vec!["/*".repeat(depth)]);
+    }
+
+    #[test]
+    fn diff_kinds() {
+        let r = json_rules();
+        let v = json(
+            &r,
+            r#"{"a":1,"b":"x","c":[],"n":null,"m":1,"s":"p","t":true,"gone":0}"#,
+            r#"{"a":"1","b":"x","c":{},"n":0,"m":null,"s":"q","t":false,"new":0}"#,
+        );
+        assert_eq!(
+            v.diffs,
+            vec![
+                d("/a", Type),
+                d("/c", Type),
+                d("/gone", Missing),
+                d("/m", Type),
+                d("/n", Type),
+                d("/new", Extra),
+                d("/s", DiffKind::Value),
+                d("/t", DiffKind::Value),
+            ]
+        );
+        assert_eq!(
+            v.paths,
+            vec!["/a", "/c", "/gone", "/m", "/n", "/new", "/s", "/t"]
+        );
+        // A type change reports nothing below it.
+        let v = json(&r, r#"{"o":{"x":1,"y":2}}"#, r#"{"o":[1,2]}"#);
+        assert_eq!(v.diffs, vec![d("/o", Type)]);
+        // Root.
+        assert_eq!(json(&r, "1", "2").diffs, vec![d("", DiffKind::Value)]);
+        assert_eq!(json(&r, "[]", "{}").diffs, vec![d("", Type)]);
+        assert_eq!(json(&r, "true", "1").diffs, vec![d("", Type)]);
+        assert_eq!(json(&r, "null", "false").diffs, vec![d("", Type)]);
+        assert_eq!(json(&r, "1", "1.5").diffs, vec![d("", DiffKind::Value)]);
+        let names: Vec<&str> = [DiffKind::Value, Type, Missing, Extra, ArrayLength]
+            .iter()
+            .map(|k| k.as_str())
+            .collect();
+        assert_eq!(names, ["value", "type", "missing", "extra", "array_length"]);
+    }
+
+    #[test]
+    fn nulls_and_empty_vs_missing() {
+        let r = json_rules();
+        assert_eq!(
+            json(&r, r#"{"a":null}"#, "{}").diffs,
+            vec![d("/a", Missing)]
+        );
+        assert_eq!(json(&r, "{}", r#"{"a":null}"#).diffs, vec![d("/a", Extra)]);
+        assert!(json(&r, r#"{"a":null}"#, r#"{"a":null}"#).is_match());
+        for empty in [r#""""#, "[]", "{}", "0", "false"] {
+            let with = format!(r#"{{"a":{empty}}}"#);
+            assert_eq!(
+                json(&r, &with, "{}").diffs,
+                vec![d("/a", Missing)],
+                "{empty}"
+            );
+            assert_eq!(json(&r, "{}", &with).diffs, vec![d("/a", Extra)], "{empty}");
+            assert_eq!(
+                json(&r, &with, r#"{"a":null}"#).diffs,
+                vec![d("/a", Type)],
+                "{empty}"
+            );
+        }
+        assert_eq!(
+            json(&r, r#"{"a":[]}"#, r#"{"a":{}}"#).diffs,
+            vec![d("/a", Type)]
+        );
+        assert_eq!(
+            json(&r, r#"{"a":""}"#, r#"{"a":" "}"#).diffs,
+            vec![d("/a", DiffKind::Value)]
+        );
+        // Ignored null-vs-missing.
+        let mut r = json_rules();
+        r.ignore = pats(&["/a"]);
+        assert!(json(&r, r#"{"a":null}"#, "{}").is_match());
+    }
+
+    #[test]
+    fn diffs_folded_and_deduplicated() {
+        let r = json_rules();
+        let a = r#"{"items":[{"id":1,"price":10},{"id":2,"price":20},{"id":3,"price":30}]}"#;
+        let b = r#"{"items":[{"id":1,"price":11},{"id":2,"price":"20"},{"id":3,"price":31}]}"#;
+        let v = json(&r, a, b);
+        // Same folded pointer, two kinds: two differences, one path.
+        assert_eq!(
+            v.diffs,
+            vec![
+                d("/items/*/price", DiffKind::Value),
+                d("/items/*/price", Type)
+            ]
+        );
+        assert_eq!(v.paths, vec!["/items/*/price"]);
+        // Nested arrays fold every index.
+        let v = json(&r, "[[1,2],[3,[4]]]", "[[1,2],[3,[5]]]");
+        assert_eq!(v.diffs, vec![d("/*/*/*", DiffKind::Value)]);
+    }
+
+    #[test]
+    fn diffs_bounded_in_order() {
+        let n = 100;
+        let a: Vec<String> = (0..n).map(|i| format!(r#""k{i:03}":{i}"#)).collect();
+        let b: Vec<String> = (0..n).map(|i| format!(r#""k{i:03}":{}"#, i + 1)).collect();
+        let v = json(
+            &json_rules(),
+            &format!("{{{}}}", a.join(",")),
+            &format!("{{{}}}", b.join(",")),
+        );
+        assert!(v.body);
+        assert_eq!(v.diffs.len(), MAX_DIFFS);
+        let want: Vec<Difference> = (0..MAX_DIFFS)
+            .map(|i| d(&format!("/k{i:03}"), DiffKind::Value))
+            .collect();
+        assert_eq!(v.diffs, want);
+        assert_eq!(v.paths.len(), MAX_PATHS);
+        // Same input, same output.
+        let again = json(
+            &json_rules(),
+            &format!("{{{}}}", a.join(",")),
+            &format!("{{{}}}", b.join(",")),
+        );
+        assert_eq!(again, v);
+    }
+
+    #[test]
+    fn paths_distinct_pointers_of_diffs() {
+        // 12 keys differing in value, each in an array element as well as a
+        // type change: paths are distinct pointers, at most 10.
+        let a: Vec<String> = (0..12).map(|i| format!(r#""k{i:02}":[1,1]"#)).collect();
+        let b: Vec<String> = (0..12).map(|i| format!(r#""k{i:02}":[2,"x"]"#)).collect();
+        let v = json(
+            &json_rules(),
+            &format!("{{{}}}", a.join(",")),
+            &format!("{{{}}}", b.join(",")),
+        );
+        assert_eq!(v.diffs.len(), 24);
+        assert_eq!(v.diffs[0], d("/k00/*", DiffKind::Value));
+        assert_eq!(v.diffs[1], d("/k00/*", Type));
+        let want: Vec<String> = (0..10).map(|i| format!("/k{i:02}/*")).collect();
+        assert_eq!(v.paths, want);
+    }
+
+    #[test]
+    fn unordered_array_kinds() {
+        let mut r = json_rules();
+        r.unordered_arrays = pats(&["/tags"]);
+        let v = json(&r, r#"{"tags":[1,2]}"#, r#"{"tags":[2,3]}"#);
+        assert_eq!(v.diffs, vec![d("/tags", DiffKind::Value)]);
+        let v = json(&r, r#"{"tags":[1,2]}"#, r#"{"tags":[2]}"#);
+        assert_eq!(v.diffs, vec![d("/tags", ArrayLength)]);
+        // Nothing is reported inside an unordered array.
+        let v = json(&r, r#"{"tags":[{"a":1}]}"#, r#"{"tags":[{"a":2}]}"#);
+        assert_eq!(v.paths, vec!["/tags"]);
+    }
+
+    #[test]
+    fn ignore_inside_unordered_array() {
+        let mut r = json_rules();
+        r.unordered_arrays = pats(&["/items", "/items/*/tags"]);
+        r.ignore = pats(&["/items/*/etag", "/items/*/tags/*/at"]);
+        let a = r#"{"items":[
+            {"id":1,"etag":"a","tags":[{"t":"x","at":1},{"t":"y","at":2}]},
+            {"id":2,"etag":"b","tags":[]}
+        ]}"#;
+        let b = r#"{"items":[
+            {"id":2,"etag":"z","tags":[]},
+            {"id":1,"tags":[{"t":"y","at":9},{"t":"x"}]}
+        ]}"#;
+        assert!(json(&r, a, b).is_match());
+        let c = r#"{"items":[
+            {"id":2,"etag":"z","tags":[]},
+            {"id":1,"tags":[{"t":"y","at":9},{"t":"z"}]}
+        ]}"#;
+        assert_eq!(json(&r, a, c).diffs, vec![d("/items", DiffKind::Value)]);
+        // Every element ignored: only the length could differ, and the
+        // surplus is ignored too.
+        let mut r = json_rules();
+        r.unordered_arrays = pats(&["/l"]);
+        r.ignore = pats(&["/l/*"]);
+        assert!(json(&r, r#"{"l":[1,2,3]}"#, r#"{"l":[4]}"#).is_match());
+    }
+
+    #[test]
+    fn tolerance_inside_nested_arrays() {
+        let mut r = json_rules();
+        r.numeric_tolerance = 0.01;
+        let a = r#"{"m":[[1.0,2.0],[3.0,[400.0]]],"o":[{"p":[10,20]}]}"#;
+        let b = r#"{"m":[[1.005,1.99],[3.02,[403.9]]],"o":[{"p":[10.09,19.9]}]}"#;
+        assert!(json(&r, a, b).is_match(), "{:?}", json(&r, a, b));
+        let c = r#"{"m":[[1.005,1.99],[3.02,[405]]],"o":[{"p":[10.2,19.9]}]}"#;
+        let v = json(&r, a, c);
+        assert_eq!(
+            v.diffs,
+            vec![
+                d("/m/*/*/*", DiffKind::Value),
+                d("/o/*/p/*", DiffKind::Value)
+            ]
+        );
+        // Inside an unordered array too.
+        r.unordered_arrays = pats(&["/u"]);
+        assert!(json(&r, r#"{"u":[100,200]}"#, r#"{"u":[199,101]}"#).is_match());
+        assert!(json(&r, r#"{"u":[100,200]}"#, r#"{"u":[199,103]}"#).body);
+    }
+
+    #[test]
+    fn huge_numbers_kinds() {
+        let r = json_rules();
+        let max = u64::MAX.to_string();
+        let v = json(
+            &r,
+            &format!(r#"{{"n":{max}}}"#),
+            &format!(r#"{{"n":"{max}"}}"#),
+        );
+        assert_eq!(v.diffs, vec![d("/n", Type)]);
+        let v = json(
+            &r,
+            &format!(r#"{{"n":{max}}}"#),
+            r#"{"n":1.8446744073709552e19}"#,
+        );
+        // u64::MAX vs its nearest f64: compared as f64, equal.
+        assert!(v.is_match(), "{v:?}");
+        let v = json(
+            &r,
+            r#"{"n":123456789012345678901234567890}"#,
+            r#"{"n":1.2345678901234568e29}"#,
+        );
+        assert!(v.is_match(), "{v:?}");
+    }
+
+    #[test]
+    fn non_utf8_inside_json() {
+        let r = json_rules();
+        // Invalid UTF-8 inside a JSON string: not JSON, compared as bytes.
+        let a: &[u8] = b"{\"a\":\"\xff\"}";
+        let b: &[u8] = b"{ \"a\":\"\xff\"}";
+        assert!(compare(&r, &side(&[], a), &side(&[], a)).is_match());
+        let v = compare(&r, &side(&[], a), &side(&[], b));
+        assert!(v.body && v.diffs.is_empty() && v.paths.is_empty());
+        // Escaped non-ASCII is fine and compares by value.
+        assert!(json(&r, r#"{"a":"\u00e9"}"#, r#"{"a":"é"}"#).is_match());
+    }
+
+    #[test]
+    fn invalid_json_on_one_side() {
+        let r = json_rules();
+        for bad in ["{", "[1,]", "{\"a\":1}{}", "nul", "\u{0}"] {
+            let v = json(&r, r#"{"a":1}"#, bad);
+            assert!(v.body && v.diffs.is_empty(), "{bad}");
+            let v = json(&r, bad, r#"{"a":1}"#);
+            assert!(v.body && v.diffs.is_empty(), "{bad}");
+        }
+        // Trailing whitespace is still JSON.
+        assert!(json(&r, "{\"a\":1}\n", r#"{"a":1.0}"#).is_match());
+    }
+
+    #[test]
+    fn headers_non_utf8_and_multi_absent() {
+        let mut r = rules(BodyMode::None);
+        r.headers = vec!["x-b".into()];
+        let bin = |v: &[u8]| vec![("x-b".to_string(), v.to_vec())];
+        assert!(compare(
+            &r,
+            &side(&bin(b"\xff\x00"), b""),
+            &side(&bin(b"\xff\x00"), b"")
+        )
+        .is_match());
+        assert!(
+            compare(
+                &r,
+                &side(&bin(b"\xff\x00"), b""),
+                &side(&bin(b"\xff\x01"), b"")
+            )
+            .headers
+        );
+        // Two values on one side, absent on the other.
+        let two = hdrs(&[("x-b", "1"), ("x-b", "2")]);
+        assert!(compare(&r, &side(&two, b""), &side(&[], b"")).headers);
+        assert!(compare(&r, &side(&[], b""), &side(&two, b"")).headers);
+        // A comma-joined line is not the same as two lines.
+        let joined = hdrs(&[("x-b", "1, 2")]);
+        assert!(compare(&r, &side(&two, b""), &side(&joined, b"")).headers);
+        // Headers and body differences are independent.
+        let v = compare(&r, &side(&two, b"a"), &side(&two, b"b"));
+        assert!(v.is_match());
+    }
+
+    fn ce(v: &str) -> Vec<(String, Vec<u8>)> {
+        hdrs(&[
+            ("content-type", "application/json"),
+            ("content-encoding", v),
+        ])
+    }
+
+    #[test]
+    fn decoded_before_comparing() {
+        use crate::decode::testutil::{gzip, zlib};
+        let r = rules(BodyMode::Auto);
+        let plain = hdrs(&[("content-type", "application/json")]);
+        let a = br#"{"a":1,"b":[1,2]}"#;
+        let b = br#"{"b":[1,2.0],"a":1}"#;
+        let c = br#"{"b":[1,3],"a":1}"#;
+        // gzip vs identity, gzip vs deflate, gzip vs stacked.
+        assert!(compare(&r, &side(&ce("gzip"), &gzip(a)), &side(&plain, b)).is_match());
+        assert!(compare(
+            &r,
+            &side(&ce("gzip"), &gzip(a)),
+            &side(&ce("deflate"), &zlib(b))
+        )
+        .is_match());
+        let stacked = zlib(&gzip(b));
+        assert!(compare(&r, &side(&ce("gzip, deflate"), &stacked), &side(&plain, a)).is_match());
+        // Several content-encoding lines are one list.
+        let lines = hdrs(&[
+            ("content-type", "application/json"),
+            ("content-encoding", "gzip"),
+            ("content-encoding", "deflate"),
+        ]);
+        assert!(compare(&r, &side(&lines, &stacked), &side(&plain, a)).is_match());
+        // Differences are found in decoded bodies.
+        let v = compare(
+            &r,
+            &side(&ce("gzip"), &gzip(a)),
+            &side(&ce("x-gzip"), &gzip(c)),
+        );
+        assert_eq!(v.diffs, vec![d("/b/*", DiffKind::Value)]);
+        // Bytes mode compares decoded bytes too.
+        let r = rules(BodyMode::Bytes);
+        assert!(compare(&r, &side(&ce("gzip"), &gzip(a)), &side(&plain, a)).is_match());
+        assert!(compare(&r, &side(&ce("gzip"), &gzip(a)), &side(&plain, b)).body);
+    }
+
+    #[test]
+    fn oversized_decoded_bodies() {
+        use crate::decode::testutil::gzip;
+        let mut r = rules(BodyMode::Auto);
+        r.max_body_bytes = 100;
+        let big = format!(r#"{{"a":"{}"}}"#, "x".repeat(200));
+        let other = format!(r#"{{"a":"{}"}}"#, "y".repeat(200));
+        let (gbig, gother) = (gzip(big.as_bytes()), gzip(other.as_bytes()));
+        assert!(gbig.len() < 100);
+        let g = ce("gzip");
+        assert_eq!(
+            try_compare(&r, &side(&g, &gbig), &side(&g, &gother)),
+            Err(BodyTooLarge)
+        );
+        // Only one side too large is enough.
+        assert_eq!(
+            try_compare(&r, &side(&g, &gbig), &side(&g, &gzip(b"{}"))),
+            Err(BodyTooLarge)
+        );
+        // Identical bytes under the same coding: equal without decoding.
+        assert!(try_compare(&r, &side(&g, &gbig), &side(&g, &gbig))
+            .unwrap()
+            .is_match());
+        // Bodies not compared: nothing to decode.
+        r.body = BodyMode::None;
+        assert!(try_compare(&r, &side(&g, &gbig), &side(&g, &gother))
+            .unwrap()
+            .is_match());
+        r.body = BodyMode::Auto;
+        r.ignore = pats(&[""]);
+        assert!(try_compare(&r, &side(&g, &gbig), &side(&g, &gother)).is_ok());
+        r.ignore.clear();
+        // `compare` falls back to the raw bytes.
+        let v = compare(&r, &side(&g, &gbig), &side(&g, &gother));
+        assert!(v.body && v.diffs.is_empty());
+        r.max_body_bytes = 1000;
+        let v = try_compare(&r, &side(&g, &gbig), &side(&g, &gother)).unwrap();
+        assert_eq!(v.diffs, vec![d("/a", DiffKind::Value)]);
     }
 }

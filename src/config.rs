@@ -429,7 +429,11 @@ fn validate_launch(rl: RawLaunch, at: &str) -> Result<Launch, ConfigError> {
         }
     };
 
-    let compare = validate_compare(rl.compare, &format!("{at}.compare"))?;
+    let compare = validate_compare(
+        rl.compare,
+        max_body_bytes as usize,
+        &format!("{at}.compare"),
+    )?;
 
     let noise = match rl.noise {
         None => None,
@@ -596,15 +600,15 @@ fn validate_request_headers(rh: RawRequestHeaders, at: &str) -> Result<HeaderEdi
     Ok((remove, set))
 }
 
-fn validate_compare(rc: Option<RawCompare>, at: &str) -> Result<CompareRules, ConfigError> {
+fn validate_compare(
+    rc: Option<RawCompare>,
+    max_body_bytes: usize,
+    at: &str,
+) -> Result<CompareRules, ConfigError> {
     let Some(rc) = rc else {
         return Ok(CompareRules {
-            status: true,
-            headers: Vec::new(),
-            body: BodyMode::Auto,
-            ignore: Vec::new(),
-            unordered_arrays: Vec::new(),
-            numeric_tolerance: 0.0,
+            max_body_bytes,
+            ..CompareRules::default()
         });
     };
     let mut headers = Vec::new();
@@ -639,6 +643,7 @@ fn validate_compare(rc: Option<RawCompare>, at: &str) -> Result<CompareRules, Co
         ignore,
         unordered_arrays,
         numeric_tolerance,
+        max_body_bytes,
     })
 }
 
@@ -738,7 +743,19 @@ mod tests {
         assert_eq!(l.breaker, Breaker::default());
         assert!(l.compare.status);
         assert_eq!(l.compare.body, BodyMode::Auto);
+        assert_eq!(l.compare.max_body_bytes, 65536);
         assert!(l.noise.is_none());
+    }
+
+    #[test]
+    fn compare_rules_carry_max_body_bytes() {
+        for compare in ["", r#","compare":{"body":"json"}"#] {
+            let text = format!(
+                r#"{{"launches":[{{"name":"a","dark_cluster":"c","sample":{{"percent":5}},"max_body_bytes":1000{compare}}}]}}"#
+            );
+            let c = parse(text.as_bytes()).unwrap();
+            assert_eq!(c.launches[0].compare.max_body_bytes, 1000, "{compare}");
+        }
     }
 
     #[test]

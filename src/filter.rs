@@ -497,6 +497,44 @@ const SWEEP_GRACE_MS: u64 = 5_000;
 const PRIMARY_WAIT_MS: u64 = 60_000;
 
 impl Context for Root {
+    /// The plugin is being torn down (a configuration swap drained, or
+    /// Envoy stops): answers still on their way will never reach us, so
+    /// settle every pending pair now — unanswered calls as resets, primaries
+    /// still streaming as incomplete — and keep the invariants whole.
+    fn on_done(&mut self) -> bool {
+        let mut sh = self.shared.borrow_mut();
+        sh.jobs.clear();
+        let ids: Vec<u64> = sh.pairs.keys().copied().collect();
+        for id in ids {
+            let (sent, answered, primary_pending) = match sh.pairs.get(&id) {
+                Some(p) => (
+                    p.call.is_some(),
+                    p.dark.is_some(),
+                    matches!(p.primary, Primary::Pending),
+                ),
+                None => continue,
+            };
+            if !sent {
+                if let Some(p) = sh.pairs.remove(&id) {
+                    inc(p.launch.stats.skipped(SkipReason::DispatchFailed), 1);
+                }
+                continue;
+            }
+            if primary_pending {
+                if let Some(p) = sh.pairs.get_mut(&id) {
+                    p.primary = Primary::Incomplete;
+                }
+            }
+            if !answered {
+                sh.dark_finished(id, DarkAnswer::Reset, 0);
+            } else {
+                sh.settle(id);
+            }
+        }
+        sh.calls.clear();
+        true
+    }
+
     fn on_http_call_response(
         &mut self,
         token: u32,

@@ -6,8 +6,10 @@
 pub mod compare;
 pub mod config;
 pub mod decision;
+pub mod decode;
 pub mod limits;
 pub mod murmur3;
+pub mod noise;
 pub mod outcome;
 pub mod pointer;
 pub mod shadow;

@@ -32,8 +32,9 @@ const RESET_PREFIXES: [&[u8]; 2] = [
 ];
 
 /// Classify what `dispatch_http_call` brought back. Zero headers is a reset;
-/// a 504 with Envoy's timeout body is a timeout; a 503 with Envoy's
-/// connect-failure body is a reset (the dark service never answered).
+/// a 504 with Envoy's timeout body is a timeout; a 5xx with Envoy's
+/// connect-failure or protocol-error body is a reset (the dark service never
+/// answered).
 pub fn classify_dark(num_headers: usize, captured: Captured) -> DarkAnswer {
     if num_headers == 0 || captured.status == 0 {
         return DarkAnswer::Reset;
@@ -41,7 +42,12 @@ pub fn classify_dark(num_headers: usize, captured: Captured) -> DarkAnswer {
     if captured.status == 504 && captured.body == TIMEOUT_BODY {
         return DarkAnswer::Timeout;
     }
-    if captured.status == 503 && RESET_PREFIXES.iter().any(|p| captured.body.starts_with(p)) {
+    // 503 for a failed connect or no host, 502 for a protocol error
+    // (unparseable status line, too many headers): the dark side never
+    // produced an answer of its own.
+    if (500..=599).contains(&captured.status)
+        && RESET_PREFIXES.iter().any(|p| captured.body.starts_with(p))
+    {
         return DarkAnswer::Reset;
     }
     DarkAnswer::Response(captured)
@@ -65,7 +71,9 @@ pub struct Settlement {
 }
 
 /// Settle a pair. `primary` is `None` when the primary stream ended without
-/// a complete response.
+/// a complete response. A body that was cut at capture (`body_overflow`) or
+/// that decodes (`content-encoding`) to more than `rules.max_body_bytes`
+/// makes the pair `BodyTooLarge`, unless bodies are not compared.
 pub fn settle(rules: &CompareRules, primary: Option<&Captured>, dark: &DarkAnswer) -> Settlement {
     let (dark_class, dark_resp) = match dark {
         DarkAnswer::Response(c) => (DarkClass::of_status(c.status), Some(c)),
@@ -83,7 +91,8 @@ pub fn settle(rules: &CompareRules, primary: Option<&Captured>, dark: &DarkAnswe
             if rules.body != BodyMode::None && (p.body_overflow || d.body_overflow) {
                 Err(CompareSkip::BodyTooLarge)
             } else {
-                Ok(compare::compare(rules, &side(p), &side(d)))
+                compare::try_compare(rules, &side(p), &side(d))
+                    .map_err(|_| CompareSkip::BodyTooLarge)
             }
         }
     };
@@ -103,12 +112,9 @@ mod tests {
 
     fn rules() -> CompareRules {
         CompareRules {
-            status: true,
-            headers: vec![],
-            body: BodyMode::Auto,
             ignore: vec![PointerPattern::parse("/t").unwrap()],
-            unordered_arrays: vec![],
-            numeric_tolerance: 0.0,
+            max_body_bytes: 1000,
+            ..CompareRules::default()
         }
     }
 
@@ -138,6 +144,13 @@ mod tests {
         assert!(matches!(
             classify_dark(3, resp(504, "{}")),
             DarkAnswer::Response(_)
+        ));
+        assert!(matches!(
+            classify_dark(
+                3,
+                resp(502, "upstream connect error or disconnect/reset before headers. reset reason: protocol error")
+            ),
+            DarkAnswer::Reset
         ));
         assert!(matches!(
             classify_dark(3, resp(503, "busy")),
@@ -179,5 +192,40 @@ mod tests {
         let mut r = rules();
         r.body = BodyMode::None;
         assert!(settle(&r, Some(&big), &d).result.is_ok());
+    }
+
+    #[test]
+    fn decoded_body_over_max_is_too_large() {
+        let gzip = crate::decode::testutil::gzip;
+        let enc = |status: u16, body: &[u8]| Captured {
+            status,
+            headers: vec![
+                ("content-type".into(), b"application/json".to_vec()),
+                ("content-encoding".into(), b"gzip".to_vec()),
+            ],
+            body: gzip(body),
+            body_overflow: false,
+        };
+        // rules().max_body_bytes is 1000: a 40-byte gzip of 2 KB is too large.
+        let big = format!(r#"{{"a":"{}"}}"#, "x".repeat(2000));
+        let p = enc(200, big.as_bytes());
+        assert!(p.body.len() < 100);
+        let d = DarkAnswer::Response(enc(200, br#"{"a":"y"}"#));
+        let s = settle(&rules(), Some(&p), &d);
+        assert_eq!(s.result, Err(CompareSkip::BodyTooLarge));
+        assert_eq!(s.dark_status, Some(200));
+        // Within the limit: decoded and compared as JSON.
+        let p = enc(200, br#"{"a":1,"t":1}"#);
+        let d = DarkAnswer::Response(resp(200, r#"{"a":1.0}"#));
+        let v = settle(&rules(), Some(&p), &d).result.unwrap();
+        assert!(v.is_match(), "{v:?}");
+        let d = DarkAnswer::Response(resp(200, r#"{"a":2}"#));
+        let v = settle(&rules(), Some(&p), &d).result.unwrap();
+        assert_eq!(v.paths, vec!["/a"]);
+        // Invalid gzip: raw bytes.
+        let mut bad = enc(200, b"{}");
+        bad.body = b"{}".to_vec();
+        let d = DarkAnswer::Response(resp(200, "{}"));
+        assert!(settle(&rules(), Some(&bad), &d).result.unwrap().is_match());
     }
 }

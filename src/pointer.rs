@@ -81,8 +81,15 @@ fn segment_matches(pat: &Segment, seg: &PathSeg) -> bool {
         (Segment::Key(k), PathSeg::Key(s)) => k == s,
         // A pointer addresses array elements by their decimal index; comparing
         // against the rendered index rejects forms like "01" or "+1".
-        (Segment::Key(k), PathSeg::Index(i)) => *k == i.to_string(),
+        (Segment::Key(k), PathSeg::Index(i)) => is_index(k, *i),
     }
+}
+
+/// `k` is exactly the decimal rendering of `i` (no sign, no leading zero),
+/// without allocating.
+fn is_index(k: &str, i: usize) -> bool {
+    let canonical = k.bytes().all(|b| b.is_ascii_digit()) && (k == "0" || !k.starts_with('0'));
+    canonical && k.parse::<usize>() == Ok(i)
 }
 
 fn unescape(token: &str) -> Result<String, String> {
@@ -105,6 +112,19 @@ fn unescape(token: &str) -> Result<String, String> {
 
 /// Render as an RFC 6901 pointer string, escaping `~` and `/`; `""` for the root.
 pub fn render(path: &[PathSeg]) -> String {
+    render_with(path, false)
+}
+
+/// Like [`render`], with every array index folded to `*`
+/// (`/items/3/price` -> `/items/*/price`), so that the same field of every
+/// element of an array has one name. The result is a valid pattern for
+/// [`PointerPattern::parse`] that covers the location. A key literally named
+/// `*` renders the same way (RFC 6901 cannot escape it).
+pub fn render_folded(path: &[PathSeg]) -> String {
+    render_with(path, true)
+}
+
+fn render_with(path: &[PathSeg], fold: bool) -> String {
     let mut out = String::new();
     for seg in path {
         out.push('/');
@@ -118,6 +138,7 @@ pub fn render(path: &[PathSeg]) -> String {
                     }
                 }
             }
+            PathSeg::Index(_) if fold => out.push('*'),
             PathSeg::Index(i) => {
                 // Writing to a String cannot fail.
                 let _ = write!(out, "{i}");
@@ -215,6 +236,29 @@ mod tests {
     }
 
     #[test]
+    fn index_segments_are_canonical_decimals() {
+        for (k, i, want) in [
+            ("0", 0, true),
+            ("12", 12, true),
+            ("012", 12, false),
+            ("00", 0, false),
+            ("+1", 1, false),
+            ("-0", 0, false),
+            ("", 0, false),
+            (" 1", 1, false),
+            ("1 ", 1, false),
+            ("99999999999999999999999", 0, false),
+            ("18446744073709551615", usize::MAX, true),
+        ] {
+            assert_eq!(
+                p(&format!("/{k}")).covers(&[PathSeg::Index(i)]),
+                want,
+                "{k:?}"
+            );
+        }
+    }
+
+    #[test]
     fn covers_escaped_key() {
         assert!(p("/a~1b").covers(&[key("a/b")]));
         assert!(!p("/a~1b").covers(&[key("a"), key("b")]));
@@ -237,6 +281,23 @@ mod tests {
         assert_eq!(render(&[key("a"), PathSeg::Index(12), key("b")]), "/a/12/b");
         assert_eq!(render(&[key("a/b~c")]), "/a~1b~0c");
         assert_eq!(render(&[key("")]), "/");
+    }
+
+    #[test]
+    fn render_folded_paths() {
+        assert_eq!(render_folded(&[]), "");
+        assert_eq!(
+            render_folded(&[key("items"), PathSeg::Index(12), key("a/b")]),
+            "/items/*/a~1b"
+        );
+        assert_eq!(
+            render_folded(&[PathSeg::Index(0), PathSeg::Index(1)]),
+            "/*/*"
+        );
+        // "0" as a key stays a key.
+        assert_eq!(render_folded(&[key("0")]), "/0");
+        let path = [key("items"), PathSeg::Index(3), key("price")];
+        assert!(p(&render_folded(&path)).matches_exactly(&path));
     }
 
     #[test]

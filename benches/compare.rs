@@ -1,0 +1,139 @@
+//! Cost of comparing two JSON answers: `cargo bench --bench compare`.
+//!
+//! Realistic documents (an order with an array of line items) of about
+//! 1 KiB, 16 KiB and 64 KiB; the dark answer differs from the primary in one
+//! field of one item in the middle. Throughput is per byte of the primary
+//! body (both bodies are parsed and walked).
+
+use std::hint::black_box;
+
+use darklaunch::compare::{compare, BodyMode, CompareRules, Side};
+use darklaunch::pointer::PointerPattern;
+use divan::counter::BytesCount;
+use divan::Bencher;
+
+fn main() {
+    divan::main();
+}
+
+const SIZES: [usize; 3] = [1 << 10, 16 << 10, 64 << 10];
+
+fn item(i: usize, price: f64) -> String {
+    format!(
+        r#"{{"id":{i},"sku":"SKU-{i:05}","name":"Item number {i}","price":{price},"qty":{},"tags":["t{}","blue"],"etag":"e{i:x}"}}"#,
+        i % 7 + 1,
+        i % 3
+    )
+}
+
+/// An order of about `size` bytes; item `changed` (if any) has another price.
+fn doc(size: usize, changed: Option<usize>) -> String {
+    let mut items = Vec::new();
+    let mut len = 200;
+    while len < size {
+        let i = items.len();
+        let price = 10.0 + i as f64 * 0.25 + if changed == Some(i) { 1.0 } else { 0.0 };
+        let it = item(i, price);
+        len += it.len() + 1;
+        items.push(it);
+    }
+    format!(
+        r#"{{"order_id":"ord-8f3a2c","status":"confirmed","customer":{{"id":4711,"name":"Ada Lovelace","email":"ada@example.com"}},"meta":{{"generated_at":"2024-05-01T12:00:00Z","version":2}},"items":[{}],"total":{}}}"#,
+        items.join(","),
+        items.len() * 10
+    )
+}
+
+fn rules() -> CompareRules {
+    CompareRules {
+        body: BodyMode::Json,
+        ignore: pats(&["/meta/generated_at", "/items/*/etag"]),
+        max_body_bytes: 1 << 20,
+        ..CompareRules::default()
+    }
+}
+
+fn pats(list: &[&str]) -> Vec<PointerPattern> {
+    let out: Vec<PointerPattern> = list
+        .iter()
+        .filter_map(|s| PointerPattern::parse(s).ok())
+        .collect();
+    assert_eq!(out.len(), list.len(), "bad pattern in {list:?}");
+    out
+}
+
+fn pair(size: usize) -> (String, String) {
+    let a = doc(size, None);
+    let n = a.matches("\"sku\"").count();
+    (a, doc(size, Some(n / 2)))
+}
+
+/// One differing field.
+#[divan::bench(args = SIZES)]
+fn one_difference(bencher: Bencher, size: usize) {
+    let (a, b) = pair(size);
+    let r = rules();
+    let v = compare(&r, &side(a.as_bytes()), &side(b.as_bytes()));
+    assert_eq!(v.paths, vec!["/items/*/price"]);
+    bencher.counter(BytesCount::new(a.len())).bench(|| {
+        compare(
+            black_box(&r),
+            &side(black_box(a.as_bytes())),
+            &side(black_box(b.as_bytes())),
+        )
+    });
+}
+
+/// Semantically equal, different bytes (whitespace): the full parse and walk
+/// of a match.
+#[divan::bench(args = SIZES)]
+fn equal_reformatted(bencher: Bencher, size: usize) {
+    let a = doc(size, None);
+    let b = a.replace(",\"", ", \"");
+    let r = rules();
+    assert!(compare(&r, &side(a.as_bytes()), &side(b.as_bytes())).is_match());
+    bencher.counter(BytesCount::new(a.len())).bench(|| {
+        compare(
+            black_box(&r),
+            &side(black_box(a.as_bytes())),
+            &side(black_box(b.as_bytes())),
+        )
+    });
+}
+
+/// The items array compared as a multiset, with the differing item.
+#[divan::bench(args = SIZES)]
+fn one_difference_unordered(bencher: Bencher, size: usize) {
+    let (a, b) = pair(size);
+    let mut r = rules();
+    r.unordered_arrays = pats(&["/items"]);
+    assert!(!compare(&r, &side(a.as_bytes()), &side(b.as_bytes())).is_match());
+    bencher.counter(BytesCount::new(a.len())).bench(|| {
+        compare(
+            black_box(&r),
+            &side(black_box(a.as_bytes())),
+            &side(black_box(b.as_bytes())),
+        )
+    });
+}
+
+/// For reference: parsing both bodies into `serde_json::Value`, the floor of
+/// any semantic comparison built on it.
+#[divan::bench(args = SIZES)]
+fn parse_only(bencher: Bencher, size: usize) {
+    let (a, b) = pair(size);
+    bencher.counter(BytesCount::new(a.len())).bench(|| {
+        (
+            serde_json::from_slice::<serde_json::Value>(black_box(a.as_bytes())).is_ok(),
+            serde_json::from_slice::<serde_json::Value>(black_box(b.as_bytes())).is_ok(),
+        )
+    });
+}
+
+fn side(body: &[u8]) -> Side<'_> {
+    Side {
+        status: 200,
+        headers: &[],
+        body,
+    }
+}
