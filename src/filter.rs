@@ -12,7 +12,7 @@
 //! the SDK's convenience methods unwrap and a panic would kill the VM.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::rc::Rc;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -23,7 +23,9 @@ use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, Metr
 use crate::compare::BodyMode;
 use crate::config::{self, Config, Launch};
 use crate::decision::{self, Decision, RequestView, SkipReason};
+use crate::fields;
 use crate::limits::{Admit, BreakerState, Bucket};
+use crate::noise::{Class, NoiseModel};
 use crate::outcome::{self, Captured, DarkAnswer};
 use crate::shadow::{self, LogLimiter, MismatchLog};
 use crate::stats::{DarkClass, Kind, LaunchStats};
@@ -90,9 +92,61 @@ struct LaunchRt {
     /// Shared-data keys of the process-wide token bucket and breaker.
     bucket_key: String,
     breaker_key: String,
+    /// What A/A pairs taught this worker about nondeterministic fields.
+    noise: RefCell<NoiseModel>,
+    /// Per-field counter ids by folded pointer (`field_other` for those
+    /// past the bound), and the shared-data key of the admitted list.
+    fields: RefCell<HashMap<String, u32>>,
+    fields_key: String,
+    /// Pointers already announced as learned noise in the log.
+    announced_noise: RefCell<HashSet<String>>,
 }
 
 impl LaunchRt {
+    fn new(launch: Launch, stats: LaunchStats) -> Self {
+        LaunchRt {
+            bucket_key: format!("darklaunch.bucket.{}", launch.name),
+            breaker_key: format!("darklaunch.breaker.{}", launch.name),
+            fields_key: format!("darklaunch.fields.{}", launch.name),
+            launch,
+            stats,
+            in_flight: Cell::new(0),
+            noise: RefCell::new(NoiseModel::default()),
+            fields: RefCell::new(HashMap::new()),
+            announced_noise: RefCell::new(HashSet::new()),
+        }
+    }
+
+    /// The counter of one differing field: its own while fewer than
+    /// `fields::MAX_FIELDS` pointers have one (process-wide), else `other`.
+    fn field_counter(&self, pointer: &str) -> u32 {
+        if let Some(id) = self.fields.borrow().get(pointer) {
+            return *id;
+        }
+        let other = self.stats.field_other;
+        let Some(suffix) = fields::stat_suffix(pointer) else {
+            return other;
+        };
+        let admitted = shared_update(&self.fields_key, &mut |cur| {
+            let (ok, write) = fields::admit(cur, suffix);
+            (write, ok)
+        })
+        .unwrap_or(false);
+        let id = if admitted {
+            let name = format!("darklaunch.{}.field_mismatch.{suffix}", self.launch.name);
+            define_metric(Kind::Counter, &name).unwrap_or(other)
+        } else {
+            other
+        };
+        let mut cache = self.fields.borrow_mut();
+        // Pointers under `other` are cached too, up to a bound: past it they
+        // are looked up in shared data again, which stays correct.
+        if id != other || cache.len() < 4 * fields::MAX_FIELDS {
+            cache.insert(pointer.to_string(), id);
+        }
+        id
+    }
+
     /// `limits.max_rps`: take a token from the bucket all workers share.
     /// If shared data cannot be read or updated, the call is let through:
     /// the per-worker in-flight limit still bounds it.
@@ -132,6 +186,15 @@ impl LaunchRt {
             }
             None => Admit::No,
         }
+    }
+
+    /// Read-only: is the shared breaker holding the launch off?
+    fn breaker_is_open(&self) -> bool {
+        hostcalls::get_shared_data(&self.breaker_key)
+            .ok()
+            .and_then(|(b, _)| b)
+            .and_then(|b| BreakerState::decode(&b))
+            .is_some_and(|st| st.is_open())
     }
 
     /// Feed a finished call to the shared breaker.
@@ -183,8 +246,17 @@ enum Primary {
 }
 
 /// One shadowed request waiting for both answers.
+/// Which call a pair waits for: the dark version's, or an A/A copy sent to
+/// `noise.cluster` to learn which fields differ between two primaries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Dark,
+    Aa,
+}
+
 struct Pair {
     launch: Rc<LaunchRt>,
+    role: Role,
     forced: bool,
     method: String,
     path: String,
@@ -243,7 +315,9 @@ impl Shared {
                 DarkAnswer::Timeout | DarkAnswer::Reset => true,
                 DarkAnswer::Response(c) => DarkClass::of_status(c.status) == DarkClass::C5xx,
             };
-            l.breaker_result(now_ms(), failed, p.trial);
+            if p.role == Role::Dark {
+                l.breaker_result(now_ms(), failed, p.trial);
+            }
             p.dark = Some((answer, dark_ms));
             if !matches!(p.primary, Primary::Pending) {
                 self.settle(id);
@@ -265,6 +339,13 @@ impl Shared {
             _ => (None, None),
         };
         let st = outcome::settle(&l.launch.compare, primary, dark);
+        if pair.role == Role::Aa {
+            // An A/A pair only teaches the noise model; it is not a shadow.
+            if let Ok(v) = &st.result {
+                l.noise.borrow_mut().learn_aa(now_ms(), v);
+            }
+            return;
+        }
         if let Some(id) = s.dark_response.get(st.dark as usize) {
             inc(*id, 1);
         }
@@ -283,8 +364,17 @@ impl Shared {
             }
             Ok(v) => {
                 inc(s.compared, 1);
-                if !v.is_match() {
+                let class = {
+                    let mut model = l.noise.borrow_mut();
+                    model.learn_raw(now_ms(), &v);
+                    model.classify(&v)
+                };
+                if class == Class::Noise {
+                    inc(s.noise, 1);
+                    announce_noise(l, &v);
+                } else if class == Class::Mismatch {
                     inc(s.mismatch, 1);
+                    count_fields(l, &v);
                     let kinds = [v.status, v.headers, v.body];
                     for (on, id) in kinds.iter().zip(s.mismatch_kind) {
                         if *on {
@@ -315,6 +405,29 @@ impl Shared {
     }
 }
 
+/// Bump the counter of every differing body field of a mismatch, once per
+/// folded pointer, leaving out fields learned as noise.
+fn count_fields(l: &LaunchRt, v: &crate::compare::Verdict) {
+    let model = l.noise.borrow();
+    let mut seen = HashSet::new();
+    for d in &v.diffs {
+        if seen.insert(d.pointer.as_str()) && !model.is_noise(&d.pointer) {
+            inc(l.field_counter(&d.pointer), 1);
+        }
+    }
+}
+
+/// Log, once per worker and pointer, the fields a noise verdict cancelled.
+fn announce_noise(l: &LaunchRt, v: &crate::compare::Verdict) {
+    let mut announced = l.announced_noise.borrow_mut();
+    for d in &v.diffs {
+        if announced.len() < 256 && announced.insert(d.pointer.clone()) {
+            let line = serde_json::json!({"launch": l.launch.name, "path": d.pointer});
+            log(LogLevel::Info, &format!("darklaunch noise learned {line}"));
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Root context
 
@@ -339,13 +452,7 @@ impl Root {
         let mut launches = Vec::with_capacity(cfg.launches.len());
         for launch in &cfg.launches {
             let stats = LaunchStats::define(&launch.name, &mut define_metric)?;
-            launches.push(Rc::new(LaunchRt {
-                launch: launch.clone(),
-                stats,
-                in_flight: Cell::new(0),
-                bucket_key: format!("darklaunch.bucket.{}", launch.name),
-                breaker_key: format!("darklaunch.breaker.{}", launch.name),
-            }));
+            launches.push(Rc::new(LaunchRt::new(launch.clone(), stats)));
         }
         let mut sh = self.shared.borrow_mut();
         if sh.queue_id.is_none() {
@@ -370,13 +477,17 @@ impl Root {
             let Some(job) = self.shared.borrow_mut().jobs.pop_front() else {
                 return;
             };
-            let launch = match self.shared.borrow().pairs.get(&job.pair) {
-                Some(p) => p.launch.clone(),
+            let (launch, role) = match self.shared.borrow().pairs.get(&job.pair) {
+                Some(p) => (p.launch.clone(), p.role),
                 None => continue,
             };
             let l = &launch.launch;
             let s = &launch.stats;
             let now = now_ms();
+            if role == Role::Aa {
+                self.dispatch_aa(&launch, job, now);
+                continue;
+            }
             let admit = launch.admit(now);
             let refusal = if admit == Admit::No {
                 Some(SkipReason::BreakerOpen)
@@ -442,6 +553,54 @@ impl Root {
         }
     }
 
+    /// Send an A/A copy to `noise.cluster`. It obeys the same limits and an
+    /// open breaker holds it off (it never serves as the breaker's trial);
+    /// a copy that cannot leave is simply dropped: it is not a shadow call.
+    fn dispatch_aa(&mut self, launch: &LaunchRt, job: Job, now: u64) {
+        let l = &launch.launch;
+        let Some(noise) = &l.noise else {
+            self.shared.borrow_mut().pairs.remove(&job.pair);
+            return;
+        };
+        let ok = !launch.breaker_is_open()
+            && launch.in_flight.get() < l.limits.max_in_flight
+            && launch.take_token(now);
+        let res = if ok {
+            let headers: Vec<(&str, &str)> = job
+                .headers
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            let body = (!job.body.is_empty()).then_some(job.body.as_slice());
+            hostcalls::dispatch_http_call(
+                &noise.cluster,
+                headers,
+                body,
+                vec![],
+                Duration::from_millis(u64::from(l.timeout_ms)),
+            )
+            .ok()
+        } else {
+            None
+        };
+        let mut sh = self.shared.borrow_mut();
+        match res {
+            Some(token) => {
+                if let Some(p) = sh.pairs.get_mut(&job.pair) {
+                    p.call = Some((token, now));
+                }
+                sh.calls.insert(token, job.pair);
+                launch
+                    .in_flight
+                    .set(launch.in_flight.get().saturating_add(1));
+                inc(launch.stats.in_flight, 1);
+            }
+            None => {
+                sh.pairs.remove(&job.pair);
+            }
+        }
+    }
+
     /// Expire pairs that can no longer complete normally, so memory stays
     /// bounded whatever the host does: a call unanswered well past its
     /// timeout counts as a reset; a primary still streaming a minute after
@@ -485,7 +644,9 @@ impl Root {
         }
         for id in never_sent {
             if let Some(p) = sh.pairs.remove(&id) {
-                inc(p.launch.stats.skipped(SkipReason::DispatchFailed), 1);
+                if p.role == Role::Dark {
+                    inc(p.launch.stats.skipped(SkipReason::DispatchFailed), 1);
+                }
             }
         }
     }
@@ -516,7 +677,9 @@ impl Context for Root {
             };
             if !sent {
                 if let Some(p) = sh.pairs.remove(&id) {
-                    inc(p.launch.stats.skipped(SkipReason::DispatchFailed), 1);
+                    if p.role == Role::Dark {
+                        inc(p.launch.stats.skipped(SkipReason::DispatchFailed), 1);
+                    }
                 }
                 continue;
             }
@@ -779,29 +942,36 @@ impl Http {
                 continue;
             }
             let headers = shadow::shadow_headers(l, &rt.cfg.shadow_header, &req.headers);
-            let mut launch_body = body.clone();
-            if body.len() > l.max_body_bytes {
-                // Another launch allowed a longer body; this one never gets here.
-                launch_body = Rc::new(Vec::new());
+            let aa = l
+                .noise
+                .as_ref()
+                .is_some_and(|n| (random_u32() as f64) < n.percent / 100.0 * 4_294_967_296.0);
+            let mut jobs = vec![(Role::Dark, headers)];
+            if aa {
+                let copy = jobs.first().map(|(_, h)| h.clone()).unwrap_or_default();
+                jobs.push((Role::Aa, copy));
             }
-            let id = sh.new_pair(Pair {
-                launch: c.launch.clone(),
-                forced: c.forced,
-                method: req.method.clone(),
-                path: log_path.clone(),
-                request_id: req.request_id.clone(),
-                created_ms: req.started_ms,
-                primary: Primary::Pending,
-                call: None,
-                trial: false,
-                dark: None,
-            });
-            sh.jobs.push_back(Job {
-                pair: id,
-                headers,
-                body: launch_body,
-            });
-            self.pairs.push(id);
+            for (role, headers) in jobs {
+                let id = sh.new_pair(Pair {
+                    launch: c.launch.clone(),
+                    role,
+                    forced: c.forced,
+                    method: req.method.clone(),
+                    path: log_path.clone(),
+                    request_id: req.request_id.clone(),
+                    created_ms: req.started_ms,
+                    primary: Primary::Pending,
+                    call: None,
+                    trial: false,
+                    dark: None,
+                });
+                sh.jobs.push_back(Job {
+                    pair: id,
+                    headers,
+                    body: body.clone(),
+                });
+                self.pairs.push(id);
+            }
         }
         // The request headers are no longer needed.
         req.headers = Vec::new();

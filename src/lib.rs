@@ -7,6 +7,7 @@ pub mod compare;
 pub mod config;
 pub mod decision;
 pub mod decode;
+pub mod fields;
 pub mod limits;
 pub mod murmur3;
 pub mod noise;

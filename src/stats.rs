@@ -108,6 +108,8 @@ pub struct LaunchStats {
     pub dark_ms: u32,
     pub in_flight: u32,
     pub breaker_open: u32,
+    /// `field_mismatch.other`: differing fields past the per-launch bound.
+    pub field_other: u32,
 }
 
 impl LaunchStats {
@@ -151,6 +153,7 @@ impl LaunchStats {
         v.push((Kind::Histogram, n("dark_ms")));
         v.push((Kind::Gauge, n("in_flight")));
         v.push((Kind::Gauge, n("breaker_open")));
+        v.push((Kind::Counter, n("field_mismatch.other")));
         v
     }
 
@@ -183,6 +186,7 @@ impl LaunchStats {
         s.dark_ms = next();
         s.in_flight = next();
         s.breaker_open = next();
+        s.field_other = next();
         Ok(s)
     }
 
@@ -225,7 +229,7 @@ mod tests {
             id("darklaunch.l.compare_skipped.body_too_large")
         );
         assert_eq!(s.breaker_open, id("darklaunch.l.breaker_open"));
-        assert_eq!(seen.len(), 37);
+        assert_eq!(seen.len(), 38);
         assert_eq!(
             seen.iter()
                 .filter(|(k, _, _)| *k == Kind::Histogram)

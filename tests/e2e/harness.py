@@ -79,6 +79,12 @@ STATS_TAGS: list[dict[str, str]] = [
         "regex": r"^wasmcustom\.darklaunch\." + LAUNCH_RE
         + r"\.mismatch_kind(\.([a-z0-9_]+))$",
     },
+    {
+        # darklaunch.<launch>.field_mismatch.<folded JSON pointer or "other">
+        "tag_name": "path",
+        "regex": r"^wasmcustom\.darklaunch\." + LAUNCH_RE
+        + r"\.field_mismatch(\.(.+))$",
+    },
 ]
 
 
