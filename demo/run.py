@@ -3,12 +3,23 @@
 Starts the two demo services (demo/services.py), starts Envoy with
 envoy/demo.yaml, sends a few hundred requests from several threads and
 users, waits for the shadow calls to settle and prints what the dark launch
-found, read back from Envoy's admin stats.
+found, read back from Envoy's admin stats and log.
+
+Every answer of both versions carries a random meta.request_token that the
+config does not ignore, so every compared pair differs somewhere. The launch's
+A/A noise cancellation (30% of the shadowed requests go to v1 a second time)
+learns that field as noise, per Envoy worker, after 5 A/A pairs; from then on
+a pair whose only difference is the token counts as `noise`, not `mismatch`.
+Which pairs land before or after that moment depends on timing, so the demo
+predicts `mismatch + noise` (every pair) rather than each; the differences v2
+makes on purpose (status, content-type, fields) are predicted exactly, and
+every one of them must count as a mismatch, never as noise.
 
 Environment: ENVOY_BIN (default .venv/bin/envoy), DARKLAUNCH_WASM (default
-target/wasm32-wasip1/release/darklaunch.wasm), DEMO_REQUESTS (default 400).
-Exit status: 0 on success; 1 when Envoy failed, nothing was shadowed or a
-client saw something other than v1's answer; 2 when a prerequisite is missing.
+target/wasm32-wasip1/release/darklaunch.wasm), DEMO_REQUESTS (default 600).
+Exit status: 0 on success; 1 when Envoy failed, nothing was shadowed, a
+client saw something other than v1's answer or an exact prediction failed;
+2 when a prerequisite is missing.
 Everything it starts is stopped on exit, Ctrl-C included. Envoy's config and
 log stay in .run/demo/.
 """
@@ -35,7 +46,11 @@ import services  # noqa: E402
 
 LAUNCH = "orders-v2"
 PERCENT = 50.0  # envoy/demo.yaml: sample.percent
+NOISE_PERCENT = 30.0  # envoy/demo.yaml: noise.percent (random, so not predicted)
+SHADOW_HEADER = "x-darklaunch-shadow"  # the filter's default shadow_header
+CONCURRENCY = 2  # Envoy workers; each learns noise on its own
 THREADS = 8
+TOP_FIELDS = 5
 USERS = [f"user-{i:03d}" for i in range(1, 121)]
 
 
@@ -107,19 +122,71 @@ def drive(env: harness.Envoy, requests: list) -> tuple:
 
 
 def predict(requests: list) -> dict:
-    """What envoy/demo.yaml should make of ``requests`` (SPEC §3 sampling)."""
-    p = Counter()
+    """What envoy/demo.yaml should make of ``requests`` (SPEC §3 sampling).
+
+    Keys are launch stats (``matched``, ``mismatch_kind.status``,
+    ``field_mismatch./price``, ...) plus ``differ`` (pairs that differ
+    anywhere: mismatch + noise) and ``real`` (pairs with a difference v2
+    makes on purpose: a lower bound of mismatch).
+    """
+    p = Counter(forced=0)
     for path, user in requests:
         if not path.startswith("/api/"):
             continue
         p["matched"] += 1
-        if harness.sticky_sampled(LAUNCH, user, PERCENT):
-            p["shadowed"] += 1
-            if services.expected_difference(path):
-                p["mismatch"] += 1
-        else:
+        if not harness.sticky_sampled(LAUNCH, user, PERCENT):
             p["skipped.sampled_out"] += 1
+            continue
+        p["shadowed"] += 1
+        p["compared"] += 1
+        if services.answers_differ(path):
+            p["differ"] += 1
+        kinds = services.expected_difference(path)
+        if kinds:
+            p["real"] += 1
+        for kind in kinds - {"body"}:  # body differences are checked field by field
+            p[f"mismatch_kind.{kind}"] += 1
+        for field in services.expected_fields(path):
+            p[f"field_mismatch.{field}"] += 1
     return p
+
+
+def checks(stats: dict, predicted: dict) -> list:
+    """The exact predictions: [(label, observed, predicted)]; all must be equal."""
+    s = stats
+    out = [(k, s.get(k, 0), predicted[k]) for k in ("matched", "shadowed", "forced", "compared")]
+    out.append(("mismatch+noise", s.get("mismatch", 0) + s.get("noise", 0), predicted["differ"]))
+    # A real difference is never noise: every pair showing one is a mismatch,
+    # so these counters (which only count mismatching pairs) see all of them.
+    for k in ("mismatch_kind.status", "mismatch_kind.headers"):
+        out.append((k, s.get(k, 0), predicted[k]))
+    fields = {k for k in predicted if k.startswith("field_mismatch.")}
+    fields |= {k for k in s if k.startswith("field_mismatch.")
+               and k[len("field_mismatch."):] not in services.NOISE_FIELDS}
+    for k in sorted(fields):
+        out.append((k, s.get(k, 0), predicted[k]))
+    return out
+
+
+NOISE_MARK = "darklaunch noise learned "
+
+
+def noise_learned(log_text: str) -> Counter:
+    """{pointer: number of workers that announced it} from the
+    ``darklaunch noise learned {...}`` log lines of the launch (each worker
+    logs a pointer once)."""
+    out: Counter = Counter()
+    for line in log_text.splitlines():
+        i = line.find(NOISE_MARK)
+        if i < 0:
+            continue
+        try:
+            obj, _ = json.JSONDecoder().raw_decode(line[i + len(NOISE_MARK):].lstrip())
+        except ValueError:
+            continue
+        if isinstance(obj, dict) and obj.get("launch") == LAUNCH and "path" in obj:
+            out[obj["path"]] += 1
+    return out
 
 
 def wait_histograms(env: harness.Envoy, timeout: float = 8.0) -> dict:
@@ -148,11 +215,42 @@ def _breakdown(stats: dict, prefix: str) -> str:
     return ", ".join(f"{k} {v}" for k, v in items) or "none"
 
 
+def top_fields(stats: dict, n: int = TOP_FIELDS) -> list:
+    """[(pointer, count)] of the field_mismatch counters, largest first."""
+    prefix = "field_mismatch."
+    fields = [(k[len(prefix):], v) for k, v in stats.items() if k.startswith(prefix) and v]
+    return sorted(fields, key=lambda kv: (-kv[1], kv[0]))[:n]
+
+
+def _sample_logs(mismatches: list, n: int = 5) -> list:
+    """Up to ``n`` mismatch log lines, the first of each (kinds, paths) shape."""
+    out, seen = [], set()
+    for m in mismatches:
+        shape = (tuple(m.get("kinds", [])), tuple(m.get("paths", [])))
+        if shape not in seen:
+            seen.add(shape)
+            out.append(m)
+    return out[:n]
+
+
+def _fields_line(stats: dict, predicted: dict) -> str:
+    """The field_mismatch counters v2's 500 answers must move, besides /price."""
+    want = {k[len("field_mismatch."):]: v for k, v in predicted.items()
+            if k.startswith("field_mismatch.") and k != "field_mismatch./price"}
+    got = {f: stats.get("field_mismatch." + f, 0) for f in want}
+    if not want:
+        return "none"
+    names = " ".join(sorted(want))
+    if len(set(want.values())) == 1 and len(set(got.values())) == 1:
+        return f"{names}: {next(iter(got.values()))} each  (predicted {next(iter(want.values()))})"
+    return ", ".join(f"{f} {got[f]} (predicted {want[f]})" for f in sorted(want))
+
+
 def summary(stats: dict, hist: dict, predicted: dict, outcomes: Counter, secs: float,
-            n: int, mismatches: list, prometheus: str) -> str:
+            n: int, mismatches: list, prometheus: str, learned: Counter, aa_copies: int) -> str:
     s = stats
     matched, shadowed, compared = s.get("matched", 0), s.get("shadowed", 0), s.get("compared", 0)
-    mismatch = s.get("mismatch", 0)
+    mismatch, noise = s.get("mismatch", 0), s.get("noise", 0)
     lines = [
         "",
         f"darklaunch demo: launch {LAUNCH!r}, primary v1 (cluster primary), dark v2 (cluster orders_v2)",
@@ -163,18 +261,50 @@ def summary(stats: dict, hist: dict, predicted: dict, outcomes: Counter, secs: f
         f"matched        {matched:5d}   requests under /api/  (predicted {predicted['matched']})",
         f"shadowed       {shadowed:5d}   {_pct(shadowed, matched)} of matched, sticky on x-user-id"
         f"  (predicted {predicted['shadowed']})",
-        f"forced         {s.get('forced', 0):5d}",
+        f"forced         {s.get('forced', 0):5d}   (predicted {predicted['forced']})",
         f"skipped        {harness.sum_prefix(s, 'skipped.'):5d}   {_breakdown(s, 'skipped.')}",
         f"dark answers          {_breakdown(s, 'dark_response.')}",
         f"primary answers       {_breakdown(s, 'primary_response.')}",
-        f"compared       {compared:5d}",
+        f"compared       {compared:5d}   (predicted {predicted['compared']})",
         f"mismatch       {mismatch:5d}   {_pct(mismatch, compared)} of compared"
-        f"  (predicted {predicted['mismatch']})",
+        f"  (predicted >= {predicted['real']}, the pairs v2 changed on purpose)",
         f"  by kind             {_breakdown(s, 'mismatch_kind.')}",
-        f"noise          {s.get('noise', 0):5d}",
+        f"noise          {noise:5d}   {_pct(noise, compared)} of compared",
+        f"mismatch+noise {mismatch + noise:5d}   every pair differs somewhere"
+        f" (meta.request_token)  (predicted {predicted['differ']})",
         f"not compared   {harness.sum_prefix(s, 'compare_skipped.'):5d}   "
         f"{_breakdown(s, 'compare_skipped.')}",
         f"in flight      {s.get('in_flight', 0):5d}   breaker open: {s.get('breaker_open', 0)}",
+        "",
+        "real differences (v2's changes on purpose: always mismatch, never noise)",
+        f"  status       {s.get('mismatch_kind.status', 0):5d}   v2's 500s on items divisible"
+        f" by 23  (predicted {predicted['mismatch_kind.status']})",
+        f"  content-type {s.get('mismatch_kind.headers', 0):5d}   /api/slow"
+        f"  (predicted {predicted['mismatch_kind.headers']})",
+        f"  /price       {s.get('field_mismatch./price', 0):5d}   items divisible by 7,"
+        f" and the 500s  (predicted {predicted['field_mismatch./price']})",
+        f"  500 bodies          {_fields_line(s, predicted)}",
+        "",
+    ]
+    learned_txt = ", ".join(f"{p} (by {w} of {CONCURRENCY} workers)"
+                            for p, w in sorted(learned.items())) or "nothing yet"
+    lines += [
+        f"noise cancelled {noise:4d}   {_pct(noise, compared)} of compared: pairs whose only"
+        " differences are learned noise",
+        f"  learned             {learned_txt}",
+        f"  A/A copies   {aa_copies:5d}   to cluster primary (v1 again), {_pct(aa_copies, shadowed)}"
+        f" of shadowed (noise.percent {NOISE_PERCENT:g})",
+        "",
+        f"top diverging fields (field_mismatch: mismatching pairs, share of compared)",
+    ]
+    top = top_fields(s)
+    width = max([len(p) for p, _ in top] + [20])
+    for p, v in top:
+        note = "  learned noise, counted until then" if p in learned else ""
+        lines.append(f"  {p:<{width}} {v:5d}  {_pct(v, compared):>6}{note}")
+    if not top:
+        lines.append("  none")
+    lines += [
         "",
         "latency              p50        p95        p99",
     ]
@@ -183,11 +313,14 @@ def summary(stats: dict, hist: dict, predicted: dict, outcomes: Counter, secs: f
         lines.append(f"  {side[:-3]:<10} {_fmt_ms(q.get('p50')):>10} {_fmt_ms(q.get('p95')):>10} "
                      f"{_fmt_ms(q.get('p99')):>10}")
     lines += ["", "what v2 changed on purpose: price of items divisible by 7 (body), 500 on items",
-              "divisible by 23 (status), content-type and +150 ms on /api/slow (headers);",
-              "meta.generated_at always differs and is ignored by the config.", ""]
+              "divisible by 23 (status), content-type and +150 ms on /api/slow (headers).",
+              "Never real: meta.generated_at (ignored by the config) and meta.request_token",
+              "(random in v1 too: learned as noise from the A/A copies).", ""]
     if mismatches:
-        lines.append(f"mismatch log ({len(mismatches)} lines in the Envoy log; first 5):")
-        for m in mismatches[:5]:
+        sample = _sample_logs(mismatches)
+        lines.append(f"mismatch log ({len(mismatches)} lines in the Envoy log;"
+                     f" the first of each shape, {len(sample)}):")
+        for m in sample:
             lines.append("  " + json.dumps(m, sort_keys=True))
         lines.append("")
     prom = [ln for ln in prometheus.splitlines()
@@ -211,7 +344,7 @@ def main() -> int:
         print(f"error: module not found at {wasm}; run `make build` or set DARKLAUNCH_WASM",
               file=sys.stderr)
         return 2
-    n = int(os.environ.get("DEMO_REQUESTS", "400"))
+    n = int(os.environ.get("DEMO_REQUESTS", "600"))
     workdir = ROOT / ".run" / "demo"
     workdir.mkdir(parents=True, exist_ok=True)
     log = workdir / "envoy.log"
@@ -227,7 +360,8 @@ def main() -> int:
         v1, v2 = services.start(ports["v1"], ports["v2"])
         print(f"services: v1 (primary) on :{v1.port}, v2 (dark) on :{v2.port}")
         env = harness.Envoy(
-            config, ports["admin"], ports["listener"], envoy_path=envoy_path, concurrency=2,
+            config, ports["admin"], ports["listener"], envoy_path=envoy_path,
+            concurrency=CONCURRENCY,
             component_log_level=None, workdir=workdir, name="demo-envoy",
             # Flush stats every second so histogram percentiles show up quickly;
             # --config-yaml is merged into envoy/demo.yaml.
@@ -252,10 +386,20 @@ def main() -> int:
             print(f"warning: {exc}", file=sys.stderr)
             stats = env.launch_stats(LAUNCH)
         hist = wait_histograms(env)
-        print(summary(stats, hist, predict(requests), outcomes, secs, n, env.mismatch_logs(),
-                      env.prometheus()))
+        predicted = predict(requests)
+        learned = noise_learned(env.log_text())
+        aa_copies = sum(1 for r in v1.requests() if r.header(SHADOW_HEADER) == LAUNCH)
+        print(summary(stats, hist, predicted, outcomes, secs, n, env.mismatch_logs(),
+                      env.prometheus(), learned, aa_copies))
 
-        problems = []
+        problems = [f"{label}: observed {got}, predicted {want}"
+                    for label, got, want in checks(stats, predicted) if got != want]
+        if stats.get("mismatch", 0) < predicted["real"]:
+            problems.append(f"mismatch: observed {stats.get('mismatch', 0)}, predicted at least "
+                            f"{predicted['real']} (the pairs with a real difference)")
+        if stats.get("noise", 0) == 0 or not learned:
+            print("note: no noise learned yet (each Envoy worker needs 5 A/A pairs first); "
+                  "send more requests (DEMO_REQUESTS)")
         if stats.get("shadowed", 0) == 0:
             problems.append("nothing was shadowed")
         odd = {k: v for k, v in outcomes.items() if not k.endswith("from v1")}

@@ -7,7 +7,12 @@ except where v2 differs on purpose:
   v2 answers 500 for ids divisible by 23 (a status mismatch);
 * ``/api/slow``: v2 is 150 ms slower and says ``application/json;
   charset=utf-8`` (a content-type header mismatch);
-* ``meta.generated_at`` always differs (a timestamp, ignored by the demo config).
+* ``meta.generated_at`` always differs (a timestamp, ignored by the demo config);
+* ``meta.request_token`` always differs too, in v1 as much as in v2 (a fresh
+  random token in every JSON answer, *not* ignored by the config): the kind of
+  field nobody thought to ignore. darklaunch's A/A noise cancellation learns
+  it by comparing v1 with a second copy of v1, and stops counting pairs whose
+  only difference it is as mismatches.
 
 Run standalone (``python3 demo/services.py [v1_port v2_port]``) to serve them
 on 127.0.0.1:8081 and :8082 until Ctrl-C, e.g. to try envoy/demo.yaml by hand.
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import datetime
 import re
+import secrets
 import sys
 import time
 from pathlib import Path
@@ -27,6 +33,9 @@ from harness import Reply, Request, Upstream  # noqa: E402
 
 ITEM = re.compile(r"^/api/items/(\d{1,9})$")
 SLOW_MS = {"v1": 20, "v2": 170}
+# Nondeterministic fields that the demo config does not ignore: they differ
+# between any two answers, even two answers of v1 (what A/A learns as noise).
+NOISE_FIELDS = ("/meta/request_token",)
 
 
 def expected_difference(path: str) -> set:
@@ -44,6 +53,37 @@ def expected_difference(path: str) -> set:
     return set()
 
 
+def expected_fields(path: str) -> set:
+    """The folded JSON pointers at which v2's body differs from v1's *on
+    purpose* for ``path`` (noise fields not included): what the filter's
+    ``field_mismatch`` counters must count, pair for pair."""
+    m = ITEM.match(path.split("?", 1)[0])
+    if not m:
+        return set()
+    item = int(m.group(1))
+    if item % 23 == 0:
+        # v2's 500 answer vs v1's item: every field but the token differs
+        # (meta.generated_at is ignored, meta.request_token is noise).
+        return {"/error", "/id", "/name", "/price", "/tags", "/meta/version"}
+    if item % 7 == 0:
+        return {"/price"}
+    return set()
+
+
+def answers_differ(path: str) -> bool:
+    """Whether v1's and v2's answers for ``path`` differ anywhere the demo
+    config does not ignore: always under /api/, where every answer (404s
+    included) is JSON with its own meta.request_token."""
+    return path.split("?", 1)[0].startswith("/api/")
+
+
+def _meta(version: str, extra: dict = None) -> dict:
+    """The ``meta`` of every JSON answer: an ignored timestamp, ``extra``,
+    and a random token that is not ignored."""
+    return {"generated_at": _now(version), **(extra or {}),
+            "request_token": secrets.token_hex(8)}
+
+
 def _now(version: str) -> str:
     ts = datetime.datetime.now(datetime.timezone.utc)
     # Different formats too, so the ignored field differs even within a microsecond.
@@ -59,7 +99,7 @@ def _item(item: int, version: str) -> dict:
         "name": f"item-{item}",
         "price": price,
         "tags": ["demo", "orders"],
-        "meta": {"generated_at": _now(version), "version": 1},
+        "meta": _meta(version, {"version": 1}),
     }
 
 
@@ -73,15 +113,17 @@ def handler(version: str):
         if m:
             item = int(m.group(1))
             if version == "v2" and item % 23 == 0:
-                return Reply.json({"error": "internal"}, status=500, headers=served)
+                return Reply.json({"error": "internal", "meta": _meta(version)}, status=500,
+                                  headers=served)
             return Reply.json(_item(item, version), headers=served)
         if path == "/api/slow":
-            body = {"report": "daily", "rows": 3, "meta": {"generated_at": _now(version)}}
+            body = {"report": "daily", "rows": 3, "meta": _meta(version)}
             reply = Reply.json(body, headers=served, delay=SLOW_MS[version] / 1000)
             if version == "v2":
                 reply.headers[0] = ("content-type", "application/json; charset=utf-8")
             return reply
-        return Reply.json({"error": "not found"}, status=404, headers=served)
+        return Reply.json({"error": "not found", "meta": _meta(version)}, status=404,
+                          headers=served)
 
     return handle
 

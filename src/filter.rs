@@ -374,8 +374,17 @@ impl Shared {
                     announce_noise(l, &v);
                 } else if class == Class::Mismatch {
                     inc(s.mismatch, 1);
-                    count_fields(l, &v);
-                    let kinds = [v.status, v.headers, v.body];
+                    let real = real_fields(l, &v);
+                    for pointer in &real {
+                        inc(l.field_counter(pointer), 1);
+                    }
+                    // A body whose every listed difference is learned noise
+                    // does not make this pair a body mismatch.
+                    let body = v.body
+                        && (!real.is_empty()
+                            || v.diffs.is_empty()
+                            || v.diffs.len() >= crate::compare::MAX_DIFFS);
+                    let kinds = [v.status, v.headers, body];
                     for (on, id) in kinds.iter().zip(s.mismatch_kind) {
                         if *on {
                             inc(id, 1);
@@ -392,7 +401,9 @@ impl Shared {
                             method: &pair.method,
                             path: &pair.path,
                             kinds,
-                            paths: &v.paths,
+                            paths: real
+                                .get(..real.len().min(crate::compare::MAX_PATHS))
+                                .unwrap_or_default(),
                             primary_status: st.primary_status.unwrap_or(0),
                             dark_status: st.dark_status.unwrap_or(0),
                         }
@@ -405,16 +416,16 @@ impl Shared {
     }
 }
 
-/// Bump the counter of every differing body field of a mismatch, once per
-/// folded pointer, leaving out fields learned as noise.
-fn count_fields(l: &LaunchRt, v: &crate::compare::Verdict) {
+/// The differing body fields of a mismatch that are not learned noise,
+/// each folded pointer once, in the comparator's order.
+fn real_fields(l: &LaunchRt, v: &crate::compare::Verdict) -> Vec<String> {
     let model = l.noise.borrow();
     let mut seen = HashSet::new();
-    for d in &v.diffs {
-        if seen.insert(d.pointer.as_str()) && !model.is_noise(&d.pointer) {
-            inc(l.field_counter(&d.pointer), 1);
-        }
-    }
+    v.diffs
+        .iter()
+        .filter(|d| seen.insert(d.pointer.as_str()) && !model.is_noise(&d.pointer))
+        .map(|d| d.pointer.clone())
+        .collect()
 }
 
 /// Log, once per worker and pointer, the fields a noise verdict cancelled.
