@@ -177,34 +177,7 @@ pub enum Decision {
 
 /// Does the request fall under the launch's `match`?
 pub fn matches(launch: &Launch, req: &RequestView) -> bool {
-    if !launch.methods.is_empty() && !launch.methods.iter().any(|m| m == req.method) {
-        return false;
-    }
-    let path = req.path_only();
-    let path_ok = match &launch.path {
-        PathMatch::Any => true,
-        PathMatch::Prefix(p) => path.starts_with(p.as_str()),
-        PathMatch::Exact(p) => path == p,
-        PathMatch::Template(segs) => {
-            let mut parts = match path.strip_prefix('/') {
-                Some(rest) => rest.split('/'),
-                None => return false,
-            };
-            let mut ok = true;
-            for seg in segs {
-                match (seg, parts.next()) {
-                    (Some(lit), Some(part)) if lit == part => {}
-                    (None, Some(part)) if !part.is_empty() => {}
-                    _ => {
-                        ok = false;
-                        break;
-                    }
-                }
-            }
-            ok && parts.next().is_none()
-        }
-    };
-    path_ok
+    matches_request_line(launch, req.method, req.path)
         && launch
             .headers
             .iter()
@@ -213,6 +186,31 @@ pub fn matches(launch: &Launch, req: &RequestView) -> bool {
                 (HeaderRule::Exact(_), None) => false,
                 (HeaderRule::Present(want), got) => *want == got.is_some(),
             })
+}
+
+/// The method and path part of `match` (`path` may carry a query string).
+/// Lets the filter turn away most requests before copying any header.
+pub fn matches_request_line(launch: &Launch, method: &str, path: &str) -> bool {
+    if !launch.methods.is_empty() && !launch.methods.iter().any(|m| m == method) {
+        return false;
+    }
+    let path = path.split_once('?').map_or(path, |(p, _)| p);
+    match &launch.path {
+        PathMatch::Any => true,
+        PathMatch::Prefix(p) => path.starts_with(p.as_str()),
+        PathMatch::Exact(p) => path == p,
+        PathMatch::Template(segs) => {
+            let Some(rest) = path.strip_prefix('/') else {
+                return false;
+            };
+            let mut parts = rest.split('/');
+            segs.iter().all(|seg| match (seg, parts.next()) {
+                (Some(lit), Some(part)) => lit == part,
+                (None, Some(part)) => !part.is_empty(),
+                _ => false,
+            }) && parts.next().is_none()
+        }
+    }
 }
 
 /// Methods shadowed when `unsafe_methods` is false: they have no side effects.

@@ -8,13 +8,14 @@
 //! HTTP context only queues a job and rings a per-worker shared queue; the
 //! root dispatches from `on_queue_ready` and receives every answer itself.
 //!
-//! Every host call goes through `hostcalls::*`, whose errors are handled:
-//! the SDK's convenience methods unwrap and a panic would kill the VM.
+//! Every host call but `dispatch_http_call` goes through `host`, whose
+//! wrappers turn every status into an `Err`: the SDK's panic on statuses
+//! they do not expect, and a panic would kill the VM.
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::rc::Rc;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -24,6 +25,7 @@ use crate::compare::BodyMode;
 use crate::config::{self, Config, Launch};
 use crate::decision::{self, Decision, RequestView, SkipReason};
 use crate::fields;
+use crate::host;
 use crate::limits::{Admit, BreakerState, Bucket};
 use crate::noise::{Class, NoiseModel};
 use crate::outcome::{self, Captured, DarkAnswer};
@@ -35,14 +37,11 @@ proxy_wasm::main! {{
 }}
 
 fn log(level: LogLevel, msg: &str) {
-    let _ = hostcalls::log(level, msg);
+    host::log(level, msg);
 }
 
 fn now_ms() -> u64 {
-    hostcalls::get_current_time()
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_millis() as u64)
+    host::now_ms()
 }
 
 fn random_u32() -> u32 {
@@ -55,11 +54,11 @@ fn random_u32() -> u32 {
 }
 
 fn inc(id: u32, by: i64) {
-    let _ = hostcalls::increment_metric(id, by);
+    host::increment(id, by);
 }
 
 fn record(id: u32, v: u64) {
-    let _ = hostcalls::record_metric(id, v);
+    host::record(id, v);
 }
 
 thread_local! {
@@ -77,8 +76,7 @@ fn define_metric(kind: Kind, name: &str) -> Result<u32, String> {
         Kind::Gauge => MetricType::Gauge,
         Kind::Histogram => MetricType::Histogram,
     };
-    let id =
-        hostcalls::define_metric(t, name).map_err(|s| format!("define_metric({name}): {s:?}"))?;
+    let id = host::define_metric(t, name).map_err(|s| format!("define_metric({name}): {s:?}"))?;
     METRICS.with(|m| m.borrow_mut().insert(name.to_string(), id));
     Ok(id)
 }
@@ -165,7 +163,7 @@ impl LaunchRt {
     /// Ask the shared breaker whether a call may leave. The common, closed
     /// case costs one read and no write.
     fn admit(&self, now: u64) -> Admit {
-        let current = hostcalls::get_shared_data(&self.breaker_key)
+        let current = host::shared_get(&self.breaker_key)
             .ok()
             .and_then(|(b, _)| b)
             .and_then(|b| BreakerState::decode(&b));
@@ -190,7 +188,7 @@ impl LaunchRt {
 
     /// Read-only: is the shared breaker holding the launch off?
     fn breaker_is_open(&self) -> bool {
-        hostcalls::get_shared_data(&self.breaker_key)
+        host::shared_get(&self.breaker_key)
             .ok()
             .and_then(|(b, _)| b)
             .and_then(|b| BreakerState::decode(&b))
@@ -219,14 +217,14 @@ type Update<T> = (Option<Vec<u8>>, T);
 /// nothing to write) and a result. None when shared data is unusable.
 fn shared_update<T>(key: &str, f: &mut dyn FnMut(Option<&[u8]>) -> Update<T>) -> Option<T> {
     for _ in 0..8 {
-        let (cur, cas) = hostcalls::get_shared_data(key).ok()?;
+        let (cur, cas) = host::shared_get(key).ok()?;
         let (write, out) = f(cur.as_deref());
         let Some(bytes) = write else {
             return Some(out);
         };
-        match hostcalls::set_shared_data(key, Some(&bytes), cas) {
-            Ok(()) => return Some(out),
-            Err(proxy_wasm::types::Status::CasMismatch) => continue,
+        match host::shared_set(key, &bytes, cas) {
+            Ok(host::SetResult::Written) => return Some(out),
+            Ok(host::SetResult::CasMismatch) => continue,
             Err(_) => return None,
         }
     }
@@ -456,9 +454,8 @@ impl Root {
     }
 
     fn configure(&mut self) -> Result<(), String> {
-        let bytes = hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX)
-            .map_err(|s| format!("cannot read the plugin configuration: {s:?}"))?
-            .unwrap_or_default();
+        let bytes = host::buffer(BufferType::PluginConfiguration, 0, usize::MAX)
+            .map_err(|s| format!("cannot read the plugin configuration: {s:?}"))?;
         let cfg = config::parse(&bytes).map_err(|e| format!("invalid configuration: {e}"))?;
         let mut launches = Vec::with_capacity(cfg.launches.len());
         for launch in &cfg.launches {
@@ -470,14 +467,13 @@ impl Root {
             // One queue per root context, so per worker: a queue belongs to
             // the last VM that registered its name (DESIGN fact 7).
             let name = format!("darklaunch.doorbell.{}.{:08x}", self.id, random_u32());
-            let q = hostcalls::register_shared_queue(&name)
+            let q = host::register_queue(&name)
                 .map_err(|s| format!("cannot register shared queue: {s:?}"))?;
             sh.queue_id = Some(q);
         }
         sh.runtime = Some(Rc::new(Runtime { cfg, launches }));
         drop(sh);
-        hostcalls::set_tick_period(Duration::from_secs(1))
-            .map_err(|s| format!("cannot set tick period: {s:?}"))?;
+        host::set_tick_period_ms(1000).map_err(|s| format!("cannot set tick period: {s:?}"))?;
         Ok(())
     }
 
@@ -737,7 +733,7 @@ fn read_dark_response(l: &Launch, num_headers: usize, body_size: usize) -> Captu
     if num_headers == 0 {
         return c;
     }
-    if let Ok(headers) = hostcalls::get_map_bytes(MapType::HttpCallResponseHeaders) {
+    if let Ok(headers) = host::header_map(MapType::HttpCallResponseHeaders) {
         for (name, value) in headers {
             if name == ":status" {
                 c.status = parse_status(&value);
@@ -750,7 +746,7 @@ fn read_dark_response(l: &Launch, num_headers: usize, body_size: usize) -> Captu
     // recognised even under a tiny max_body_bytes.
     let want = body_size.min(l.max_body_bytes.max(64));
     if want > 0 {
-        if let Ok(Some(b)) = hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, want) {
+        if let Ok(b) = host::buffer(BufferType::HttpCallResponseBody, 0, want) {
             c.body = b;
         }
     }
@@ -792,7 +788,7 @@ impl RootContext for Root {
     fn on_queue_ready(&mut self, queue_id: u32) {
         // The queue is only a doorbell; the jobs live in `Shared`.
         for _ in 0..4096 {
-            match hostcalls::dequeue_shared_queue(queue_id) {
+            match host::dequeue(queue_id) {
                 Ok(Some(_)) => {}
                 _ => break,
             }
@@ -869,7 +865,24 @@ impl Http {
         let Some(rt) = self.runtime.clone() else {
             return;
         };
-        let Ok(headers) = hostcalls::get_map_bytes(MapType::HttpRequestHeaders) else {
+        // Most requests match no launch: decide that from two header reads
+        // before copying the whole header map.
+        let line = |name: &str| {
+            host::header(MapType::HttpRequestHeaders, name)
+                .ok()
+                .flatten()
+                .map(|v| String::from_utf8_lossy(&v).into_owned())
+                .unwrap_or_default()
+        };
+        let (method, path) = (line(":method"), line(":path"));
+        if !rt
+            .launches
+            .iter()
+            .any(|l| decision::matches_request_line(&l.launch, &method, &path))
+        {
+            return;
+        }
+        let Ok(headers) = host::header_map(MapType::HttpRequestHeaders) else {
             return;
         };
         let text = |name: &str| {
@@ -879,8 +892,6 @@ impl Http {
                 .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
                 .unwrap_or_default()
         };
-        let method = text(":method");
-        let path = text(":path");
         let view = RequestView {
             method: &method,
             path: &path,
@@ -987,7 +998,7 @@ impl Http {
         // The request headers are no longer needed.
         req.headers = Vec::new();
         if let Some(q) = sh.queue_id {
-            if !self.pairs.is_empty() && hostcalls::enqueue_shared_queue(q, Some(b"1")).is_err() {
+            if !self.pairs.is_empty() && host::enqueue(q, b"1").is_err() {
                 // The root's on_tick drains the jobs all the same.
                 log(
                     LogLevel::Debug,
@@ -1019,7 +1030,7 @@ impl Http {
                 .unwrap_or(0),
             finished: None,
         };
-        if let Ok(headers) = hostcalls::get_map_bytes(MapType::HttpResponseHeaders) {
+        if let Ok(headers) = host::header_map(MapType::HttpResponseHeaders) {
             for (name, value) in headers {
                 if name == ":status" {
                     resp.status = parse_status(&value);
@@ -1106,7 +1117,7 @@ fn read_chunk(kind: BufferType, size: usize, body: &mut Vec<u8>, cap: usize) {
     if room == 0 || size == 0 {
         return;
     }
-    if let Ok(Some(chunk)) = hostcalls::get_buffer(kind, 0, size.min(room)) {
+    if let Ok(chunk) = host::buffer(kind, 0, size.min(room)) {
         body.extend_from_slice(&chunk);
     }
 }

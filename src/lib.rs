@@ -8,6 +8,7 @@ pub mod config;
 pub mod decision;
 pub mod decode;
 pub mod fields;
+pub mod headermap;
 pub mod limits;
 pub mod murmur3;
 pub mod noise;
@@ -18,3 +19,5 @@ pub mod stats;
 
 #[cfg(target_arch = "wasm32")]
 mod filter;
+#[cfg(target_arch = "wasm32")]
+mod host;

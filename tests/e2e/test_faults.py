@@ -242,7 +242,7 @@ def test_dark_resets(upstream_factory, envoy_factory):
     up1 = upstream_factory(primary, "v1")
     dk = upstream_factory(dark(lambda req: RESETS[req.path_only.split("/")[1]](req)), "v2")
     env = envoy_factory(
-        config(*[launch(k, match={"path_prefix": f"/{k}/"}, timeout_ms=1000) for k in RESETS]),
+        config(*[launch(k, match={"path_prefix": f"/{k}/"}, timeout_ms=3000) for k in RESETS]),
         primary=up1, clusters={"dark": dk})
     with env.client() as c:
         for k in RESETS:
@@ -284,7 +284,7 @@ def test_dark_garbage_bodies(upstream_factory, envoy_factory):
     up1 = upstream_factory(primary, "v1")
     dk = upstream_factory(dark(lambda req: GARBAGE[req.path_only.split("/")[1]](req)), "v2")
     env = envoy_factory(
-        config(*[launch(k, match={"path_prefix": f"/{k}/"}, timeout_ms=1000) for k in GARBAGE]),
+        config(*[launch(k, match={"path_prefix": f"/{k}/"}, timeout_ms=3000) for k in GARBAGE]),
         primary=up1, clusters={"dark": dk})
     with env.client() as c:
         for k in GARBAGE:
@@ -373,7 +373,7 @@ def test_dark_odd_heads(upstream_factory, envoy_factory):
     up1 = upstream_factory(primary, "v1")
     dk = upstream_factory(dark(lambda req: faults[req.path_only.split("/")[1]](req)), "v2")
     env = envoy_factory(
-        config(*[launch(k, match={"path_prefix": f"/{k}/"}, timeout_ms=1000) for k in faults]),
+        config(*[launch(k, match={"path_prefix": f"/{k}/"}, timeout_ms=3000) for k in faults]),
         primary=up1, clusters={"dark": dk})
     with env.client() as c:
         for k in faults:
@@ -398,7 +398,7 @@ def test_dark_protocol_error_counts_as_reset(upstream_factory, envoy_factory):
     dk = upstream_factory(dark(lambda req: PROTOCOL_ERRORS[req.path_only.split("/")[1]](req)),
                           "v2")
     env = envoy_factory(
-        config(*[launch(k, match={"path_prefix": f"/{k}/"}, timeout_ms=1000)
+        config(*[launch(k, match={"path_prefix": f"/{k}/"}, timeout_ms=3000)
                  for k in PROTOCOL_ERRORS]),
         primary=up1, clusters={"dark": dk})
     for k in PROTOCOL_ERRORS:
