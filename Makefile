@@ -14,6 +14,7 @@ ENVOY_VERSION := 1.40.0
 VENV := .venv
 PY := $(VENV)/bin/python
 WASM := target/wasm32-wasip1/release/darklaunch.wasm
+REPORT := target/debug/darklaunch-report
 
 ifdef ENVOY_BIN
 ENVOY_STAMP := $(VENV)/.pytest-$(ENVOY_VERSION)
@@ -23,8 +24,9 @@ ENVOY_STAMP := $(VENV)/.envoy-$(ENVOY_VERSION)
 endif
 export ENVOY_BIN
 export DARKLAUNCH_WASM := $(abspath $(WASM))
+export DARKLAUNCH_REPORT := $(abspath $(REPORT))
 
-.PHONY: all build toolchain envoy test unit e2e demo lint fuzz soak tools clean
+.PHONY: all build toolchain envoy report test unit e2e demo lint fuzz soak tools clean
 
 all: build
 
@@ -51,10 +53,15 @@ $(ENVOY_STAMP): $(VENV)/bin/python
 envoy: $(ENVOY_STAMP)
 	@$(ENVOY_BIN) --version
 
+# The rollout gate CLI (workspace member report/).
+report: toolchain
+	cargo build -p darklaunch-report
+
 unit: toolchain
 	cargo test --all-targets
+	cargo test -p darklaunch-report
 
-e2e: build envoy
+e2e: build envoy report
 	$(PY) -m pytest -q -rfE tests/e2e
 
 test: unit e2e
@@ -65,6 +72,7 @@ demo: build envoy
 lint: toolchain
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
+	cargo clippy -p darklaunch-report --all-targets -- -D warnings
 	cargo clippy --release --target wasm32-wasip1 -- -D warnings
 
 # Load tools from Debian (wrk, h2load) for soak and benchmarks; root on these machines.

@@ -470,6 +470,20 @@ impl<'r> Walker<'r> {
         if x.len() != y.len() {
             return false;
         }
+        if self.plain_below() {
+            return sorted_canonical(x) == sorted_canonical(y);
+        }
+        if x.len() > MAX_PAIRING_ELEMENTS {
+            // Greedy pairing is quadratic; past this size (with rules that
+            // need it) the array is compared in order rather than block the
+            // worker.
+            let mut probe = Walker::new(self.rules, self.path.clone(), 0);
+            return x.iter().zip(y).enumerate().all(|(i, (a, b))| {
+                probe.path.truncate(self.path.len());
+                probe.path.push(PathSeg::Index(i));
+                probe.equal(a, b)
+            });
+        }
         let mut used = vec![false; y.len()];
         for (i, a) in x.iter().enumerate() {
             let mut path = self.path.clone();
@@ -489,11 +503,88 @@ impl<'r> Walker<'r> {
         true
     }
 
+    /// No tolerance and no ignore or unordered pattern reaching below the
+    /// current array: element equality is plain JSON equality, so multisets
+    /// can be compared by sorting canonical forms, in O(n log n).
+    fn plain_below(&self) -> bool {
+        self.rules.numeric_tolerance <= 0.0
+            && !self
+                .rules
+                .ignore
+                .iter()
+                .any(|p| p.reaches_below(&self.path))
+            && !self
+                .rules
+                .unordered_arrays
+                .iter()
+                .any(|p| p.reaches_below(&self.path))
+    }
+
     /// For probes (`max_diffs == 0`): stops at the first difference.
     fn equal(&mut self, a: &Value, b: &Value) -> bool {
         self.differs = false;
         self.walk(Some(a), Some(b));
         !self.differs
+    }
+}
+
+/// Elements of an unordered array compared by greedy pairing at most; past
+/// that, in order (see `same_multiset`).
+const MAX_PAIRING_ELEMENTS: usize = 1000;
+
+/// The canonical forms of an array's elements, sorted.
+fn sorted_canonical(items: &[Value]) -> Vec<String> {
+    let mut out: Vec<String> = items
+        .iter()
+        .map(|v| {
+            let mut s = String::new();
+            canonical(v, &mut s);
+            s
+        })
+        .collect();
+    out.sort_unstable();
+    out
+}
+
+/// A text form in which two values are equal exactly when the comparator
+/// (without tolerance) calls them equal: object keys sorted (serde_json's
+/// map is ordered), numbers written so that `1` and `1.0` agree.
+fn canonical(v: &Value, out: &mut String) {
+    use std::fmt::Write;
+    match v {
+        Value::Null => out.push('n'),
+        Value::Bool(b) => out.push(if *b { 't' } else { 'f' }),
+        Value::Number(n) => {
+            let _ = match (as_i128(n), n.as_f64()) {
+                (Some(i), _) => write!(out, "#{i}"),
+                // An integral float equals the integer of the same value.
+                (None, Some(f)) if f.fract() == 0.0 && f.abs() < 1.7e38 => {
+                    write!(out, "#{}", f as i128)
+                }
+                (None, Some(f)) => write!(out, "#{f:?}"),
+                (None, None) => write!(out, "#?{n}"),
+            };
+        }
+        Value::String(s) => {
+            let _ = write!(out, "{s:?}");
+        }
+        Value::Array(a) => {
+            out.push('[');
+            for item in a {
+                canonical(item, out);
+                out.push(',');
+            }
+            out.push(']');
+        }
+        Value::Object(m) => {
+            out.push('{');
+            for (k, item) in m {
+                let _ = write!(out, "{k:?}:");
+                canonical(item, out);
+                out.push(',');
+            }
+            out.push('}');
+        }
     }
 }
 
@@ -908,6 +999,31 @@ mod tests {
         assert!(json(&r, a, b).is_match());
         let c = r#"{"items":[{"id":2},{"id":3}]}"#;
         assert_eq!(json(&r, a, c).paths, vec!["/items"]);
+    }
+
+    #[test]
+    fn large_unordered_arrays_stay_cheap() {
+        // 16,000 elements, halves swapped: quadratic pairing took seconds.
+        let n = 16_000;
+        let a: Vec<u8> = (0..n).map(|i| u8::from(i >= n / 2)).collect();
+        let b: Vec<u8> = (0..n).map(|i| u8::from(i < n / 2)).collect();
+        let (x, y) = (
+            serde_json::to_string(&a).unwrap(),
+            serde_json::to_string(&b).unwrap(),
+        );
+        let mut r = rules(BodyMode::Json);
+        r.unordered_arrays = pats(&[""]);
+        assert!(json(&r, &x, &y).is_match());
+        let mut c = b.clone();
+        c[0] = 2;
+        let z = serde_json::to_string(&c).unwrap();
+        assert!(json(&r, &x, &z).body);
+        // 1 and 1.0, key order: still equal through the canonical form.
+        assert!(json(&r, r#"[{"a":1,"b":[2.0]},3]"#, r#"[3,{"b":[2],"a":1.0}]"#).is_match());
+        // With a tolerance, past the pairing bound the array is compared in order.
+        r.numeric_tolerance = 0.1;
+        assert!(!json(&r, &x, &y).is_match());
+        assert!(json(&r, &x, &x).is_match());
     }
 
     #[test]

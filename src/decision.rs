@@ -79,6 +79,7 @@ fn percent_decode(s: &str) -> String {
                 let hex = bytes
                     .as_slice()
                     .get(..2)
+                    .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
                     .and_then(|h| std::str::from_utf8(h).ok())
                     .and_then(|h| u8::from_str_radix(h, 16).ok());
                 match hex {
@@ -507,6 +508,11 @@ mod tests {
         assert_eq!(req.key(&KeySource::Query("v".into())), None);
         assert_eq!(req.key(&KeySource::Query("w".into())), None);
         assert_eq!(percent_decode("%zz%4"), "%zz%4");
+        assert_eq!(
+            percent_decode("%+5%41"),
+            "% 5A",
+            "a sign is not a hex digit"
+        );
     }
 
     #[test]

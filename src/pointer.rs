@@ -69,6 +69,17 @@ impl PointerPattern {
                 .all(|(pat, seg)| segment_matches(pat, seg))
     }
 
+    /// True when the pattern could match something strictly below `path`:
+    /// it is longer and its first segments match `path`.
+    pub fn reaches_below(&self, path: &[PathSeg]) -> bool {
+        self.segments.len() > path.len()
+            && self
+                .segments
+                .iter()
+                .zip(path)
+                .all(|(pat, seg)| segment_matches(pat, seg))
+    }
+
     /// True when the pattern matches exactly this path (same length).
     pub fn matches_exactly(&self, path: &[PathSeg]) -> bool {
         self.segments.len() == path.len() && self.covers(path)

@@ -1,0 +1,14 @@
+//! darklaunch-report: reads the stats the darklaunch filter publishes (from
+//! Envoy admin endpoints or from Prometheus), computes per-launch divergence
+//! with a 95% Wilson interval, error rates and latency, and gives each launch
+//! a verdict (PASS / MARGINAL / FAIL / INCONCLUSIVE) for CI and rollout gates.
+//! See report/README.md.
+
+pub mod cli;
+pub mod envoy;
+pub mod http;
+pub mod model;
+pub mod prom;
+pub mod report;
+pub mod stats;
+pub mod verdict;
