@@ -26,7 +26,7 @@ export ENVOY_BIN
 export DARKLAUNCH_WASM := $(abspath $(WASM))
 export DARKLAUNCH_REPORT := $(abspath $(REPORT))
 
-.PHONY: all build toolchain envoy report test unit e2e demo lint fuzz soak tools clean
+.PHONY: all build toolchain envoy report prometheus test unit e2e demo lint fuzz soak tools clean
 
 all: build
 
@@ -61,7 +61,11 @@ unit: toolchain
 	cargo test --all-targets
 	cargo test -p darklaunch-report
 
-e2e: build envoy report
+# Prometheus and promtool from Debian for the Prometheus/Grafana e2e tests; a no-op once installed.
+prometheus:
+	scripts/install_prometheus.sh
+
+e2e: build envoy report prometheus
 	$(PY) -m pytest -q -rfE tests/e2e
 
 test: unit e2e

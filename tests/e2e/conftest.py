@@ -20,11 +20,21 @@
                          then swap it while Envoy runs). When the test failed,
                          the tail of every Envoy log is printed; configs and
                          logs stay under pytest's basetemp.
+* ``prometheus_path`` / ``promtool_path`` - Debian's prometheus binaries
+                         (PROMETHEUS_BIN / PROMTOOL_BIN, default from PATH); the
+                         test FAILS when they are missing (`make prometheus`
+                         installs them), it is never skipped.
+* ``prometheus_factory`` - ``prometheus_factory(targets=[envoy, ...],
+                         rule_files=[...], scrape_interval="1s")`` starts a
+                         harness.Prometheus scraping each Envoy's
+                         /stats/prometheus on a free port with a temporary TSDB;
+                         stopped at teardown, its log printed when the test failed.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -126,3 +136,46 @@ def envoy_factory(request, envoy_path, tmp_path_factory):
         if failed:
             sys.stderr.write(f"\n----- {env.name} log ({env.log_path}) -----\n")
             sys.stderr.write(harness._tail(env.log_text(), 80) + "\n")
+
+
+def _require_binary(path: str, env: str) -> str:
+    if not (Path(path).exists() or (os.path.sep not in path and shutil.which(path))):
+        pytest.fail(f"{Path(path).name} not found at {path}: run `make prometheus` "
+                    "(scripts/install_prometheus.sh installs Debian's prometheus package) "
+                    f"or set {env}", pytrace=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def prometheus_path() -> str:
+    return _require_binary(harness.prometheus_bin(), "PROMETHEUS_BIN")
+
+
+@pytest.fixture(scope="session")
+def promtool_path() -> str:
+    return _require_binary(harness.promtool_bin(), "PROMTOOL_BIN")
+
+
+@pytest.fixture
+def prometheus_factory(request, prometheus_path, tmp_path_factory):
+    started: list[harness.Prometheus] = []
+
+    def make(targets=(), *, start: bool = True, name: str = "prometheus",
+             **kwargs) -> harness.Prometheus:
+        workdir = tmp_path_factory.mktemp(name)
+        prom = harness.Prometheus(targets, workdir=workdir, name=name,
+                                  prometheus_path=prometheus_path, **kwargs)
+        started.append(prom)
+        if start:
+            prom.start()
+        return prom
+
+    yield make
+    failed = _failed(request)
+    for prom in reversed(started):
+        prom.stop()
+        if failed:
+            sys.stderr.write(f"\n----- {prom.name} log ({prom.log_path}) -----\n")
+            sys.stderr.write(harness._tail(prom.log_text(), 40) + "\n")
+        # The TSDB is not worth keeping under basetemp; config and log are.
+        shutil.rmtree(prom.workdir / "data", ignore_errors=True)
