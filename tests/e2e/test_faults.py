@@ -99,7 +99,10 @@ def assert_primary_answer(r: harness.Response, path: str, within: float = 1.0,
     reply = reply or primary_reply(path)
     assert r.status == reply.status, (r.status, r.body[:200])
     assert r.body == reply.body, "the client gets the primary's body, byte for byte"
-    got = sorted((k, v) for k, v in r.headers if k not in ENVOY_ADDED)
+    # Envoy 1.36 (not 1.40) closes a kept-alive connection after a listener
+    # update with `connection: close`, filter or not: not the primary's answer.
+    got = sorted((k, v) for k, v in r.headers
+                 if k not in ENVOY_ADDED and (k, v) != ("connection", "close"))
     want = sorted([(k.lower(), v) for k, v in reply.headers]
                   + [("content-length", str(len(reply.body)))])
     assert got == want, "the client gets the primary's headers, and only them"
