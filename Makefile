@@ -84,7 +84,7 @@ e2e-compat: build envoy report prometheus $(VENV_COMPAT)/.envoy-$(ENVOY_COMPAT_V
 
 test: unit e2e e2e-compat
 
-demo: build envoy
+demo: build envoy report
 	$(PY) demo/run.py
 
 lint: toolchain

@@ -31,6 +31,7 @@ import json
 import os
 import random
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -333,6 +334,23 @@ def summary(stats: dict, hist: dict, predicted: dict, outcomes: Counter, secs: f
     return "\n".join(lines)
 
 
+def gate_report(env) -> None:
+    """End with the rollout gate's view of the launch: `darklaunch-report`
+    against this Envoy's admin endpoint (its verdict is informative here: the
+    demo's v2 is meant to diverge). Skipped with a note when the CLI is not
+    built (`make demo` builds it)."""
+    binary = os.environ.get("DARKLAUNCH_REPORT") or str(ROOT / "target" / "debug" / "darklaunch-report")
+    if not Path(binary).is_file():
+        print(f"note: {binary} not built; `make report` builds the rollout gate")
+        return
+    print("\nrollout gate: darklaunch-report --envoy " + env.admin_url("").rstrip("/"))
+    proc = subprocess.run([binary, "--envoy", env.admin_url("").rstrip("/")],
+                          capture_output=True, text=True, timeout=60)
+    print(proc.stdout.rstrip())
+    if proc.stderr.strip():
+        print(proc.stderr.rstrip(), file=sys.stderr)
+
+
 def main() -> int:
     envoy_path = harness.envoy_bin()
     wasm = harness.wasm_file()
@@ -407,6 +425,7 @@ def main() -> int:
             problems.append(f"clients got answers other than v1's: {odd}")
         if not env.running():
             problems.append("Envoy exited")
+        gate_report(env)
         for p in problems:
             print(f"error: {p}", file=sys.stderr)
         return 1 if problems else 0
