@@ -29,7 +29,7 @@ export ENVOY_BIN
 export DARKLAUNCH_WASM := $(abspath $(WASM))
 export DARKLAUNCH_REPORT := $(abspath $(REPORT))
 
-.PHONY: all build toolchain envoy report prometheus test unit e2e e2e-compat demo lint fuzz soak tools clean
+.PHONY: all build toolchain envoy report prometheus test unit e2e e2e-compat demo lint fuzz soak bench fault-latency tools clean
 
 all: build
 
@@ -105,6 +105,14 @@ fuzz: toolchain
 # At least 10 minutes of 100% shadow load against a slow and failing dark mix; reports memory at start and end.
 soak: build envoy tools
 	$(PY) scripts/soak.py
+
+# Side-by-side throughput/latency against no filter and native mirroring; writes BENCHMARKS.md.
+bench: build envoy tools
+	$(PY) scripts/bench.py
+
+# Client latency with a dark cluster timing out on every call vs a healthy one.
+fault-latency: build envoy tools
+	$(PY) scripts/fault_latency.py
 
 clean:
 	cargo clean
