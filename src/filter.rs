@@ -834,9 +834,7 @@ struct RequestCopy {
     path: String,
     request_id: String,
     started_ms: u64,
-    body: Vec<u8>,
-    body_len: usize,
-    body_cap: usize,
+    body: StreamedBody,
     finished: bool,
 }
 
@@ -844,10 +842,38 @@ struct RequestCopy {
 struct ResponseCopy {
     status: u16,
     headers: Vec<(String, Vec<u8>)>,
-    body: Vec<u8>,
-    body_len: usize,
-    body_cap: usize,
+    body: StreamedBody,
     finished: Option<u64>,
+}
+
+/// A body copied while it streams through: at most `cap` bytes kept, `len`
+/// counts them all.
+struct StreamedBody {
+    bytes: Vec<u8>,
+    len: usize,
+    cap: usize,
+}
+
+impl StreamedBody {
+    fn new(cap: usize) -> Self {
+        StreamedBody {
+            bytes: Vec::new(),
+            len: 0,
+            cap,
+        }
+    }
+
+    /// Take in the chunk the host holds now, copying only what fits.
+    fn read(&mut self, kind: BufferType, size: usize) {
+        self.len = self.len.saturating_add(size);
+        let room = self.cap.saturating_sub(self.bytes.len());
+        if room == 0 || size == 0 {
+            return;
+        }
+        if let Ok(chunk) = host::buffer(kind, 0, size.min(room)) {
+            self.bytes.extend_from_slice(&chunk);
+        }
+    }
 }
 
 struct Http {
@@ -928,9 +954,7 @@ impl Http {
             path,
             request_id,
             started_ms: now_ms(),
-            body: Vec::new(),
-            body_len: 0,
-            body_cap,
+            body: StreamedBody::new(body_cap),
             finished: false,
         });
         if end_of_stream {
@@ -950,7 +974,7 @@ impl Http {
         let Some(rt) = self.runtime.clone() else {
             return;
         };
-        let body = Rc::new(std::mem::take(&mut req.body));
+        let body = Rc::new(std::mem::take(&mut req.body.bytes));
         let mut sh = self.shared.borrow_mut();
         let log_path = req
             .path
@@ -959,7 +983,7 @@ impl Http {
             .to_string();
         for c in &req.candidates {
             let l = &c.launch.launch;
-            if req.body_len > l.max_body_bytes {
+            if req.body.len > l.max_body_bytes {
                 inc(c.launch.stats.skipped(SkipReason::BodyTooLarge), 1);
                 continue;
             }
@@ -1019,15 +1043,14 @@ impl Http {
         let mut resp = ResponseCopy {
             status: 0,
             headers: Vec::new(),
-            body: Vec::new(),
-            body_len: 0,
-            body_cap: req
-                .candidates
-                .iter()
-                .filter(|c| c.launch.launch.compare.body != BodyMode::None)
-                .map(|c| c.launch.launch.max_body_bytes)
-                .max()
-                .unwrap_or(0),
+            body: StreamedBody::new(
+                req.candidates
+                    .iter()
+                    .filter(|c| c.launch.launch.compare.body != BodyMode::None)
+                    .map(|c| c.launch.launch.max_body_bytes)
+                    .max()
+                    .unwrap_or(0),
+            ),
             finished: None,
         };
         if let Ok(headers) = host::header_map(MapType::HttpResponseHeaders) {
@@ -1080,10 +1103,11 @@ impl Http {
                 headers: resp.headers.clone(),
                 body: resp
                     .body
-                    .get(..max.min(resp.body.len()))
+                    .bytes
+                    .get(..max.min(resp.body.bytes.len()))
                     .unwrap_or_default()
                     .to_vec(),
-                body_overflow: resp.body_len > max,
+                body_overflow: resp.body.len > max,
             };
             sh.primary_finished(id, Primary::Done(captured, primary_ms));
         }
@@ -1111,17 +1135,6 @@ impl Http {
     }
 }
 
-/// Append a streamed chunk to `body`, never past `cap`.
-fn read_chunk(kind: BufferType, size: usize, body: &mut Vec<u8>, cap: usize) {
-    let room = cap.saturating_sub(body.len());
-    if room == 0 || size == 0 {
-        return;
-    }
-    if let Ok(chunk) = host::buffer(kind, 0, size.min(room)) {
-        body.extend_from_slice(&chunk);
-    }
-}
-
 impl Context for Http {
     fn on_done(&mut self) -> bool {
         self.finish();
@@ -1138,13 +1151,7 @@ impl HttpContext for Http {
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
         if let Some(req) = self.req.as_mut() {
             if !req.finished {
-                read_chunk(
-                    BufferType::HttpRequestBody,
-                    body_size,
-                    &mut req.body,
-                    req.body_cap,
-                );
-                req.body_len = req.body_len.saturating_add(body_size);
+                req.body.read(BufferType::HttpRequestBody, body_size);
                 if end_of_stream {
                     self.end_request();
                 }
@@ -1166,13 +1173,7 @@ impl HttpContext for Http {
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
         if let Some(resp) = self.resp.as_mut() {
             if resp.finished.is_none() {
-                read_chunk(
-                    BufferType::HttpResponseBody,
-                    body_size,
-                    &mut resp.body,
-                    resp.body_cap,
-                );
-                resp.body_len = resp.body_len.saturating_add(body_size);
+                resp.body.read(BufferType::HttpResponseBody, body_size);
                 if end_of_stream {
                     self.end_response();
                 }

@@ -31,27 +31,10 @@ import pytest
 
 import harness
 from harness import Reply, sum_prefix
+from test_darklaunch import assert_invariants, config, launch
 
 # --------------------------------------------------------------------------
 # helpers
-
-
-def launch(name="l", **kw) -> dict:
-    base = {"name": name, "dark_cluster": "dark", "sample": {"percent": 100}}
-    base.update(kw)
-    return base
-
-
-def config(*launches, **top) -> dict:
-    return {"launches": list(launches), **top}
-
-
-def assert_invariants(s: dict) -> None:
-    """SPEC §5 invariants once traffic has settled."""
-    assert s["matched"] == s["shadowed"] + sum_prefix(s, "skipped."), s
-    assert s["shadowed"] == s["compared"] + sum_prefix(s, "compare_skipped."), s
-    assert s["compared"] >= s["mismatch"] + s["noise"], s
-    assert s["in_flight"] == 0, s
 
 
 def nonzero(s: dict) -> dict:
