@@ -304,15 +304,23 @@ def wrk_cmd(url: str, args, seconds: float) -> list:
 # --------------------------------------------------------------------------
 
 def per_cpu() -> dict:
-    """{cpu index: (busy, total)} jiffies from /proc/stat (steal counts as busy)."""
+    """{cpu index: (busy, total, steal)} jiffies from /proc/stat (steal counts as busy)."""
     out = {}
     for line in Path("/proc/stat").read_text().splitlines():
         if line.startswith("cpu") and line[3:4].isdigit():
             name, *vals = line.split()
-            f = [int(x) for x in vals]
+            f = [int(x) for x in vals] + [0] * 8
             total = sum(f[:8])
-            out[int(name[3:])] = (total - f[3] - f[4], total)
+            out[int(name[3:])] = (total - f[3] - f[4], total, f[7])
     return out
+
+
+def cpu_steal(before: dict, after: dict, cpu: int) -> float:
+    """Share of the time the hypervisor kept CPU ``cpu`` from this machine (steal)."""
+    if cpu not in before or cpu not in after:
+        return float("nan")
+    total = after[cpu][1] - before[cpu][1]
+    return (after[cpu][2] - before[cpu][2]) / total if total > 0 else float("nan")
 
 
 def cpu_busy(before: dict, after: dict, cpu: int) -> float:
@@ -390,6 +398,7 @@ def run_once(kind: str, rep: int, idx: int, ports: dict, up_pid: int, pin: Pinni
         "cpu_front": cpu["front"], "cpu_upstream": cpu["upstream"], "cpu_wrk": wrk_cores,
         "cpu_others": max(0.0, cpu["machine"] - cpu["front"] - cpu["upstream"] - wrk_cores),
         "cpu0_busy": cpu_busy(cpus0, cpus1, 0), "cpu1_busy": cpu_busy(cpus0, cpus1, 1),
+        "cpu0_steal": cpu_steal(cpus0, cpus1, 0),
         "start_s": start_s, "rss_mib": rss / 1024,
         "wrk": res["raw"],
     }
@@ -598,7 +607,9 @@ def delay_run(kind: str, pin: Pinning, args) -> dict:
         t0 = time.time()
         meter = U.CpuMeter({"front": env.proc.pid, "upstream": up.proc.pid})
         self0 = _self_cpu()
+        cpus0 = per_cpu()
         res_wrk = U.Wrk(cmd).wait()
+        cpus1 = per_cpu()
         self_cores = (_self_cpu() - self0)
         cpu = meter.stop()
         self_cores /= cpu["seconds"]
@@ -613,6 +624,7 @@ def delay_run(kind: str, pin: Pinning, args) -> dict:
     res = {"kind": kind, "command": " ".join(cmd).replace(str(U.ROOT) + "/", ""),
            "rps": res_wrk.get("rps", 0.0), "requests": res_wrk.get("requests", 0),
            "cpu_front": cpu["front"], "cpu_self": self_cores, "cpu_others": cpu_others,
+           "cpu0_steal": cpu_steal(cpus0, cpus1, 0),
            "capture": stats, "problems": []}
     if capture_error:
         res["problems"].append(capture_error)
@@ -742,13 +754,14 @@ def report(rows: list, delays: list, args, info: dict, pin: Pinning, cmdline: st
                            q(dp, "p999"), q(dp, "max"), q(pr, "p50"), q(pr, "p99"),
                            q(dr, "p50"), q(dr, "p99"),
                            f"{q(ul, 'p50')} / {q(ul, 'p99')}",
-                           f"{d.get('cpu_front', 0):.2f}", f"{d.get('cpu_others', 0):.2f}"])
+                           f"{d.get('cpu_front', 0):.2f}", f"{d.get('cpu_others', 0):.2f}",
+                           f"{d.get('cpu0_steal', 0) * 100:.1f}%"])
     delay_md = U.markdown_table(
         ["cfg", "configuration", "requests", "req/s",
          "dark out − primary out: p50 µs", "p90", "p99", "p99.9", "max",
          "primary out − request in: p50 µs", "p99", "dark out − request in: p50 µs", "p99",
          "cross-check, upstream arrivals dark − primary: p50 / p99 µs",
-         "front CPU (cores)", "CPU others"], delay_rows)
+         "front CPU (cores)", "CPU others", "CPU 0 steal"], delay_rows)
 
     run_rows = []
     for r in rows:
