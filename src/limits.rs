@@ -72,8 +72,9 @@ pub enum Admit {
     Trial,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Phase {
+    #[default]
     Closed,
     /// Holding the launch off until `until_ms`.
     Open {
@@ -85,33 +86,31 @@ pub enum Phase {
     },
 }
 
-/// Circuit breaker over a sliding window (two fixed windows, the previous
-/// one weighted by how much of it still overlaps the sliding window).
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// Slots of the breaker's rolling window: the window is `window_s` split in
+/// `SLOTS - 1` slots, plus the slot in progress.
+const SLOTS: usize = 11;
+
+/// Circuit breaker over a rolling window of `window_s`, kept as a ring of
+/// slots of `window_s / 10` each. Every call that finished within the last
+/// `window_s` is counted (and calls at most one slot older), so
+/// `min_calls` failures within `window_s` always trip it; two fixed windows
+/// with the older one weighted would not.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct BreakerState {
     pub phase: Phase,
-    pub window_start_ms: u64,
-    pub calls: u32,
-    pub failures: u32,
-    pub prev_calls: u32,
-    pub prev_failures: u32,
+    /// Per slot: its epoch (`now_ms / slot_ms`), calls and failures.
+    slots: [Slot; SLOTS],
 }
 
-impl Default for BreakerState {
-    fn default() -> Self {
-        BreakerState {
-            phase: Phase::Closed,
-            window_start_ms: 0,
-            calls: 0,
-            failures: 0,
-            prev_calls: 0,
-            prev_failures: 0,
-        }
-    }
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Slot {
+    epoch: u64,
+    calls: u32,
+    failures: u32,
 }
 
 impl BreakerState {
-    pub const LEN: usize = 33;
+    pub const LEN: usize = 9 + SLOTS * 16;
 
     pub fn encode(&self) -> [u8; Self::LEN] {
         let (tag, t) = match self.phase {
@@ -120,21 +119,13 @@ impl BreakerState {
             Phase::HalfOpen { since_ms } => (2, since_ms),
         };
         let mut out = [0u8; Self::LEN];
-        let parts: [&[u8]; 7] = [
-            &[tag],
-            &t.to_le_bytes(),
-            &self.window_start_ms.to_le_bytes(),
-            &self.calls.to_le_bytes(),
-            &self.failures.to_le_bytes(),
-            &self.prev_calls.to_le_bytes(),
-            &self.prev_failures.to_le_bytes(),
-        ];
-        let mut at = 0;
-        for p in parts {
-            if let Some(dst) = out.get_mut(at..at + p.len()) {
-                dst.copy_from_slice(p);
-            }
-            at += p.len();
+        let mut w = Writer { out: &mut out, at: 0 };
+        w.put(&[tag]);
+        w.put(&t.to_le_bytes());
+        for slot in &self.slots {
+            w.put(&slot.epoch.to_le_bytes());
+            w.put(&slot.calls.to_le_bytes());
+            w.put(&slot.failures.to_le_bytes());
         }
         out
     }
@@ -153,14 +144,16 @@ impl BreakerState {
             2 => Phase::HalfOpen { since_ms: t },
             _ => return None,
         };
-        Some(BreakerState {
-            phase,
-            window_start_ms: u64_at(b, 9)?,
-            calls: u32_at(17)?,
-            failures: u32_at(21)?,
-            prev_calls: u32_at(25)?,
-            prev_failures: u32_at(29)?,
-        })
+        let mut slots = [Slot::default(); SLOTS];
+        for (i, slot) in slots.iter_mut().enumerate() {
+            let at = 9 + i * 16;
+            *slot = Slot {
+                epoch: u64_at(b, at)?,
+                calls: u32_at(at + 8)?,
+                failures: u32_at(at + 12)?,
+            };
+        }
+        Some(BreakerState { phase, slots })
     }
 
     pub fn is_open(&self) -> bool {
@@ -194,24 +187,30 @@ impl BreakerState {
                         until_ms: now_ms.saturating_add(open_ms),
                     };
                 } else {
-                    *self = BreakerState {
-                        window_start_ms: now_ms,
-                        ..BreakerState::default()
-                    };
+                    *self = BreakerState::default();
                 }
             }
             (Phase::Closed, _) => {
-                self.roll(now_ms, cfg);
-                self.calls = self.calls.saturating_add(1);
-                if failed {
-                    self.failures = self.failures.saturating_add(1);
+                let slot_ms = slot_ms(cfg);
+                let epoch = now_ms / slot_ms;
+                let index = (epoch % SLOTS as u64) as usize;
+                if let Some(slot) = self.slots.get_mut(index) {
+                    if slot.epoch != epoch {
+                        *slot = Slot {
+                            epoch,
+                            ..Slot::default()
+                        };
+                    }
+                    slot.calls = slot.calls.saturating_add(1);
+                    if failed {
+                        slot.failures = slot.failures.saturating_add(1);
+                    }
                 }
-                if self.tripped(now_ms, cfg) {
+                if self.tripped(epoch, cfg) {
                     *self = BreakerState {
                         phase: Phase::Open {
                             until_ms: now_ms.saturating_add(open_ms),
                         },
-                        window_start_ms: now_ms,
                         ..BreakerState::default()
                     };
                 }
@@ -220,31 +219,40 @@ impl BreakerState {
         }
     }
 
-    fn roll(&mut self, now_ms: u64, cfg: &BreakerConfig) {
-        let w = u64::from(cfg.window_s).max(1) * 1000;
-        let age = now_ms.saturating_sub(self.window_start_ms);
-        if age < w {
-            return;
-        }
-        if age < 2 * w {
-            self.prev_calls = self.calls;
-            self.prev_failures = self.failures;
-        } else {
-            self.prev_calls = 0;
-            self.prev_failures = 0;
-        }
-        self.calls = 0;
-        self.failures = 0;
-        self.window_start_ms = now_ms - age % w;
+    /// Calls and failures within the window ending in slot `epoch`.
+    pub fn counts(&self, epoch: u64) -> (u32, u32) {
+        self.slots
+            .iter()
+            .filter(|s| s.epoch <= epoch && s.epoch.saturating_add(SLOTS as u64) > epoch)
+            .fold((0u32, 0u32), |(c, f), s| {
+                (c.saturating_add(s.calls), f.saturating_add(s.failures))
+            })
     }
 
-    fn tripped(&self, now_ms: u64, cfg: &BreakerConfig) -> bool {
-        let w = u64::from(cfg.window_s).max(1) * 1000;
-        let age = now_ms.saturating_sub(self.window_start_ms).min(w) as f64;
-        let weight = 1.0 - age / w as f64;
-        let calls = f64::from(self.calls) + weight * f64::from(self.prev_calls);
-        let failures = f64::from(self.failures) + weight * f64::from(self.prev_failures);
-        calls >= f64::from(cfg.min_calls) && calls > 0.0 && failures / calls >= cfg.failure_ratio
+    fn tripped(&self, epoch: u64, cfg: &BreakerConfig) -> bool {
+        let (calls, failures) = self.counts(epoch);
+        calls >= cfg.min_calls.max(1)
+            && f64::from(failures) / f64::from(calls) >= cfg.failure_ratio
+    }
+}
+
+/// One slot of the rolling window: a tenth of `window_s`, at least 1 ms.
+fn slot_ms(cfg: &BreakerConfig) -> u64 {
+    (u64::from(cfg.window_s) * 1000 / (SLOTS as u64 - 1)).max(1)
+}
+
+/// Appends fixed-size fields to an encoding buffer.
+struct Writer<'a> {
+    out: &'a mut [u8],
+    at: usize,
+}
+
+impl Writer<'_> {
+    fn put(&mut self, bytes: &[u8]) {
+        if let Some(dst) = self.out.get_mut(self.at..self.at + bytes.len()) {
+            dst.copy_from_slice(bytes);
+        }
+        self.at += bytes.len();
     }
 }
 
@@ -318,7 +326,7 @@ mod tests {
         assert_eq!(s.admit(60_600, &c), Admit::Trial);
         s.record(60_700, &c, false, true);
         assert_eq!(s.phase, Phase::Closed);
-        assert_eq!((s.calls, s.failures), (0, 0));
+        assert_eq!(s.counts(60_700 / 1000), (0, 0));
         assert_eq!(s.admit(60_800, &c), Admit::Yes);
     }
 
@@ -337,28 +345,56 @@ mod tests {
     #[test]
     fn window_slides() {
         let c = cfg();
+        // Old failures leave the window slot by slot (slots of 1 s here).
         let mut s = BreakerState::default();
         for t in [0, 100, 200] {
             s.record(t, &c, true, false);
         }
-        // 3 failures in the previous window, weighted by the overlap.
-        s.record(19_000, &c, false, false);
-        assert!(!s.is_open(), "weight 0.1: 1.3 calls < 4");
-        let mut s2 = BreakerState::default();
+        s.record(10_999, &c, false, false);
+        assert!(s.is_open(), "all four within the window (plus a slot)");
+        let mut s = BreakerState::default();
         for t in [0, 100, 200] {
-            s2.record(t, &c, true, false);
+            s.record(t, &c, true, false);
         }
-        s2.record(10_500, &c, false, false);
-        assert!(!s2.is_open(), "weight 0.95: 3.85 calls < 4");
-        s2.record(10_600, &c, false, false);
-        assert!(s2.is_open(), "weight 0.94: 4.82 calls, 2.82 failures");
-        let mut s3 = BreakerState::default();
-        for t in [0, 100, 200] {
-            s3.record(t, &c, true, false);
+        s.record(11_000, &c, true, false);
+        assert!(!s.is_open(), "the first slot has left the window");
+        assert_eq!(s.counts(11), (1, 1));
+        // A slot is reused once its epoch has passed.
+        s.record(22_050, &c, false, false);
+        assert_eq!(s.counts(22), (1, 0));
+    }
+
+    /// `min_calls` failures within `window_s` always trip it, wherever the
+    /// slot boundaries fall (two weighted fixed windows would need more).
+    #[test]
+    fn min_calls_within_window_always_trip() {
+        let c = BreakerConfig {
+            failure_ratio: 1.0,
+            min_calls: 3,
+            window_s: 10,
+            open_s: 60,
+        };
+        for start in (0..30_000).step_by(137) {
+            let mut s = BreakerState::default();
+            for k in 0..3 {
+                assert!(!s.is_open());
+                s.record(start + k * 4_000, &c, true, false);
+            }
+            assert!(s.is_open(), "start {start}");
         }
-        s3.record(25_000, &c, true, false);
-        assert!(!s3.is_open(), "the old window has gone");
-        assert_eq!((s3.prev_calls, s3.calls), (0, 1));
+    }
+
+    #[test]
+    fn clock_going_back_never_panics() {
+        let c = cfg();
+        let mut s = BreakerState::default();
+        s.record(50_000, &c, true, false);
+        s.record(1_000, &c, true, false);
+        s.record(u64::MAX, &c, true, false);
+        let _ = s.counts(0);
+        let tiny = BreakerConfig { window_s: 0, ..c };
+        s.record(u64::MAX, &tiny, true, false);
+        let _ = s.counts(u64::MAX);
     }
 
     #[test]
@@ -373,22 +409,21 @@ mod tests {
 
     #[test]
     fn encoding_round_trips() {
+        let c = cfg();
         for phase in [
             Phase::Closed,
             Phase::Open { until_ms: 7 },
             Phase::HalfOpen { since_ms: 9 },
         ] {
-            let s = BreakerState {
-                phase,
-                window_start_ms: 123,
-                calls: 4,
-                failures: 3,
-                prev_calls: 2,
-                prev_failures: 1,
-            };
+            let mut s = BreakerState::default();
+            for t in [100, 1_500, 2_700, 9_999] {
+                s.record(t, &c, t % 2 == 0, false);
+            }
+            s.phase = phase;
             assert_eq!(BreakerState::decode(&s.encode()), Some(s));
         }
-        assert_eq!(BreakerState::decode(&[9; 33]), None);
+        assert_eq!(BreakerState::decode(&[9; BreakerState::LEN]), None);
+        assert_eq!(BreakerState::decode(&[0; 33]), None);
         assert_eq!(BreakerState::decode(&[]), None);
     }
 }
