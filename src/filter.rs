@@ -91,6 +91,12 @@ struct LaunchRt {
     /// Shared-data keys of the process-wide token bucket and breaker.
     bucket_key: String,
     breaker_key: String,
+    /// Successful calls this worker has not yet added to the shared breaker,
+    /// and when it last did: successes are batched (see `breaker_result`).
+    breaker_successes: Cell<u32>,
+    breaker_flushed_ms: Cell<u64>,
+    /// The `breaker_open` value this worker last recorded.
+    breaker_gauge: Cell<Option<bool>>,
     /// What A/A pairs taught this worker about nondeterministic fields.
     noise: RefCell<NoiseModel>,
     /// Per-field counter ids by folded pointer (`field_other` for those
@@ -109,6 +115,9 @@ impl LaunchRt {
             fields_key: format!("darklaunch.fields.{}", launch.name),
             launch,
             stats,
+            breaker_successes: Cell::new(0),
+            breaker_flushed_ms: Cell::new(0),
+            breaker_gauge: Cell::new(None),
             in_flight: Cell::new(0),
             noise: RefCell::new(NoiseModel::default()),
             fields: RefCell::new(HashMap::new()),
@@ -180,7 +189,7 @@ impl LaunchRt {
         });
         match out {
             Some((a, open)) => {
-                record(self.stats.breaker_open, u64::from(open));
+                self.record_breaker_gauge(open);
                 a
             }
             None => Admit::No,
@@ -196,19 +205,54 @@ impl LaunchRt {
             .is_some_and(|st| st.is_open())
     }
 
-    /// Feed a finished call to the shared breaker.
+    /// Feed a finished call to the shared breaker. Successes are batched
+    /// per worker and written at most every `BREAKER_FLUSH_MS` (or with the
+    /// next failure, or on tick): a healthy dark side then costs no
+    /// shared-data write per call. Failures and trial results are written at
+    /// once, so the failure ratio is exact whenever a failure is counted.
     fn breaker_result(&self, now: u64, failed: bool, trial: bool) {
+        if !failed && !trial {
+            self.breaker_successes
+                .set(self.breaker_successes.get().saturating_add(1));
+            if now.saturating_sub(self.breaker_flushed_ms.get()) < BREAKER_FLUSH_MS {
+                return;
+            }
+        }
+        self.breaker_flush(now, u32::from(failed && !trial), trial.then_some(failed));
+    }
+
+    /// Write the batched successes, `failures` more failed calls and the
+    /// result of a trial (`Some(failed)`) to the shared breaker.
+    fn breaker_flush(&self, now: u64, failures: u32, trial: Option<bool>) {
+        let successes = self.breaker_successes.replace(0);
+        self.breaker_flushed_ms.set(now);
+        if successes == 0 && failures == 0 && trial.is_none() {
+            return;
+        }
         let cfg = &self.launch.breaker;
         let open = shared_update(&self.breaker_key, &mut |cur| {
             let mut st = cur.and_then(BreakerState::decode).unwrap_or_default();
-            st.record(now, cfg, failed, trial);
+            st.record_calls(now, cfg, successes, failures);
+            if let Some(failed) = trial {
+                st.record(now, cfg, failed, true);
+            }
             (Some(st.encode().to_vec()), st.is_open())
         });
         if let Some(open) = open {
+            self.record_breaker_gauge(open);
+        }
+    }
+
+    /// Record the `breaker_open` gauge when this worker sees it change.
+    fn record_breaker_gauge(&self, open: bool) {
+        if self.breaker_gauge.replace(Some(open)) != Some(open) {
             record(self.stats.breaker_open, u64::from(open));
         }
     }
 }
+
+/// Longest a worker keeps successful calls from the shared breaker.
+const BREAKER_FLUSH_MS: u64 = 100;
 
 /// What a shared-data update does: bytes to write (None: no write) and a result.
 type Update<T> = (Option<Vec<u8>>, T);
@@ -744,6 +788,11 @@ fn read_dark_response(l: &Launch, num_headers: usize, body_size: usize) -> Captu
             }
         }
     }
+    // The body is needed to compare it, or to tell Envoy's own 5xx local
+    // replies (connect failure, no healthy upstream) from the service's.
+    if l.compare.body == BodyMode::None && c.status < 500 {
+        return c;
+    }
     // Read a little past the limit so Envoy's short local replies can be
     // recognised even under a tiny max_body_bytes.
     let want = body_size.min(l.max_body_bytes.max(64));
@@ -796,6 +845,15 @@ impl RootContext for Root {
     fn on_tick(&mut self) {
         self.dispatch_jobs();
         self.sweep();
+        let runtime = self.shared.borrow().runtime.clone();
+        if let Some(rt) = runtime {
+            let now = now_ms();
+            for l in &rt.launches {
+                if now.saturating_sub(l.breaker_flushed_ms.get()) >= BREAKER_FLUSH_MS {
+                    l.breaker_flush(now, 0, None);
+                }
+            }
+        }
     }
 
     fn create_http_context(&self, _id: u32) -> Option<Box<dyn HttpContext>> {

@@ -176,6 +176,14 @@ impl BreakerState {
         }
     }
 
+    /// Record `successes` and `failures` finished (non-trial) calls at once.
+    pub fn record_calls(&mut self, now_ms: u64, cfg: &BreakerConfig, successes: u32, failures: u32) {
+        if self.phase != Phase::Closed || successes.saturating_add(failures) == 0 {
+            return;
+        }
+        self.count(now_ms, cfg, successes.saturating_add(failures), failures);
+    }
+
     /// Record a finished call. Calls that left before the breaker opened and
     /// finish while it is open do not count.
     pub fn record(&mut self, now_ms: u64, cfg: &BreakerConfig, failed: bool, trial: bool) {
@@ -190,32 +198,33 @@ impl BreakerState {
                     *self = BreakerState::default();
                 }
             }
-            (Phase::Closed, _) => {
-                let slot_ms = slot_ms(cfg);
-                let epoch = now_ms / slot_ms;
-                let index = (epoch % SLOTS as u64) as usize;
-                if let Some(slot) = self.slots.get_mut(index) {
-                    if slot.epoch != epoch {
-                        *slot = Slot {
-                            epoch,
-                            ..Slot::default()
-                        };
-                    }
-                    slot.calls = slot.calls.saturating_add(1);
-                    if failed {
-                        slot.failures = slot.failures.saturating_add(1);
-                    }
-                }
-                if self.tripped(epoch, cfg) {
-                    *self = BreakerState {
-                        phase: Phase::Open {
-                            until_ms: now_ms.saturating_add(open_ms),
-                        },
-                        ..BreakerState::default()
-                    };
-                }
-            }
+            (Phase::Closed, _) => self.count(now_ms, cfg, 1, u32::from(failed)),
             _ => {}
+        }
+    }
+
+    /// Add finished calls to the current slot (the breaker is closed); open
+    /// it when the window now trips.
+    fn count(&mut self, now_ms: u64, cfg: &BreakerConfig, calls: u32, failures: u32) {
+        let epoch = now_ms / slot_ms(cfg);
+        let index = (epoch % SLOTS as u64) as usize;
+        if let Some(slot) = self.slots.get_mut(index) {
+            if slot.epoch != epoch {
+                *slot = Slot {
+                    epoch,
+                    ..Slot::default()
+                };
+            }
+            slot.calls = slot.calls.saturating_add(calls);
+            slot.failures = slot.failures.saturating_add(failures);
+        }
+        if self.tripped(epoch, cfg) {
+            *self = BreakerState {
+                phase: Phase::Open {
+                    until_ms: now_ms.saturating_add(u64::from(cfg.open_s) * 1000),
+                },
+                ..BreakerState::default()
+            };
         }
     }
 
@@ -382,6 +391,24 @@ mod tests {
             }
             assert!(s.is_open(), "start {start}");
         }
+    }
+
+    #[test]
+    fn batched_calls_count_like_single_ones() {
+        let c = cfg();
+        let mut s = BreakerState::default();
+        s.record_calls(1_000, &c, 3, 0);
+        assert!(!s.is_open());
+        assert_eq!(s.counts(1), (3, 0));
+        s.record_calls(1_200, &c, 0, 2);
+        assert!(!s.is_open(), "2 of 5 failed < 0.5");
+        s.record_calls(1_300, &c, 0, 1);
+        assert!(s.is_open(), "3 of 6 failed");
+        // While open, batched results of earlier calls do not count.
+        s.record_calls(1_400, &c, 10, 0);
+        assert_eq!(s.counts(1), (0, 0));
+        s.record_calls(1_500, &c, 0, 0);
+        assert!(s.is_open());
     }
 
     #[test]
