@@ -77,13 +77,9 @@ pub enum Phase {
     #[default]
     Closed,
     /// Holding the launch off until `until_ms`.
-    Open {
-        until_ms: u64,
-    },
+    Open { until_ms: u64 },
     /// A trial call left at `since_ms`.
-    HalfOpen {
-        since_ms: u64,
-    },
+    HalfOpen { since_ms: u64 },
 }
 
 /// Slots of the breaker's rolling window: the window is `window_s` split in
@@ -119,7 +115,10 @@ impl BreakerState {
             Phase::HalfOpen { since_ms } => (2, since_ms),
         };
         let mut out = [0u8; Self::LEN];
-        let mut w = Writer { out: &mut out, at: 0 };
+        let mut w = Writer {
+            out: &mut out,
+            at: 0,
+        };
         w.put(&[tag]);
         w.put(&t.to_le_bytes());
         for slot in &self.slots {
@@ -177,7 +176,13 @@ impl BreakerState {
     }
 
     /// Record `successes` and `failures` finished (non-trial) calls at once.
-    pub fn record_calls(&mut self, now_ms: u64, cfg: &BreakerConfig, successes: u32, failures: u32) {
+    pub fn record_calls(
+        &mut self,
+        now_ms: u64,
+        cfg: &BreakerConfig,
+        successes: u32,
+        failures: u32,
+    ) {
         if self.phase != Phase::Closed || successes.saturating_add(failures) == 0 {
             return;
         }
@@ -240,8 +245,7 @@ impl BreakerState {
 
     fn tripped(&self, epoch: u64, cfg: &BreakerConfig) -> bool {
         let (calls, failures) = self.counts(epoch);
-        calls >= cfg.min_calls.max(1)
-            && f64::from(failures) / f64::from(calls) >= cfg.failure_ratio
+        calls >= cfg.min_calls.max(1) && f64::from(failures) / f64::from(calls) >= cfg.failure_ratio
     }
 }
 
