@@ -112,9 +112,13 @@ fuzz: toolchain
 soak: build envoy tools
 	$(PY) scripts/soak.py
 
-# Side-by-side throughput/latency against no filter and native mirroring; writes BENCHMARKS.md.
+NOOP_WASM := benches/noop-filter/target/wasm32-wasip1/release/noop_filter.wasm
+
+# Side-by-side throughput/latency against no filter, an empty proxy-wasm filter
+# and native mirroring; writes BENCHMARKS.md.
 bench: build envoy tools
-	$(PY) scripts/bench.py
+	cd benches/noop-filter && cargo build --release --target wasm32-wasip1
+	NOOP_WASM=$(abspath $(NOOP_WASM)) $(PY) scripts/bench.py
 
 # Client latency with a dark cluster timing out on every call vs a healthy one.
 fault-latency: build envoy tools

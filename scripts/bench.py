@@ -78,6 +78,7 @@ MODULE_LIMIT = 614_400
 
 CONFIGS = {
     "A": "Envoy, no filter",
+    "N": "an empty proxy-wasm filter (benches/noop-filter): the floor",
     "B": "Envoy, native request_mirror_policies (100%)",
     "C": "darklaunch, no launch matches",
     "D": "darklaunch, 100% shadow, compare.body none",
@@ -94,6 +95,10 @@ TARGETS = [
     ("E/B req/s", "E", "B", "rps", ">=", 0.90),
 ]
 INFO_RATIOS = [
+    ("N/A req/s", "N", "A", "rps"),
+    ("C/N req/s", "C", "N", "rps"),
+    ("N/A by CPU (A µs/req ÷ N µs/req)", "A", "N", "us_per_req"),
+    ("C/N by CPU (N µs/req ÷ C µs/req)", "N", "C", "us_per_req"),
     ("F/A p99", "F", "A", "p99_ms"),
     ("D/B p99", "D", "B", "p99_ms"),
     ("E/B p99", "E", "B", "p99_ms"),
@@ -213,7 +218,19 @@ def launches_for(kind: str) -> list:
     raise ValueError(kind)
 
 
+def noop_wasm() -> Path:
+    """The empty filter of configuration N (built by `make bench`)."""
+    env = os.environ.get("NOOP_WASM")
+    return Path(env) if env else (
+        U.ROOT / "benches/noop-filter/target/wasm32-wasip1/release/noop_filter.wasm")
+
+
 def front_envoy(kind: str, workdir: Path, ports: dict) -> harness.Envoy:
+    if kind == "N":
+        # darklaunch's C configuration, with the empty module in its place.
+        return U.filter_envoy(workdir, ports["primary"], [U.cluster("dark", ports["dark"])],
+                              launches_for("C"), concurrency=1, name="front-N",
+                              wasm_path=noop_wasm())
     if kind in "CDEF":
         return U.filter_envoy(workdir, ports["primary"], [U.cluster("dark", ports["dark"])],
                               launches_for(kind), concurrency=1, name=f"front-{kind}")
@@ -783,7 +800,9 @@ def report(rows: list, delays: list, args, info: dict, pin: Pinning, cmdline: st
     noisy = [r["run"] for r in rows if r["cpu_others"] > NOISY]
     example = " ".join(shlex.quote(x) for x in wrk_cmd(
         f"http://127.0.0.1:PORT{PATH}", args, args.seconds)).replace(str(U.ROOT) + "/", "")
-    order = "alternating: A B C D E F on even repetitions, F E D C B A on odd ones"
+    seq = [k for k in args.configs.upper() if k in CONFIGS]
+    order = (f"alternating: {' '.join(seq)} on even repetitions, "
+             f"{' '.join(reversed(seq))} on odd ones")
     lines = [
         BEGIN,
         "## Envoy throughput and latency: darklaunch vs. no filter vs. native mirroring",
@@ -942,7 +961,7 @@ def main(argv=None) -> int:
     ap.add_argument("--warmup", type=int, default=2, help="discarded warm-up seconds per run (2)")
     ap.add_argument("--connections", type=int, default=16, help="wrk connections (16)")
     ap.add_argument("--threads", type=int, default=1, help="wrk threads (1)")
-    ap.add_argument("--configs", default="ABCDEF", help="which configurations (ABCDEF)")
+    ap.add_argument("--configs", default="ANBCDEF", help="which configurations (ANBCDEF)")
     ap.add_argument("--delay-configs", default="ACDEB",
                     help="configurations measured under the paced load (ACDEB); '' skips it")
     ap.add_argument("--delay-seconds", type=int, default=12,
@@ -973,6 +992,9 @@ def main(argv=None) -> int:
     wasm = harness.wasm_file()
     if not wasm.exists():
         print(f"module not found: {wasm} (make build)", file=sys.stderr)
+        return 2
+    if "N" in configs + delay_configs and not noop_wasm().exists():
+        print(f"empty filter not found: {noop_wasm()} (make bench builds it)", file=sys.stderr)
         return 2
     OUT.mkdir(parents=True, exist_ok=True)
     cmdline = "scripts/bench.py" + "".join(

@@ -201,10 +201,12 @@ def launch(name: str, dark_cluster: str, timeout_ms: int, percent: float = 100.0
 
 
 def filter_envoy(workdir: Path, primary_port: int, clusters: list, launches: list,
-                 concurrency: int, name: str = "darklaunch") -> harness.Envoy:
-    """The darklaunch Envoy (not started): listener -> primary, wasm filter."""
+                 concurrency: int, name: str = "darklaunch", wasm_path=None) -> harness.Envoy:
+    """The darklaunch Envoy (not started): listener -> primary, wasm filter
+    (``wasm_path``: another module in darklaunch's place)."""
     admin, listener = harness.free_port(), harness.free_port()
     cfg = harness.bootstrap(admin, listener, primary_cluster=(LOOPBACK, primary_port),
+                            wasm_path=wasm_path,
                             clusters={c["name"]: c for c in clusters},
                             plugin_config={"launches": launches},
                             # A crashed VM then fails requests, which wrk counts.
