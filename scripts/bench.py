@@ -909,11 +909,12 @@ requests. The configurations alternate (ABCDEF, then FEDCBA, …) so that
 slow drifts of the machine spread over all of them, and each target uses the
 median of the per-repetition ratios.
 
-Shadow dispatch delay. darklaunch does not send the shadow call from the
-HTTP context: at the end of the request it queues a job and rings a
-per-worker shared queue, and the root context dispatches it from
-`on_queue_ready` (DESIGN fact 1), one event-loop hop later. To see what that
-costs, a steady load far from saturation (wrk, 4 connections, a 7 ms pause
+Shadow dispatch delay. The shadow call must be dispatched by the root
+context (DESIGN fact 1). At the end of the request the HTTP context queues a
+job and enters the root context in the same pass (through the SDK's
+`proxy_on_queue_ready` entry point), which dispatches it; an earlier version
+rang a shared queue instead and waited one event-loop turn for
+`on_queue_ready` (p99 1.6–2.0 ms here). To see when the call leaves, a steady load far from saturation (wrk, 4 connections, a 7 ms pause
 after every answer) carries a unique `n=<id>` query on every request; Envoy
 forwards it to the primary and the shadow copy keeps it. A packet socket on
 `lo` records with kernel timestamps, per request, when it reached the front
