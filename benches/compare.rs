@@ -1,13 +1,15 @@
 //! Cost of comparing two JSON answers: `cargo bench --bench compare`.
 //!
 //! Realistic documents (an order with an array of line items) of about
-//! 1 KiB, 16 KiB and 64 KiB; the dark answer differs from the primary in one
-//! field of one item in the middle. Throughput is per byte of the primary
+//! 1 KiB, 4 KiB (the size `make bench` sends through Envoy), 16 KiB and
+//! 64 KiB; the dark answer differs from the primary in one field of one item
+//! in the middle. Throughput is per byte of the primary
 //! body (both bodies are parsed and walked).
 
 use std::hint::black_box;
 
 use darklaunch::compare::{compare, BodyMode, CompareRules, Side};
+use darklaunch::json;
 use darklaunch::pointer::PointerPattern;
 use divan::counter::BytesCount;
 use divan::Bencher;
@@ -16,7 +18,7 @@ fn main() {
     divan::main();
 }
 
-const SIZES: [usize; 3] = [1 << 10, 16 << 10, 64 << 10];
+const SIZES: [usize; 4] = [1 << 10, 4 << 10, 16 << 10, 64 << 10];
 
 fn item(i: usize, price: f64) -> String {
     format!(
@@ -28,6 +30,11 @@ fn item(i: usize, price: f64) -> String {
 
 /// An order of about `size` bytes; item `changed` (if any) has another price.
 fn doc(size: usize, changed: Option<usize>) -> String {
+    doc_at(size, changed, "2024-05-01T12:00:00Z")
+}
+
+/// [`doc`] with the given `meta.generated_at` (an ignored location).
+fn doc_at(size: usize, changed: Option<usize>, generated_at: &str) -> String {
     let mut items = Vec::new();
     let mut len = 200;
     while len < size {
@@ -38,7 +45,7 @@ fn doc(size: usize, changed: Option<usize>) -> String {
         items.push(it);
     }
     format!(
-        r#"{{"order_id":"ord-8f3a2c","status":"confirmed","customer":{{"id":4711,"name":"Ada Lovelace","email":"ada@example.com"}},"meta":{{"generated_at":"2024-05-01T12:00:00Z","version":2}},"items":[{}],"total":{}}}"#,
+        r#"{{"order_id":"ord-8f3a2c","status":"confirmed","customer":{{"id":4711,"name":"Ada Lovelace","email":"ada@example.com"}},"meta":{{"generated_at":"{generated_at}","version":2}},"items":[{}],"total":{}}}"#,
         items.join(","),
         items.len() * 10
     )
@@ -101,6 +108,24 @@ fn equal_reformatted(bencher: Bencher, size: usize) {
     });
 }
 
+/// The pair `make bench` sends through Envoy (scripts/bench.py): the same
+/// order, only the ignored `meta.generated_at` differs.
+#[divan::bench(args = SIZES)]
+fn ignored_difference(bencher: Bencher, size: usize) {
+    let a = doc(size, None);
+    let b = doc_at(size, None, "2024-05-01T12:00:01Z");
+    let r = rules();
+    assert!(a != b);
+    assert!(compare(&r, &side(a.as_bytes()), &side(b.as_bytes())).is_match());
+    bencher.counter(BytesCount::new(a.len())).bench(|| {
+        compare(
+            black_box(&r),
+            &side(black_box(a.as_bytes())),
+            &side(black_box(b.as_bytes())),
+        )
+    });
+}
+
 /// The items array compared as a multiset, with the differing item.
 #[divan::bench(args = SIZES)]
 fn one_difference_unordered(bencher: Bencher, size: usize) {
@@ -126,6 +151,19 @@ fn parse_only(bencher: Bencher, size: usize) {
         (
             serde_json::from_slice::<serde_json::Value>(black_box(a.as_bytes())).is_ok(),
             serde_json::from_slice::<serde_json::Value>(black_box(b.as_bytes())).is_ok(),
+        )
+    });
+}
+
+/// Parsing both bodies with the comparator's own parser (`json::parse`):
+/// compare with `parse_only`.
+#[divan::bench(args = SIZES)]
+fn parse_flat(bencher: Bencher, size: usize) {
+    let (a, b) = pair(size);
+    bencher.counter(BytesCount::new(a.len())).bench(|| {
+        (
+            json::parse(black_box(a.as_bytes())).is_ok(),
+            json::parse(black_box(b.as_bytes())).is_ok(),
         )
     });
 }

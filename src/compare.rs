@@ -34,10 +34,10 @@
 //! first met, and at most [`MAX_DIFFS`] are kept; the walk stops there.
 
 use std::borrow::Cow;
-
-use serde_json::{Number, Value};
+use std::cmp::Ordering;
 
 use crate::decode;
+use crate::json::{self, Doc, Kind, Number, Value};
 use crate::pointer::{render_folded, PathSeg, PointerPattern};
 
 /// At most this many differing pointers are reported in [`Verdict::paths`].
@@ -309,38 +309,152 @@ fn compare_body(
         BodyMode::Auto => is_json_side(primary) && is_json_side(dark),
     };
     if as_json {
-        let parsed = (
-            serde_json::from_slice::<Value>(&a),
-            serde_json::from_slice::<Value>(&b),
-        );
-        if let (Ok(a), Ok(b)) = parsed {
-            let mut walker = Walker::new(rules, Vec::new(), MAX_DIFFS);
-            walker.walk(Some(&a), Some(&b));
-            return Ok((walker.differs, walker.diffs));
+        if let Some(result) = compare_json(rules, &a, &b) {
+            return Ok(result);
         }
     }
     // Bytes differ (checked above).
     Ok((true, Vec::new()))
 }
 
+/// (differs, differences) of two JSON documents; `None` when either is not
+/// JSON (see [`json`] for what is: exactly what serde_json accepts).
+fn compare_json(rules: &CompareRules, a: &[u8], b: &[u8]) -> Option<(bool, Vec<Difference>)> {
+    let a = json::parse(a).ok()?;
+    let b = json::parse(b).ok()?;
+    let mut walker = Walker::new(rules);
+    walker.walk(Some(a.root()?), Some(b.root()?));
+    Some((walker.differs, walker.diffs))
+}
+
 /// Depth-first comparison of two JSON values, tracking the current location.
-/// Recursion depth follows the parsed documents, which serde_json caps at 128.
-struct Walker<'r> {
+/// Recursion depth follows the parsed documents, which [`json::parse`] caps
+/// at [`json::MAX_DEPTH`].
+///
+/// Subtrees whose text is byte for byte the same are equal whatever the
+/// rules (identical text, identical values, and the walk only ever reports
+/// differences), so they are skipped without a look inside: in practice
+/// most of two similar answers.
+struct Walker<'r, 'a> {
     rules: &'r CompareRules,
-    path: Vec<PathSeg>,
+    path: Vec<PathSeg<'a>>,
+    /// The patterns (ignore and unordered) whose first segments match the
+    /// current path, one [`Frame`] per depth: matching one segment at each
+    /// step instead of every pattern against the whole path at every node.
+    /// Pattern ids: `rules.ignore` first, then `rules.unordered_arrays`.
+    live: Vec<u32>,
+    frames: Vec<Frame>,
     differs: bool,
     diffs: Vec<Difference>,
     max_diffs: usize,
+    /// A stack of the sorted keys (node ids) of the objects being compared.
+    keys: Vec<u32>,
+    /// A stack of the differing members (key, value in a, value in b: node
+    /// ids) of same-keys objects being compared.
+    members: Vec<[u32; 3]>,
+    /// Per node of the primary document: 0 not known yet, 1 an object
+    /// without repeated keys, 2 one with (filled when first asked, so that
+    /// unordered pairing, which compares the same elements many times, asks
+    /// once).
+    repeats: Vec<u8>,
 }
 
-impl<'r> Walker<'r> {
-    fn new(rules: &'r CompareRules, path: Vec<PathSeg>, max_diffs: usize) -> Self {
+/// The patterns matching the path up to one depth: `live[start..]` (up to the
+/// next frame), and what they say about that location.
+#[derive(Debug, Clone, Copy, Default)]
+struct Frame {
+    start: usize,
+    /// An ignore pattern covers it (`PointerPattern::covers`).
+    ignored: bool,
+    /// An unordered pattern matches it exactly.
+    unordered: bool,
+    /// Some pattern reaches below it (`PointerPattern::reaches_below`).
+    below: bool,
+}
+
+impl Frame {
+    /// Account for `pattern`, whose first segments match a path of `depth`.
+    fn note(&mut self, pattern: &PointerPattern, ignore: bool, depth: usize) {
+        let len = pattern.depth();
+        self.ignored |= ignore && len <= depth;
+        self.unordered |= !ignore && len == depth;
+        self.below |= len > depth;
+    }
+}
+
+/// Pattern `id` of `rules` (see [`Walker::live`]) and whether it is an ignore
+/// pattern.
+fn pattern(rules: &CompareRules, id: u32) -> Option<(&PointerPattern, bool)> {
+    let id = id as usize;
+    match rules.ignore.get(id) {
+        Some(p) => Some((p, true)),
+        None => rules
+            .unordered_arrays
+            .get(id - rules.ignore.len())
+            .map(|p| (p, false)),
+    }
+}
+
+impl<'r, 'a> Walker<'r, 'a> {
+    fn new(rules: &'r CompareRules) -> Self {
+        let count = rules.ignore.len() + rules.unordered_arrays.len();
+        let live: Vec<u32> = (0..count as u32).collect();
+        let mut root = Frame::default();
+        for &id in &live {
+            if let Some((p, ignore)) = pattern(rules, id) {
+                root.note(p, ignore, 0);
+            }
+        }
         Self {
             rules,
-            path,
+            path: Vec::new(),
+            live,
+            frames: vec![root],
             differs: false,
             diffs: Vec::new(),
-            max_diffs,
+            max_diffs: MAX_DIFFS,
+            keys: Vec::new(),
+            members: Vec::new(),
+            repeats: Vec::new(),
+        }
+    }
+
+    fn frame(&self) -> Frame {
+        self.frames.last().copied().unwrap_or_default()
+    }
+
+    /// Step down into `seg`.
+    fn push(&mut self, seg: PathSeg<'a>) {
+        let depth = self.path.len();
+        let (start, end) = (self.frame().start, self.live.len());
+        let mut frame = Frame {
+            start: end,
+            ..Frame::default()
+        };
+        for k in start..end {
+            let Some(&id) = self.live.get(k) else {
+                break;
+            };
+            let Some((p, ignore)) = pattern(self.rules, id) else {
+                continue;
+            };
+            // A pattern already complete covers everything below.
+            if p.depth() <= depth || p.matches_segment(depth, &seg) {
+                self.live.push(id);
+                frame.note(p, ignore, depth + 1);
+            }
+        }
+        self.frames.push(frame);
+        self.path.push(seg);
+    }
+
+    fn pop(&mut self) {
+        self.path.pop();
+        // The root frame is never popped: pushes and pops pair up.
+        if self.frames.len() > 1 {
+            if let Some(f) = self.frames.pop() {
+                self.live.truncate(f.start);
+            }
         }
     }
 
@@ -364,11 +478,11 @@ impl<'r> Walker<'r> {
     }
 
     fn ignored(&self) -> bool {
-        self.rules.ignore.iter().any(|p| p.covers(&self.path))
+        self.frame().ignored
     }
 
     /// Compare the values at the current path; `None` = absent on that side.
-    fn walk(&mut self, a: Option<&Value>, b: Option<&Value>) {
+    fn walk(&mut self, a: Option<Value<'a>>, b: Option<Value<'a>>) {
         if self.done() || self.ignored() {
             return;
         }
@@ -380,35 +494,31 @@ impl<'r> Walker<'r> {
         }
     }
 
-    fn values(&mut self, a: &Value, b: &Value) {
-        match (a, b) {
-            (Value::Object(x), Value::Object(y)) => {
-                let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
-                keys.sort_unstable();
-                keys.dedup();
-                for k in keys {
-                    if self.done() {
-                        break;
-                    }
-                    self.path.push(PathSeg::Key(k.clone()));
-                    self.walk(x.get(k), y.get(k));
-                    self.path.pop();
-                }
-            }
-            (Value::Array(x), Value::Array(y)) => self.arrays(x, y),
-            (Value::Number(x), Value::Number(y)) => {
-                if !numbers_equal(x, y, self.rules.numeric_tolerance) {
+    fn values(&mut self, a: Value<'a>, b: Value<'a>) {
+        if a.raw() == b.raw() {
+            return;
+        }
+        match (a.kind(), b.kind()) {
+            (Kind::Object, Kind::Object) => self.objects(a, b),
+            (Kind::Array, Kind::Array) => self.arrays(a, b),
+            (Kind::Number, Kind::Number) => {
+                let equal = match (a.number(), b.number()) {
+                    (Some(x), Some(y)) => numbers_equal(x, y, self.rules.numeric_tolerance),
+                    // Not reached: the parser checked every number.
+                    _ => false,
+                };
+                if !equal {
                     self.record(DiffKind::Value);
                 }
             }
-            (Value::Null, Value::Null) => {}
-            (Value::Bool(x), Value::Bool(y)) => {
-                if x != y {
+            (Kind::Null, Kind::Null) => {}
+            (Kind::Bool, Kind::Bool) => {
+                if a.as_bool() != b.as_bool() {
                     self.record(DiffKind::Value);
                 }
             }
-            (Value::String(x), Value::String(y)) => {
-                if x != y {
+            (Kind::String, Kind::String) => {
+                if a.str_cmp(&b) != Ordering::Equal {
                     self.record(DiffKind::Value);
                 }
             }
@@ -416,35 +526,184 @@ impl<'r> Walker<'r> {
         }
     }
 
-    fn arrays(&mut self, x: &[Value], y: &[Value]) {
-        let common = x.len().min(y.len());
-        let length_differs =
-            x.len() != y.len() && !self.surplus_ignored(common, x.len().max(y.len()));
-        let unordered = self
-            .rules
-            .unordered_arrays
-            .iter()
-            .any(|p| p.matches_exactly(&self.path));
+    /// Keys in sorted order (the last of repeated keys counts), as a merge of
+    /// both sides' sorted keys.
+    fn objects(&mut self, a: Value<'a>, b: Value<'a>) {
+        if !self.same_keys_objects(a, b) {
+            self.merged_objects(a, b);
+        }
+    }
+
+    /// The common case of two objects with the same key text in the same
+    /// order: only the few members whose values differ need sorting (by key)
+    /// and walking. Returns false, having done nothing, for anything else
+    /// (other keys, or more than [`FEW_MEMBERS`] differing values).
+    fn same_keys_objects(&mut self, a: Value<'a>, b: Value<'a>) -> bool {
+        if a.len() != b.len() {
+            return false;
+        }
+        let base = self.members.len();
+        for ((ka, va), (kb, vb)) in a.members().zip(b.members()) {
+            if ka.raw() != kb.raw() || self.members.len() - base > FEW_MEMBERS {
+                self.members.truncate(base);
+                return false;
+            }
+            if va.raw() != vb.raw() {
+                self.members.push([ka.id(), va.id(), vb.id()]);
+            }
+        }
+        if self.members.len() - base > FEW_MEMBERS {
+            self.members.truncate(base);
+            return false;
+        }
+        let (doc_a, doc_b) = (a.doc(), b.doc());
+        // In key order, as the merge would visit them; a probe only needs
+        // to know whether any differs.
+        if self.max_diffs > 0 {
+            if let Some(differing) = self.members.get_mut(base..) {
+                differing.sort_unstable_by(|x, y| match (doc_a.value(x[0]), doc_a.value(y[0])) {
+                    (Some(x), Some(y)) => x.str_cmp(&y),
+                    _ => Ordering::Equal,
+                });
+            }
+        }
+        // Positions are the same on both sides. A member whose key repeats
+        // later does not count (the later one does, on both sides). Probes
+        // compare the same elements many times: they ask once per object
+        // whether it repeats keys at all.
+        let repeats = self.max_diffs > 0 || self.repeated_keys(a);
+        for at in base..self.members.len() {
+            if self.done() {
+                break;
+            }
+            let Some(&[k, x, y]) = self.members.get(at) else {
+                break;
+            };
+            let (Some(key), va, vb) = (doc_a.value(k), doc_a.value(x), doc_b.value(y)) else {
+                continue;
+            };
+            let shadowed = repeats
+                && a.members()
+                    .skip_while(|(k, _)| k.id() != key.id())
+                    .skip(1)
+                    .any(|(later, _)| later.str_eq(&key));
+            if shadowed {
+                continue;
+            }
+            self.push(PathSeg::Key(key.str().unwrap_or_default()));
+            self.walk(va, vb);
+            self.pop();
+        }
+        self.members.truncate(base);
+        true
+    }
+
+    /// Whether object `a` repeats a key, remembered per node (`a` is always
+    /// of the primary document: the walk's left side).
+    fn repeated_keys(&mut self, a: Value<'a>) -> bool {
+        if a.len() < 2 {
+            return false;
+        }
+        let id = a.id() as usize;
+        if let Some(&known @ 1..) = self.repeats.get(id) {
+            return known == 2;
+        }
+        let base = self.keys.len();
+        json::sorted_keys(&a, &mut self.keys);
+        let repeated = self.keys.len() - base < a.len();
+        self.keys.truncate(base);
+        if self.repeats.len() <= id {
+            self.repeats.resize(id + 1, 0);
+        }
+        if let Some(slot) = self.repeats.get_mut(id) {
+            *slot = if repeated { 2 } else { 1 };
+        }
+        repeated
+    }
+
+    /// The general case: a merge of both sides' sorted keys.
+    fn merged_objects(&mut self, a: Value<'a>, b: Value<'a>) {
+        let base = self.keys.len();
+        json::sorted_keys(&a, &mut self.keys);
+        let mid = self.keys.len();
+        json::sorted_keys(&b, &mut self.keys);
+        let end = self.keys.len();
+        let member = |doc: &'a Doc<'a>, at: Option<&u32>| at.and_then(|&id| doc.member(id));
+        let (mut i, mut j) = (base, mid);
+        while !self.done() {
+            let x = if i < mid {
+                member(a.doc(), self.keys.get(i))
+            } else {
+                None
+            };
+            let y = if j < end {
+                member(b.doc(), self.keys.get(j))
+            } else {
+                None
+            };
+            let (key, va, vb) = match (x, y) {
+                (None, None) => break,
+                (Some((k, v)), None) => {
+                    i += 1;
+                    (k, Some(v), None)
+                }
+                (None, Some((k, v))) => {
+                    j += 1;
+                    (k, None, Some(v))
+                }
+                (Some((kx, vx)), Some((ky, vy))) => match kx.str_cmp(&ky) {
+                    Ordering::Less => {
+                        i += 1;
+                        (kx, Some(vx), None)
+                    }
+                    Ordering::Greater => {
+                        j += 1;
+                        (ky, None, Some(vy))
+                    }
+                    Ordering::Equal => {
+                        i += 1;
+                        j += 1;
+                        (kx, Some(vx), Some(vy))
+                    }
+                },
+            };
+            if let (Some(va), Some(vb)) = (va, vb) {
+                if va.raw() == vb.raw() {
+                    continue;
+                }
+            }
+            self.push(PathSeg::Key(key.str().unwrap_or_default()));
+            self.walk(va, vb);
+            self.pop();
+        }
+        self.keys.truncate(base);
+    }
+
+    fn arrays(&mut self, a: Value<'a>, b: Value<'a>) {
+        let (len_a, len_b) = (a.len(), b.len());
+        let common = len_a.min(len_b);
+        let length_differs = len_a != len_b && !self.surplus_ignored(common, len_a.max(len_b));
+        let unordered = self.frame().unordered;
         if length_differs {
             self.record(DiffKind::ArrayLength);
         }
-        let (Some(x), Some(y)) = (x.get(..common), y.get(..common)) else {
-            return;
-        };
         if unordered {
             // A length difference already says the multisets differ.
-            if !length_differs && !self.same_multiset(x, y) {
+            if !length_differs && !self.same_multiset(a, b, common) {
                 self.record(DiffKind::Value);
             }
             return;
         }
-        for (i, (a, b)) in x.iter().zip(y).enumerate() {
+        for (i, (x, y)) in a.elements().zip(b.elements()).enumerate() {
             if self.done() {
                 break;
             }
-            self.path.push(PathSeg::Index(i));
-            self.walk(Some(a), Some(b));
-            self.path.pop();
+            if x.raw() == y.raw() {
+                continue;
+            }
+            self.push(PathSeg::Index(i));
+            self.walk(Some(x), Some(y));
+            self.pop();
         }
     }
 
@@ -454,47 +713,52 @@ impl<'r> Walker<'r> {
             return false;
         }
         (from..to).all(|i| {
-            self.path.push(PathSeg::Index(i));
+            self.push(PathSeg::Index(i));
             let ignored = self.ignored();
-            self.path.pop();
+            self.pop();
             ignored
         })
     }
 
-    /// True when the elements can be paired one to one, each pair equal under
-    /// the same rules. Ignore patterns below the array are evaluated with the
-    /// primary element's index. Greedy pairing: exact when equality is
-    /// transitive (no tolerance, no index-specific ignores), otherwise it may
-    /// miss a valid pairing and report a difference.
-    fn same_multiset(&self, x: &[Value], y: &[Value]) -> bool {
-        if x.len() != y.len() {
-            return false;
-        }
+    /// True when the first `n` elements of both arrays can be paired one to
+    /// one, each pair equal under the same rules. Ignore patterns below the
+    /// array are evaluated with the primary element's index. Greedy pairing:
+    /// exact when equality is transitive (no tolerance, no index-specific
+    /// ignores), otherwise it may miss a valid pairing and report a
+    /// difference.
+    fn same_multiset(&mut self, a: Value<'a>, b: Value<'a>, n: usize) -> bool {
         if self.plain_below() {
-            return sorted_canonical(x) == sorted_canonical(y);
+            let x = Canonical::sorted(a.elements().take(n), &mut self.keys);
+            let y = Canonical::sorted(b.elements().take(n), &mut self.keys);
+            return x.same_as(&y);
         }
-        if x.len() > MAX_PAIRING_ELEMENTS {
+        if n > MAX_PAIRING_ELEMENTS {
             // Greedy pairing is quadratic; past this size (with rules that
             // need it) the array is compared in order rather than block the
             // worker.
-            let mut probe = Walker::new(self.rules, self.path.clone(), 0);
-            return x.iter().zip(y).enumerate().all(|(i, (a, b))| {
-                probe.path.truncate(self.path.len());
-                probe.path.push(PathSeg::Index(i));
-                probe.equal(a, b)
-            });
+            return a
+                .elements()
+                .zip(b.elements())
+                .take(n)
+                .enumerate()
+                .all(|(i, (x, y))| {
+                    self.push(PathSeg::Index(i));
+                    let equal = self.equal(x, y);
+                    self.pop();
+                    equal
+                });
         }
-        let mut used = vec![false; y.len()];
-        for (i, a) in x.iter().enumerate() {
-            let mut path = self.path.clone();
-            path.push(PathSeg::Index(i));
-            let mut probe = Walker::new(self.rules, path, 0);
+        let ys: Vec<Value<'a>> = b.elements().take(n).collect();
+        let mut used = vec![false; ys.len()];
+        for (i, x) in a.elements().take(n).enumerate() {
+            self.push(PathSeg::Index(i));
             // Same position first: already-ordered arrays cost O(n).
             let found = std::iter::once(i)
-                .chain((0..y.len()).filter(|&j| j != i))
+                .chain((0..ys.len()).filter(|&j| j != i))
                 .find(|&j| {
-                    used.get(j) == Some(&false) && y.get(j).is_some_and(|b| probe.equal(a, b))
+                    used.get(j) == Some(&false) && ys.get(j).is_some_and(|&y| self.equal(x, y))
                 });
+            self.pop();
             match found.and_then(|j| used.get_mut(j)) {
                 Some(slot) => *slot = true,
                 None => return false,
@@ -507,108 +771,171 @@ impl<'r> Walker<'r> {
     /// current array: element equality is plain JSON equality, so multisets
     /// can be compared by sorting canonical forms, in O(n log n).
     fn plain_below(&self) -> bool {
-        self.rules.numeric_tolerance <= 0.0
-            && !self
-                .rules
-                .ignore
-                .iter()
-                .any(|p| p.reaches_below(&self.path))
-            && !self
-                .rules
-                .unordered_arrays
-                .iter()
-                .any(|p| p.reaches_below(&self.path))
+        self.rules.numeric_tolerance <= 0.0 && !self.frame().below
     }
 
-    /// For probes (`max_diffs == 0`): stops at the first difference.
-    fn equal(&mut self, a: &Value, b: &Value) -> bool {
+    /// Whether `a` and `b` are equal at the current path under the rules: a
+    /// probe that records nothing and stops at the first difference.
+    fn equal(&mut self, a: Value<'a>, b: Value<'a>) -> bool {
+        let saved = (self.differs, self.max_diffs);
         self.differs = false;
+        self.max_diffs = 0;
         self.walk(Some(a), Some(b));
-        !self.differs
+        let equal = !self.differs;
+        (self.differs, self.max_diffs) = saved;
+        equal
     }
 }
+
+/// At most this many differing members take the same-keys shortcut of
+/// `Walker::objects` (which is O(differing × members)).
+const FEW_MEMBERS: usize = 16;
 
 /// Elements of an unordered array compared by greedy pairing at most; past
 /// that, in order (see `same_multiset`).
 const MAX_PAIRING_ELEMENTS: usize = 1000;
 
-/// The canonical forms of an array's elements, sorted.
-fn sorted_canonical(items: &[Value]) -> Vec<String> {
-    let mut out: Vec<String> = items
-        .iter()
-        .map(|v| {
-            let mut s = String::new();
-            canonical(v, &mut s);
-            s
-        })
-        .collect();
-    out.sort_unstable();
-    out
+/// The canonical forms of an array's elements, sorted: a byte string per
+/// element, equal exactly when the comparator (without tolerance, ignores or
+/// nested unordered arrays) calls the elements equal.
+struct Canonical {
+    bytes: Vec<u8>,
+    items: Vec<(usize, usize)>,
 }
 
-/// A text form in which two values are equal exactly when the comparator
-/// (without tolerance) calls them equal: object keys sorted (serde_json's
-/// map is ordered), numbers written so that `1` and `1.0` agree.
-fn canonical(v: &Value, out: &mut String) {
-    use std::fmt::Write;
-    match v {
-        Value::Null => out.push('n'),
-        Value::Bool(b) => out.push(if *b { 't' } else { 'f' }),
-        Value::Number(n) => {
-            let _ = match (as_i128(n), n.as_f64()) {
-                (Some(i), _) => write!(out, "#{i}"),
-                // An integral float equals the integer of the same value.
-                (None, Some(f)) if f.fract() == 0.0 && f.abs() < 1.7e38 => {
-                    write!(out, "#{}", f as i128)
+impl Canonical {
+    fn sorted<'a>(elements: impl Iterator<Item = Value<'a>>, keys: &mut Vec<u32>) -> Self {
+        let mut bytes = Vec::new();
+        let mut items = Vec::new();
+        for v in elements {
+            let start = bytes.len();
+            canonical(v, keys, &mut bytes);
+            items.push((start, bytes.len()));
+        }
+        let mut out = Canonical { bytes, items };
+        let mut items = std::mem::take(&mut out.items);
+        items.sort_unstable_by(|x, y| out.item(*x).cmp(out.item(*y)));
+        out.items = items;
+        out
+    }
+
+    fn item(&self, (start, end): (usize, usize)) -> &[u8] {
+        self.bytes.get(start..end).unwrap_or_default()
+    }
+
+    fn same_as(&self, other: &Canonical) -> bool {
+        self.items.len() == other.items.len()
+            && self
+                .items
+                .iter()
+                .zip(&other.items)
+                .all(|(x, y)| self.item(*x) == other.item(*y))
+    }
+}
+
+/// Append the canonical form of `v`: a type tag, then the value, every part
+/// self-delimiting. Object members sorted by key, the last of repeated keys
+/// counting; strings decoded; numbers as [`NumberKey`], so that `1` and `1.0`
+/// agree.
+fn canonical(v: Value<'_>, keys: &mut Vec<u32>, out: &mut Vec<u8>) {
+    match v.kind() {
+        Kind::Null => out.push(b'n'),
+        Kind::Bool => out.push(if v.as_bool() == Some(true) {
+            b't'
+        } else {
+            b'f'
+        }),
+        Kind::Number => match v.number().map(NumberKey::of) {
+            Some(NumberKey::Int(i)) => {
+                out.push(b'i');
+                out.extend_from_slice(&i.to_le_bytes());
+            }
+            Some(NumberKey::Float(bits)) => {
+                out.push(b'f');
+                out.extend_from_slice(&bits.to_le_bytes());
+            }
+            // Not reached: the parser checked every number.
+            None => out.push(b'?'),
+        },
+        Kind::String => canonical_str(v, out),
+        Kind::Array => {
+            out.push(b'[');
+            for item in v.elements() {
+                canonical(item, keys, out);
+            }
+            out.push(b']');
+        }
+        Kind::Object => {
+            out.push(b'{');
+            let base = keys.len();
+            json::sorted_keys(&v, keys);
+            for at in base..keys.len() {
+                let Some((key, item)) = keys.get(at).and_then(|&id| v.doc().member(id)) else {
+                    break;
+                };
+                canonical_str(key, out);
+                canonical(item, keys, out);
+            }
+            keys.truncate(base);
+            out.push(b'}');
+        }
+    }
+}
+
+/// `"`, the decoded length (8 bytes), the decoded bytes.
+fn canonical_str(v: Value<'_>, out: &mut Vec<u8>) {
+    out.push(b'"');
+    let at = out.len();
+    out.extend_from_slice(&[0; 8]);
+    out.extend(v.str_bytes());
+    let len = (out.len() - at - 8) as u64;
+    if let Some(slot) = out.get_mut(at..at + 8) {
+        slot.copy_from_slice(&len.to_le_bytes());
+    }
+}
+
+/// A number for equality without tolerance: integers, and floats with an
+/// integral value (below 1.7e38, i128's range), by integer value, so `1`
+/// equals `1.0` (and `-0` equals `0`); any other float by its value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum NumberKey {
+    Int(i128),
+    Float(u64),
+}
+
+impl NumberKey {
+    fn of(n: Number) -> Self {
+        match n.as_i128() {
+            Some(i) => NumberKey::Int(i),
+            None => {
+                let f = n.as_f64();
+                if f.fract() == 0.0 && f.abs() < 1.7e38 {
+                    NumberKey::Int(f as i128)
+                } else {
+                    NumberKey::Float(f.to_bits())
                 }
-                (None, Some(f)) => write!(out, "#{f:?}"),
-                (None, None) => write!(out, "#?{n}"),
-            };
-        }
-        Value::String(s) => {
-            let _ = write!(out, "{s:?}");
-        }
-        Value::Array(a) => {
-            out.push('[');
-            for item in a {
-                canonical(item, out);
-                out.push(',');
             }
-            out.push(']');
-        }
-        Value::Object(m) => {
-            out.push('{');
-            for (k, item) in m {
-                let _ = write!(out, "{k:?}:");
-                canonical(item, out);
-                out.push(',');
-            }
-            out.push('}');
         }
     }
 }
 
 /// Integers (i64/u64) compare exactly, anything else as f64; with a positive
 /// tolerance, equal when |a−b| ≤ tol × max(|a|,|b|).
-fn numbers_equal(a: &Number, b: &Number, tol: f64) -> bool {
-    if let (Some(x), Some(y)) = (as_i128(a), as_i128(b)) {
+fn numbers_equal(a: Number, b: Number, tol: f64) -> bool {
+    if let (Some(x), Some(y)) = (a.as_i128(), b.as_i128()) {
         // Exact difference: as f64, u64::MAX and u64::MAX-1 would be equal.
         return x == y
             || (tol > 0.0
                 && x.abs_diff(y) as f64 <= tol * x.unsigned_abs().max(y.unsigned_abs()) as f64);
     }
-    match (a.as_f64(), b.as_f64()) {
-        (Some(x), Some(y)) => x == y || (tol > 0.0 && (x - y).abs() <= tol * x.abs().max(y.abs())),
-        _ => false,
-    }
+    let (x, y) = (a.as_f64(), b.as_f64());
+    x == y || (tol > 0.0 && (x - y).abs() <= tol * x.abs().max(y.abs()))
 }
 
-fn as_i128(n: &Number) -> Option<i128> {
-    n.as_i64()
-        .map(i128::from)
-        .or_else(|| n.as_u64().map(i128::from))
-}
-
+#[cfg(test)]
+mod differential;
+#[cfg(test)]
+mod reference;
 #[cfg(test)]
 mod tests {
     use super::*;

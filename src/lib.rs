@@ -9,6 +9,7 @@ pub mod decision;
 pub mod decode;
 pub mod fields;
 pub mod headermap;
+pub mod json;
 pub mod limits;
 pub mod murmur3;
 pub mod noise;

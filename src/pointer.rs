@@ -4,6 +4,7 @@
 //! document; `*` matches any single object key or array index. Concrete
 //! locations are [`PathSeg`] slices built while walking a document.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 
 /// One segment of a [`PointerPattern`].
@@ -22,10 +23,11 @@ pub struct PointerPattern {
     segments: Vec<Segment>,
 }
 
-/// One step of a concrete location inside a JSON document.
+/// One step of a concrete location inside a JSON document. Keys are
+/// usually borrowed from the document being walked (no allocation per key).
 #[derive(Debug, Clone, PartialEq)]
-pub enum PathSeg {
-    Key(String),
+pub enum PathSeg<'a> {
+    Key(Cow<'a, str>),
     Index(usize),
 }
 
@@ -84,12 +86,26 @@ impl PointerPattern {
     pub fn matches_exactly(&self, path: &[PathSeg]) -> bool {
         self.segments.len() == path.len() && self.covers(path)
     }
+
+    /// The number of segments (0 for the root).
+    pub fn depth(&self) -> usize {
+        self.segments.len()
+    }
+
+    /// True when segment `i` of the pattern exists and matches `seg`: the
+    /// step-by-step form of [`covers`](Self::covers), for callers that
+    /// extend a path one segment at a time.
+    pub fn matches_segment(&self, i: usize, seg: &PathSeg) -> bool {
+        self.segments
+            .get(i)
+            .is_some_and(|pat| segment_matches(pat, seg))
+    }
 }
 
 fn segment_matches(pat: &Segment, seg: &PathSeg) -> bool {
     match (pat, seg) {
         (Segment::Any, _) => true,
-        (Segment::Key(k), PathSeg::Key(s)) => k == s,
+        (Segment::Key(k), PathSeg::Key(s)) => k.as_str() == s.as_ref(),
         // A pointer addresses array elements by their decimal index; comparing
         // against the rendered index rejects forms like "01" or "+1".
         (Segment::Key(k), PathSeg::Index(i)) => is_index(k, *i),
@@ -163,8 +179,8 @@ fn render_with(path: &[PathSeg], fold: bool) -> String {
 mod tests {
     use super::*;
 
-    fn key(s: &str) -> PathSeg {
-        PathSeg::Key(s.to_string())
+    fn key(s: &str) -> PathSeg<'_> {
+        PathSeg::Key(s.into())
     }
 
     fn p(s: &str) -> PointerPattern {
@@ -309,6 +325,29 @@ mod tests {
         assert_eq!(render_folded(&[key("0")]), "/0");
         let path = [key("items"), PathSeg::Index(3), key("price")];
         assert!(p(&render_folded(&path)).matches_exactly(&path));
+    }
+
+    #[test]
+    fn matches_segment_steps_like_covers() {
+        let path = [key("items"), PathSeg::Index(3), key("etag")];
+        for pat in [
+            "",
+            "/items",
+            "/items/*",
+            "/items/3/etag",
+            "/*/*/*/x",
+            "/x",
+            "/items/03",
+        ] {
+            let q = p(pat);
+            // covers == every segment of the pattern matches, step by step.
+            let stepwise =
+                q.depth() <= path.len() && (0..q.depth()).all(|i| q.matches_segment(i, &path[i]));
+            assert_eq!(stepwise, q.covers(&path), "{pat}");
+        }
+        assert!(!p("/a").matches_segment(1, &key("a")));
+        assert_eq!(p("/a/*").depth(), 2);
+        assert!(p("/a~1b").matches_segment(0, &PathSeg::Key(String::from("a/b").into())));
     }
 
     #[test]

@@ -1,6 +1,9 @@
 //! `compare::compare` on two arbitrary answers under rules taken from the
 //! input, in every body mode; `PointerPattern::parse` and
-//! `is_json_content_type` on arbitrary strings.
+//! `is_json_content_type` on arbitrary strings. Differential: `json::parse`
+//! accepts exactly what serde_json accepts, and in JSON mode the verdict is
+//! the one of the comparator it replaced (serde_json values, kept in
+//! src/compare/reference.rs and compiled in here).
 //!
 //! Input layout (so seeds are easy to write by hand):
 //!
@@ -20,11 +23,19 @@
 #![no_main]
 
 use darklaunch::compare::{
-    compare, is_json_content_type, try_compare, BodyMode, CompareRules, DiffKind, Side, Verdict,
-    MAX_DIFFS, MAX_PATHS,
+    compare, is_json_content_type, try_compare, BodyMode, CompareRules, DiffKind, Difference, Side,
+    Verdict, MAX_DIFFS, MAX_PATHS,
 };
+use darklaunch::json;
+use darklaunch::pointer;
 use darklaunch::pointer::{render, PathSeg, PointerPattern, Segment};
 use libfuzzer_sys::fuzz_target;
+
+/// The old comparator, from the library's test-only source file (which
+/// names its neighbours `super::`, here the imports above, and
+/// `crate::pointer`).
+#[path = "../../src/compare/reference.rs"]
+mod reference;
 
 fuzz_target!(|data: &[u8]| {
     let Some((head, rest)) = data.split_first_chunk::<6>() else {
@@ -125,14 +136,34 @@ fuzz_target!(|data: &[u8]| {
         headers: &[],
         body: body_b,
     };
-    if let (Ok(x), Ok(y)) = (
+    let parsed = (
         serde_json::from_slice::<serde_json::Value>(body_a),
         serde_json::from_slice::<serde_json::Value>(body_b),
-    ) {
+    );
+    assert_eq!(
+        json::parse(body_a).is_ok(),
+        parsed.0.is_ok(),
+        "parsers disagree"
+    );
+    assert_eq!(
+        json::parse(body_b).is_ok(),
+        parsed.1.is_ok(),
+        "parsers disagree"
+    );
+    let v = compare(&rules, &plain, &plain_b);
+    if let (Ok(x), Ok(y)) = parsed {
         if x == y {
-            let v = compare(&rules, &plain, &plain_b);
             assert!(v.is_match(), "equal JSON compared unequal: {v:?}");
         }
+    }
+    // Bodies over the limit are compared as bytes (not modelled by the old
+    // comparator's JSON path).
+    if body_a.len() <= rules.max_body_bytes && body_b.len() <= rules.max_body_bytes {
+        assert_eq!(
+            v,
+            reference::verdict(&rules, body_a, body_b),
+            "not the old verdict"
+        );
     }
 });
 
@@ -180,8 +211,8 @@ fn check_pattern(p: &PointerPattern) {
         .segments()
         .iter()
         .map(|s| match s {
-            Segment::Any => PathSeg::Key("*".to_string()),
-            Segment::Key(k) => PathSeg::Key(k.clone()),
+            Segment::Any => PathSeg::Key("*".into()),
+            Segment::Key(k) => PathSeg::Key(k.as_str().into()),
         })
         .collect();
     assert!(p.matches_exactly(&path));
