@@ -5,9 +5,8 @@
 //! call's answer to the context that was active when the call was made, and
 //! drops it if that context is gone. An HTTP context is gone as soon as the
 //! client has its response, usually before a slower dark side answers. So the
-//! HTTP context only queues a job and has the root dispatch it at once (it
-//! enters the root's `on_queue_ready` through the SDK, see
-//! [`host::run_root_now`]); the root receives every answer itself.
+//! HTTP context only queues a job and rings a per-worker shared queue; the
+//! root dispatches from `on_queue_ready` and receives every answer itself.
 //!
 //! Every host call but `dispatch_http_call` goes through `host`, whose
 //! wrappers turn every status into an `Err`: the SDK's panic on statuses
@@ -323,8 +322,7 @@ struct Job {
 #[derive(Default)]
 struct Shared {
     runtime: Option<Rc<Runtime>>,
-    /// The root is done or gone: HTTP contexts must not enter it any more.
-    closed: bool,
+    queue_id: Option<u32>,
     jobs: VecDeque<Job>,
     pairs: HashMap<u64, Pair>,
     calls: HashMap<u32, u64>,
@@ -508,7 +506,17 @@ impl Root {
             let stats = LaunchStats::define(&launch.name, &mut define_metric)?;
             launches.push(Rc::new(LaunchRt::new(launch.clone(), stats)));
         }
-        self.shared.borrow_mut().runtime = Some(Rc::new(Runtime { cfg, launches }));
+        let mut sh = self.shared.borrow_mut();
+        if sh.queue_id.is_none() {
+            // One queue per root context, so per worker: a queue belongs to
+            // the last VM that registered its name (DESIGN fact 7).
+            let name = format!("darklaunch.doorbell.{}.{:08x}", self.id, random_u32());
+            let q = host::register_queue(&name)
+                .map_err(|s| format!("cannot register shared queue: {s:?}"))?;
+            sh.queue_id = Some(q);
+        }
+        sh.runtime = Some(Rc::new(Runtime { cfg, launches }));
+        drop(sh);
         host::set_tick_period_ms(1000).map_err(|s| format!("cannot set tick period: {s:?}"))?;
         Ok(())
     }
@@ -695,15 +703,6 @@ impl Root {
     }
 }
 
-impl Drop for Root {
-    /// HTTP contexts may outlive their root: they must not enter it again.
-    fn drop(&mut self) {
-        if let Ok(mut sh) = self.shared.try_borrow_mut() {
-            sh.closed = true;
-        }
-    }
-}
-
 /// How long past its timeout an unanswered call is kept.
 const SWEEP_GRACE_MS: u64 = 5_000;
 /// How long a dark answer waits for a primary response that is still streaming.
@@ -716,7 +715,6 @@ impl Context for Root {
     /// still streaming as incomplete — and keep the invariants whole.
     fn on_done(&mut self) -> bool {
         let mut sh = self.shared.borrow_mut();
-        sh.closed = true;
         sh.jobs.clear();
         let ids: Vec<u64> = sh.pairs.keys().copied().collect();
         for id in ids {
@@ -836,9 +834,14 @@ impl RootContext for Root {
         }
     }
 
-    /// Entered from an HTTP context through [`host::run_root_now`] (no
-    /// shared queue is registered, so the host never calls it).
-    fn on_queue_ready(&mut self, _queue_id: u32) {
+    fn on_queue_ready(&mut self, queue_id: u32) {
+        // The queue is only a doorbell; the jobs live in `Shared`.
+        for _ in 0..4096 {
+            match host::dequeue(queue_id) {
+                Ok(Some(_)) => {}
+                _ => break,
+            }
+        }
         self.dispatch_jobs();
     }
 
@@ -859,7 +862,6 @@ impl RootContext for Root {
     fn create_http_context(&self, _id: u32) -> Option<Box<dyn HttpContext>> {
         let runtime = self.shared.borrow().runtime.clone();
         Some(Box::new(Http {
-            root_id: self.id,
             shared: self.shared.clone(),
             runtime,
             req: None,
@@ -933,7 +935,6 @@ impl StreamedBody {
 }
 
 struct Http {
-    root_id: u32,
     shared: Rc<RefCell<Shared>>,
     runtime: Option<Rc<Runtime>>,
     req: Option<RequestCopy>,
@@ -1078,13 +1079,16 @@ impl Http {
         }
         // The request headers are no longer needed.
         req.headers = Vec::new();
-        let dispatch_now = !self.pairs.is_empty() && !sh.closed;
-        drop(sh);
-        if dispatch_now {
-            // Nothing of `Shared` is borrowed here, and no root callback is
-            // running while an HTTP callback is.
-            host::run_root_now(self.root_id);
+        if let Some(q) = sh.queue_id {
+            if !self.pairs.is_empty() && host::enqueue(q, b"1").is_err() {
+                // The root's on_tick drains the jobs all the same.
+                log(
+                    LogLevel::Debug,
+                    "darklaunch: doorbell failed, dispatching on tick",
+                );
+            }
         }
+        drop(sh);
         if let Some(fin) = self.resp.as_ref().and_then(|r| r.finished) {
             self.deliver_primary(fin);
         }

@@ -23,6 +23,7 @@ pub struct HostError(pub u32);
 const OK: u32 = 0;
 const NOT_FOUND: u32 = 1;
 const CAS_MISMATCH: u32 = 8;
+const EMPTY: u32 = 7;
 
 #[allow(clashing_extern_declarations)]
 #[link(wasm_import_module = "env")]
@@ -61,6 +62,17 @@ extern "C" {
         value_data: *const u8,
         value_size: usize,
         cas: u32,
+    ) -> u32;
+    fn proxy_register_shared_queue(
+        name_data: *const u8,
+        name_size: usize,
+        return_id: *mut u32,
+    ) -> u32;
+    fn proxy_enqueue_shared_queue(queue_id: u32, value_data: *const u8, value_size: usize) -> u32;
+    fn proxy_dequeue_shared_queue(
+        queue_id: u32,
+        return_value_data: *mut *mut u8,
+        return_value_size: *mut usize,
     ) -> u32;
     fn proxy_define_metric(
         metric_type: u32,
@@ -179,26 +191,27 @@ pub fn shared_set(key: &str, value: &[u8], cas: Option<u32>) -> Result<SetResult
     }
 }
 
-// Not a host import: the SDK's own exported entry point, which the linker
-// resolves within the module (only unresolved symbols become imports).
-extern "C" {
-    fn proxy_on_queue_ready(context_id: u32, queue_id: u32);
+pub fn register_queue(name: &str) -> Result<u32, HostError> {
+    let mut id = 0u32;
+    // SAFETY: name pointer/length of a live &str, out-pointer to a local.
+    check(unsafe { proxy_register_shared_queue(name.as_ptr(), name.len(), &mut id) })?;
+    Ok(id)
 }
 
-/// Run root context `root_id`'s `on_queue_ready` now, from inside an HTTP
-/// context callback, by re-entering the SDK's dispatcher the way the host
-/// would. The dispatcher makes the root the active context, so a call the
-/// root dispatches there is registered to the root and its answer comes back
-/// to the root even after the HTTP context is gone (DESIGN fact 1) — without
-/// waiting for an event-loop turn as a shared-queue doorbell would.
-///
-/// Sound only while the root is alive (the SDK panics on an unknown context
-/// id) and while no root callback is running (its map is borrowed then); the
-/// caller guarantees both. The SDK version is pinned (`=0.2.5`) because this
-/// relies on its dispatcher's routing.
-pub fn run_root_now(root_id: u32) {
-    // SAFETY: an exported function of this very module, plain integer arguments.
-    unsafe { proxy_on_queue_ready(root_id, 0) }
+pub fn enqueue(queue: u32, value: &[u8]) -> Result<(), HostError> {
+    // SAFETY: pointer/length of a live slice.
+    check(unsafe { proxy_enqueue_shared_queue(queue, value.as_ptr(), value.len()) })
+}
+
+/// One message; None when the queue is empty.
+pub fn dequeue(queue: u32) -> Result<Option<Vec<u8>>, HostError> {
+    let (mut data, mut size) = (null_mut(), 0usize);
+    // SAFETY: out-pointers to locals that outlive the call.
+    match unsafe { proxy_dequeue_shared_queue(queue, &mut data, &mut size) } {
+        OK => Ok(Some(take(data, size))),
+        EMPTY => Ok(None),
+        s => Err(HostError(s)),
+    }
 }
 
 pub fn define_metric(kind: MetricType, name: &str) -> Result<u32, HostError> {
