@@ -911,10 +911,13 @@ median of the per-repetition ratios.
 
 Shadow dispatch delay. The shadow call must be dispatched by the root
 context (DESIGN fact 1). At the end of the request the HTTP context queues a
-job and enters the root context in the same pass (through the SDK's
-`proxy_on_queue_ready` entry point), which dispatches it; an earlier version
-rang a shared queue instead and waited one event-loop turn for
-`on_queue_ready` (p99 1.6–2.0 ms here). To see when the call leaves, a steady load far from saturation (wrk, 4 connections, a 7 ms pause
+job and rings a per-worker shared queue; the root dispatches from
+`on_queue_ready`, which Envoy runs after it has forwarded the primary. (A
+variant that entered the root at once, through the SDK's exported
+`proxy_on_queue_ready`, sent the shadow ~12 µs *before* the primary, p99
+75 µs, but held the primary back: `primary out − request in` grew by
+100–200 µs at p50 over the doorbell in three alternating runs, so the
+doorbell stayed.) To see when the call leaves, a steady load far from saturation (wrk, 4 connections, a 7 ms pause
 after every answer) carries a unique `n=<id>` query on every request; Envoy
 forwards it to the primary and the shadow copy keeps it. A packet socket on
 `lo` records with kernel timestamps, per request, when it reached the front
