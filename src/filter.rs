@@ -179,11 +179,7 @@ impl LaunchRt {
     /// Ask the shared breaker whether a call may leave. The common, closed
     /// case costs one read and no write.
     fn admit(&self, now: u64) -> Admit {
-        let current = host::shared_get(&self.breaker_key)
-            .ok()
-            .and_then(|(b, _)| b)
-            .and_then(|b| BreakerState::decode(&b));
-        if current.is_none_or(|st| !st.is_open()) {
+        if !self.breaker_is_open() {
             return Admit::Yes;
         }
         let cfg = &self.launch.breaker;
