@@ -10,9 +10,9 @@
 //!
 //! Why a doorbell rather than entering the root at once (possible through
 //! the SDK's exported `proxy_on_queue_ready`): a call dispatched inside the
-//! request callback leaves before the primary does, and its cost (~100–150
-//! µs at p50 under light load, `make bench`) is added to the primary's
-//! latency. Rung from the request callback, the doorbell runs once Envoy
+//! request callback leaves before the primary does, and its cost (100–200
+//! µs at p50 under light load, in alternating runs; BENCHMARKS.md) is added
+//! to the primary's latency. Rung from the request callback, the doorbell runs once Envoy
 //! has forwarded the primary, in the same event-loop iteration as a rule.
 //!
 //! Every host call but `dispatch_http_call` goes through `host`, whose
