@@ -31,7 +31,7 @@ export ENVOY_BIN
 export DARKLAUNCH_WASM := $(abspath $(WASM))
 export DARKLAUNCH_REPORT := $(abspath $(REPORT))
 
-.PHONY: all build toolchain envoy report prometheus test unit e2e e2e-compat demo lint fuzz soak bench fault-latency tools clean
+.PHONY: all build toolchain envoy report prometheus test unit e2e e2e-compat demo lint fuzz soak bench bench-hostcalls fault-latency tools clean
 
 all: build
 
@@ -119,6 +119,12 @@ NOOP_WASM := benches/noop-filter/target/wasm32-wasip1/release/noop_filter.wasm
 bench: build envoy tools
 	cd benches/noop-filter && cargo build --release --target wasm32-wasip1
 	NOOP_WASM=$(abspath $(NOOP_WASM)) $(PY) scripts/bench.py
+
+# What one proxy-wasm host call costs Envoy (the empty filter making 50 calls
+# of one kind per request, against the empty filter); prints a table.
+bench-hostcalls: build envoy tools
+	cd benches/noop-filter && cargo build --release --target wasm32-wasip1
+	NOOP_WASM=$(abspath $(NOOP_WASM)) $(PY) scripts/hostcall_cost.py
 
 # Client latency with a dark cluster timing out on every call vs a healthy one.
 fault-latency: build envoy tools

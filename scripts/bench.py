@@ -5,7 +5,11 @@ One run, all on loopback, the same closed-loop load against six front Envoy
 configurations, alternated and repeated:
 
   A  Envoy, no filter (the limit)
+  N  an empty proxy-wasm filter (benches/noop-filter): the floor of any filter
   B  Envoy, native ``request_mirror_policies`` to the dark cluster (the peer)
+  M  the same small module in ``send:dark`` mode: copies the request headers
+     and ``dispatch_http_call``s them to the dark cluster, answer ignored: the
+     floor of any proxy-wasm filter that sends a copy
   C  darklaunch loaded, no launch matches (``match.path_prefix`` elsewhere)
   D  darklaunch, 100% shadow, ``compare.body: none``
   E  darklaunch, 100% shadow, JSON compare of ~4 KiB bodies
@@ -80,6 +84,7 @@ CONFIGS = {
     "A": "Envoy, no filter",
     "N": "an empty proxy-wasm filter (benches/noop-filter): the floor",
     "B": "Envoy, native request_mirror_policies (100%)",
+    "M": "the empty filter's send:dark mode: dispatch_http_call of every request, answer ignored",
     "C": "darklaunch, no launch matches",
     "D": "darklaunch, 100% shadow, compare.body none",
     "E": "darklaunch, 100% shadow, JSON compare ~4 KiB",
@@ -99,6 +104,10 @@ INFO_RATIOS = [
     ("C/N req/s", "C", "N", "rps"),
     ("N/A by CPU (A µs/req ÷ N µs/req)", "A", "N", "us_per_req"),
     ("C/N by CPU (N µs/req ÷ C µs/req)", "N", "C", "us_per_req"),
+    ("M/B req/s", "M", "B", "rps"),
+    ("D/M req/s", "D", "M", "rps"),
+    ("M/B by CPU (B µs/req ÷ M µs/req)", "B", "M", "us_per_req"),
+    ("D/M by CPU (M µs/req ÷ D µs/req)", "M", "D", "us_per_req"),
     ("F/A p99", "F", "A", "p99_ms"),
     ("D/B p99", "D", "B", "p99_ms"),
     ("E/B p99", "E", "B", "p99_ms"),
@@ -111,6 +120,8 @@ INFO_RATIOS = [
     ("E/B by CPU (B µs/req ÷ E µs/req)", "B", "E", "us_per_req"),
 ]
 DELAY_LIMIT_US = 1000.0
+# Host calls per request in the probe configurations of scripts/hostcall_cost.py.
+PROBE_CALLS = 50
 
 
 # --------------------------------------------------------------------------
@@ -219,7 +230,7 @@ def launches_for(kind: str) -> list:
 
 
 def noop_wasm() -> Path:
-    """The empty filter of configuration N (built by `make bench`)."""
+    """The small module of configurations N and M (built by `make bench`)."""
     env = os.environ.get("NOOP_WASM")
     return Path(env) if env else (
         U.ROOT / "benches/noop-filter/target/wasm32-wasip1/release/noop_filter.wasm")
@@ -231,6 +242,18 @@ def front_envoy(kind: str, workdir: Path, ports: dict) -> harness.Envoy:
         return U.filter_envoy(workdir, ports["primary"], [U.cluster("dark", ports["dark"])],
                               launches_for("C"), concurrency=1, name="front-N",
                               wasm_path=noop_wasm())
+    if kind.startswith("P:"):
+        # scripts/hostcall_cost.py: the empty filter making PROBE_CALLS host
+        # calls of one kind in every request-header callback.
+        probe = kind[2:]
+        return U.filter_envoy(workdir, ports["primary"], [U.cluster("dark", ports["dark"])],
+                              [], concurrency=1, name=f"front-probe-{probe}",
+                              wasm_path=noop_wasm(),
+                              plugin_config=f"probe:{probe}:{PROBE_CALLS}")
+    if kind == "M":
+        return U.filter_envoy(workdir, ports["primary"], [U.cluster("dark", ports["dark"])],
+                              [], concurrency=1, name="front-M", wasm_path=noop_wasm(),
+                              plugin_config="send:dark")
     if kind in "CDEF":
         return U.filter_envoy(workdir, ports["primary"], [U.cluster("dark", ports["dark"])],
                               launches_for(kind), concurrency=1, name=f"front-{kind}")
@@ -430,7 +453,7 @@ def problems(r: dict) -> list:
     if r["errors"] or r["non_2xx"]:
         out.append(f"client saw {r['errors']} socket errors and {r['non_2xx']} non-2xx answers")
     k = r["kind"]
-    if k in "BDE" and r["shadow_share"] < 0.95:
+    if k in "BMDE" and r["shadow_share"] < 0.95:
         out.append(f"only {r['dark_rq']} dark requests for {r['requests']} client requests")
     if k in "DE" and r["skipped"]:
         out.append(f"{r['skipped']} matched requests skipped (limits?)")
@@ -965,7 +988,7 @@ def main(argv=None) -> int:
     ap.add_argument("--warmup", type=int, default=2, help="discarded warm-up seconds per run (2)")
     ap.add_argument("--connections", type=int, default=16, help="wrk connections (16)")
     ap.add_argument("--threads", type=int, default=1, help="wrk threads (1)")
-    ap.add_argument("--configs", default="ANBCDEF", help="which configurations (ANBCDEF)")
+    ap.add_argument("--configs", default="ANBMCDEF", help="which configurations (ANBMCDEF)")
     ap.add_argument("--delay-configs", default="ACDEB",
                     help="configurations measured under the paced load (ACDEB); '' skips it")
     ap.add_argument("--delay-seconds", type=int, default=12,
@@ -997,7 +1020,7 @@ def main(argv=None) -> int:
     if not wasm.exists():
         print(f"module not found: {wasm} (make build)", file=sys.stderr)
         return 2
-    if "N" in configs + delay_configs and not noop_wasm().exists():
+    if set("NM") & set(configs + delay_configs) and not noop_wasm().exists():
         print(f"empty filter not found: {noop_wasm()} (make bench builds it)", file=sys.stderr)
         return 2
     OUT.mkdir(parents=True, exist_ok=True)

@@ -201,14 +201,17 @@ def launch(name: str, dark_cluster: str, timeout_ms: int, percent: float = 100.0
 
 
 def filter_envoy(workdir: Path, primary_port: int, clusters: list, launches: list,
-                 concurrency: int, name: str = "darklaunch", wasm_path=None) -> harness.Envoy:
+                 concurrency: int, name: str = "darklaunch", wasm_path=None,
+                 plugin_config=None) -> harness.Envoy:
     """The darklaunch Envoy (not started): listener -> primary, wasm filter
-    (``wasm_path``: another module in darklaunch's place)."""
+    (``wasm_path``: another module in darklaunch's place, ``plugin_config``:
+    its configuration instead of ``{"launches": launches}``)."""
     admin, listener = harness.free_port(), harness.free_port()
     cfg = harness.bootstrap(admin, listener, primary_cluster=(LOOPBACK, primary_port),
                             wasm_path=wasm_path,
                             clusters={c["name"]: c for c in clusters},
-                            plugin_config={"launches": launches},
+                            plugin_config=({"launches": launches} if plugin_config is None
+                                           else plugin_config),
                             # A crashed VM then fails requests, which wrk counts.
                             failure_policy="FAIL_CLOSED")
     for c in cfg["static_resources"]["clusters"]:
