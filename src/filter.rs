@@ -345,16 +345,18 @@ impl Shared {
 
     /// The primary side finished (or failed): settle the pair if the dark
     /// side is already there.
-    fn primary_finished(&mut self, id: u64, primary: Primary) {
+    /// `now` (ms) is the caller's clock reading: one host call serves a
+    /// whole callback.
+    fn primary_finished(&mut self, id: u64, primary: Primary, now: u64) {
         if let Some(p) = self.pairs.get_mut(&id) {
             p.primary = primary;
             if p.dark.is_some() {
-                self.settle(id);
+                self.settle(id, now);
             }
         }
     }
 
-    fn dark_finished(&mut self, id: u64, answer: DarkAnswer, dark_ms: u64) {
+    fn dark_finished(&mut self, id: u64, answer: DarkAnswer, dark_ms: u64, now: u64) {
         if let Some(p) = self.pairs.get_mut(&id) {
             let l = &p.launch;
             l.in_flight.set(l.in_flight.get().saturating_sub(1));
@@ -364,16 +366,16 @@ impl Shared {
                 DarkAnswer::Response(c) => DarkClass::of_status(c.status) == DarkClass::C5xx,
             };
             if p.role == Role::Dark {
-                l.breaker_result(now_ms(), failed, p.trial);
+                l.breaker_result(now, failed, p.trial);
             }
             p.dark = Some((answer, dark_ms));
             if !matches!(p.primary, Primary::Pending) {
-                self.settle(id);
+                self.settle(id, now);
             }
         }
     }
 
-    fn settle(&mut self, id: u64) {
+    fn settle(&mut self, id: u64, now: u64) {
         let Some(pair) = self.pairs.remove(&id) else {
             return;
         };
@@ -390,7 +392,7 @@ impl Shared {
         if pair.role == Role::Aa {
             // An A/A pair only teaches the noise model; it is not a shadow.
             if let Ok(v) = &st.result {
-                l.noise.borrow_mut().learn_aa(now_ms(), v);
+                l.noise.borrow_mut().learn_aa(now, v);
             }
             return;
         }
@@ -414,7 +416,7 @@ impl Shared {
                 inc(s.compared, 1);
                 let class = {
                     let mut model = l.noise.borrow_mut();
-                    model.learn_raw(now_ms(), &v);
+                    model.learn_raw(now, &v);
                     model.classify(&v)
                 };
                 if class == Class::Noise {
@@ -442,7 +444,7 @@ impl Shared {
                         .runtime
                         .as_ref()
                         .map_or(0, |r| r.cfg.mismatch_log_per_minute);
-                    if self.log_limiter.allow(now_ms(), per_minute) {
+                    if self.log_limiter.allow(now, per_minute) {
                         let line = MismatchLog {
                             launch: &l.launch.name,
                             request_id: &pair.request_id,
@@ -530,6 +532,8 @@ impl Root {
     /// Send every queued shadow call. Runs with the root as the active
     /// context, so the answers come back here.
     fn dispatch_jobs(&mut self) {
+        // One clock read per batch: the jobs leave within the same callback.
+        let now = now_ms();
         loop {
             let Some(job) = self.shared.borrow_mut().jobs.pop_front() else {
                 return;
@@ -540,7 +544,6 @@ impl Root {
             };
             let l = &launch.launch;
             let s = &launch.stats;
-            let now = now_ms();
             if role == Role::Aa {
                 self.dispatch_aa(&launch, job, now);
                 continue;
@@ -566,7 +569,7 @@ impl Root {
                 .map(|(k, v)| (k.as_str(), v.as_str()))
                 .collect();
             let body = (!job.body.is_empty()).then_some(job.body.as_slice());
-            let sent = now_ms();
+            let sent = now;
             let res = hostcalls::dispatch_http_call(
                 &l.dark_cluster,
                 headers,
@@ -694,10 +697,10 @@ impl Root {
         }
         for (id, token) in lost_calls {
             sh.calls.remove(&token);
-            sh.dark_finished(id, DarkAnswer::Reset, 0);
+            sh.dark_finished(id, DarkAnswer::Reset, 0, now);
         }
         for id in slow_primaries {
-            sh.primary_finished(id, Primary::Incomplete);
+            sh.primary_finished(id, Primary::Incomplete, now);
         }
         for id in never_sent {
             if let Some(p) = sh.pairs.remove(&id) {
@@ -720,6 +723,7 @@ impl Context for Root {
     /// settle every pending pair now — unanswered calls as resets, primaries
     /// still streaming as incomplete — and keep the invariants whole.
     fn on_done(&mut self) -> bool {
+        let now = now_ms();
         let mut sh = self.shared.borrow_mut();
         sh.jobs.clear();
         let ids: Vec<u64> = sh.pairs.keys().copied().collect();
@@ -746,9 +750,9 @@ impl Context for Root {
                 }
             }
             if !answered {
-                sh.dark_finished(id, DarkAnswer::Reset, 0);
+                sh.dark_finished(id, DarkAnswer::Reset, 0, now);
             } else {
-                sh.settle(id);
+                sh.settle(id, now);
             }
         }
         sh.calls.clear();
@@ -773,8 +777,8 @@ impl Context for Root {
         let sent = pair.call.map_or(0, |(_, t)| t);
         let captured = read_dark_response(l, num_headers, body_size);
         let answer = outcome::classify_dark(num_headers, captured);
-        let dark_ms = now_ms().saturating_sub(sent);
-        sh.dark_finished(id, answer, dark_ms);
+        let now = now_ms();
+        sh.dark_finished(id, answer, now.saturating_sub(sent), now);
     }
 }
 
@@ -954,23 +958,9 @@ impl Http {
         let Some(rt) = self.runtime.clone() else {
             return;
         };
-        // Most requests match no launch: decide that from two header reads
-        // before copying the whole header map.
-        let line = |name: &str| {
-            host::header(MapType::HttpRequestHeaders, name)
-                .ok()
-                .flatten()
-                .map(|v| String::from_utf8_lossy(&v).into_owned())
-                .unwrap_or_default()
-        };
-        let (method, path) = (line(":method"), line(":path"));
-        if !rt
-            .launches
-            .iter()
-            .any(|l| decision::matches_request_line(&l.launch, &method, &path))
-        {
-            return;
-        }
+        // One read of the whole map: a host call that returns data costs
+        // about 2 µs (the host calls back into the module to allocate), the
+        // whole map about 3 µs, so two single-header reads would cost more.
         let Ok(headers) = host::header_map(MapType::HttpRequestHeaders) else {
             return;
         };
@@ -981,6 +971,14 @@ impl Http {
                 .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
                 .unwrap_or_default()
         };
+        let (method, path) = (text(":method"), text(":path"));
+        if !rt
+            .launches
+            .iter()
+            .any(|l| decision::matches_request_line(&l.launch, &method, &path))
+        {
+            return;
+        }
         let view = RequestView {
             method: &method,
             path: &path,
@@ -1159,6 +1157,12 @@ impl Http {
         let Some(resp) = self.resp.as_ref() else {
             return;
         };
+        // When the response ended: no second clock read.
+        let now = self
+            .req
+            .as_ref()
+            .map_or(0, |r| r.started_ms)
+            .saturating_add(primary_ms);
         let mut sh = self.shared.borrow_mut();
         for id in std::mem::take(&mut self.pairs) {
             let max = match sh.pairs.get(&id) {
@@ -1176,7 +1180,7 @@ impl Http {
                     .to_vec(),
                 body_overflow: resp.body.len > max,
             };
-            sh.primary_finished(id, Primary::Done(captured, primary_ms));
+            sh.primary_finished(id, Primary::Done(captured, primary_ms), now);
         }
     }
 
@@ -1195,9 +1199,13 @@ impl Http {
                 }
             }
         }
+        if self.pairs.is_empty() {
+            return;
+        }
+        let now = now_ms();
         let mut sh = self.shared.borrow_mut();
         for id in std::mem::take(&mut self.pairs) {
-            sh.primary_finished(id, Primary::Incomplete);
+            sh.primary_finished(id, Primary::Incomplete, now);
         }
     }
 }

@@ -42,13 +42,6 @@ extern "C" {
         return_map_data: *mut *mut u8,
         return_map_size: *mut usize,
     ) -> u32;
-    fn proxy_get_header_map_value(
-        map_type: u32,
-        key_data: *const u8,
-        key_size: usize,
-        return_value_data: *mut *mut u8,
-        return_value_size: *mut usize,
-    ) -> u32;
     fn proxy_get_shared_data(
         key_data: *const u8,
         key_size: usize,
@@ -141,19 +134,6 @@ pub fn header_map(kind: MapType) -> Result<Vec<(String, Vec<u8>)>, HostError> {
     // SAFETY: out-pointers to locals that outlive the call.
     check(unsafe { proxy_get_header_map_pairs(kind as u32, &mut data, &mut size) })?;
     Ok(crate::headermap::decode(&take(data, size)))
-}
-
-/// One header's value; None when absent.
-pub fn header(kind: MapType, name: &str) -> Result<Option<Vec<u8>>, HostError> {
-    let (mut data, mut size) = (null_mut(), 0usize);
-    // SAFETY: key pointer/length of a live &str, out-pointers to locals.
-    match unsafe {
-        proxy_get_header_map_value(kind as u32, name.as_ptr(), name.len(), &mut data, &mut size)
-    } {
-        OK => Ok(Some(take(data, size))),
-        NOT_FOUND => Ok(None),
-        s => Err(HostError(s)),
-    }
 }
 
 /// A shared-data value and its CAS token (None, None when absent).
