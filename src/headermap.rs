@@ -5,35 +5,49 @@
 /// followed by a NUL. Anything malformed ends the list; names that are not
 /// UTF-8 are dropped (Envoy never sends them).
 pub fn decode(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
-    let u32_at = |i: usize| -> Option<usize> {
+    pairs(bytes)
+        .map(|(k, v)| (k.to_string(), v.to_vec()))
+        .collect()
+}
+
+/// The entries of an encoded map, borrowed, in order: what [`decode`]
+/// returns without copying anything.
+pub fn pairs(bytes: &[u8]) -> impl Iterator<Item = (&str, &[u8])> {
+    let u32_at = move |i: usize| -> Option<usize> {
         let b = bytes.get(i..i.checked_add(4)?)?;
         Some(u32::from_le_bytes(b.try_into().ok()?) as usize)
     };
-    let Some(count) = u32_at(0) else {
-        return Vec::new();
-    };
-    let mut out = Vec::with_capacity(count.min(256));
-    let Some(mut p) = count.checked_mul(8).and_then(|n| n.checked_add(4)) else {
-        return out;
-    };
-    for n in 0..count {
+    let count = u32_at(0).unwrap_or(0);
+    // Where the names and values start; an impossible count yields nothing.
+    let mut p = count
+        .checked_mul(8)
+        .and_then(|n| n.checked_add(4))
+        .unwrap_or(usize::MAX);
+    let mut n = 0;
+    std::iter::from_fn(move || loop {
+        if n >= count {
+            return None;
+        }
         let s = 4 + n * 8;
+        n += 1;
         let (Some(klen), Some(vlen)) = (u32_at(s), u32_at(s + 4)) else {
-            break;
+            n = count;
+            return None;
         };
         let Some(key) = bytes.get(p..p.saturating_add(klen)) else {
-            break;
+            n = count;
+            return None;
         };
         p = p.saturating_add(klen).saturating_add(1);
         let Some(value) = bytes.get(p..p.saturating_add(vlen)) else {
-            break;
+            n = count;
+            return None;
         };
         p = p.saturating_add(vlen).saturating_add(1);
         if let Ok(k) = std::str::from_utf8(key) {
-            out.push((k.to_string(), value.to_vec()));
+            return Some((k, value));
         }
-    }
-    out
+    })
 }
 
 /// The same encoding, for tests and fuzzing.

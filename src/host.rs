@@ -128,12 +128,12 @@ pub fn buffer(kind: BufferType, start: usize, max: usize) -> Result<Vec<u8>, Hos
     }
 }
 
-/// All headers of a map, names as text, values as bytes.
-pub fn header_map(kind: MapType) -> Result<Vec<(String, Vec<u8>)>, HostError> {
+/// A header map still encoded (read it with `headermap::pairs`).
+pub fn header_map_bytes(kind: MapType) -> Result<Vec<u8>, HostError> {
     let (mut data, mut size) = (null_mut(), 0usize);
     // SAFETY: out-pointers to locals that outlive the call.
     check(unsafe { proxy_get_header_map_pairs(kind as u32, &mut data, &mut size) })?;
-    Ok(crate::headermap::decode(&take(data, size)))
+    Ok(take(data, size))
 }
 
 /// A shared-data value and its CAS token (None, None when absent).
