@@ -927,10 +927,16 @@ latency is mostly queueing (≈ connections ÷ throughput), which is why p99
 follows requests/s. `front CPU µs/req` (the front Envoy's CPU time per
 request) is the cost of a configuration; it varies less with the machine
 than requests/s. One upstream Envoy (C++ `direct_response`) serves both the
-primary and the dark listener; in B, D and E it answers twice as many
-requests. The configurations alternate (ABCDEF, then FEDCBA, …) so that
-slow drifts of the machine spread over all of them, and each target uses the
-median of the per-repetition ratios.
+primary and the dark listener; in B, M, D and E it answers twice as many
+requests. The configurations alternate (ANBMCDEF, then FEDCMBNA, …) so
+that slow drifts of the machine spread over all of them, and each target
+uses the median of the per-repetition ratios. N and M are the floors a
+proxy-wasm filter cannot go below: N is an HTTP context that does nothing;
+M (the same module configured `send:dark`) copies the request headers and
+`dispatch_http_call`s them to the dark cluster from the request-header
+callback, ignoring the answer — no sampling, queue, comparison or stats.
+So N/A bounds C/A and F/A, and M/B bounds D/B and E/B, for any proxy-wasm
+filter on this Envoy; C/N and D/M are what darklaunch itself adds.
 
 Shadow dispatch delay. The shadow call must be dispatched by the root
 context (DESIGN fact 1). At the end of the request the HTTP context queues a
