@@ -788,15 +788,8 @@ fn read_dark_response(l: &Launch, num_headers: usize, body_size: usize) -> Captu
     if num_headers == 0 {
         return c;
     }
-    if let Ok(raw) = host::header_map_bytes(MapType::HttpCallResponseHeaders) {
-        for (name, value) in headermap::pairs(&raw) {
-            if name == ":status" {
-                c.status = parse_status(value);
-            } else if wanted_header(l, name) {
-                c.headers.push((name.to_string(), value.to_vec()));
-            }
-        }
-    }
+    (c.status, c.headers) =
+        status_and_headers(MapType::HttpCallResponseHeaders, |n| wanted_header(l, n));
     // The body is needed to compare it, or to tell Envoy's own 5xx local
     // replies (connect failure, no healthy upstream) from the service's.
     if l.compare.body == BodyMode::None && c.status < 500 {
@@ -814,6 +807,25 @@ fn read_dark_response(l: &Launch, num_headers: usize, body_size: usize) -> Captu
         c.body_overflow = true;
     }
     c
+}
+
+/// A response's `:status` and a copy of the headers `wanted` names
+/// (0 and none if the map cannot be read).
+fn status_and_headers(
+    kind: MapType,
+    wanted: impl Fn(&str) -> bool,
+) -> (u16, Vec<(String, Vec<u8>)>) {
+    let (mut status, mut headers) = (0, Vec::new());
+    if let Ok(raw) = host::header_map_bytes(kind) {
+        for (name, value) in headermap::pairs(&raw) {
+            if name == ":status" {
+                status = parse_status(value);
+            } else if wanted(name) {
+                headers.push((name.to_string(), value.to_vec()));
+            }
+        }
+    }
+    (status, headers)
 }
 
 fn parse_status(v: &[u8]) -> u16 {
@@ -1116,9 +1128,14 @@ impl Http {
         let Some(req) = self.req.as_ref() else {
             return;
         };
-        let mut resp = ResponseCopy {
-            status: 0,
-            headers: Vec::new(),
+        let (status, headers) = status_and_headers(MapType::HttpResponseHeaders, |n| {
+            req.candidates
+                .iter()
+                .any(|c| wanted_header(&c.launch.launch, n))
+        });
+        self.resp = Some(ResponseCopy {
+            status,
+            headers,
             body: StreamedBody::new(
                 req.candidates
                     .iter()
@@ -1128,21 +1145,7 @@ impl Http {
                     .unwrap_or(0),
             ),
             finished: None,
-        };
-        if let Ok(raw) = host::header_map_bytes(MapType::HttpResponseHeaders) {
-            for (name, value) in headermap::pairs(&raw) {
-                if name == ":status" {
-                    resp.status = parse_status(value);
-                } else if req
-                    .candidates
-                    .iter()
-                    .any(|c| wanted_header(&c.launch.launch, name))
-                {
-                    resp.headers.push((name.to_string(), value.to_vec()));
-                }
-            }
-        }
-        self.resp = Some(resp);
+        });
         if end_of_stream {
             self.end_response();
         }
