@@ -987,13 +987,19 @@ def write_benchmarks(section: str) -> None:
 
 # --------------------------------------------------------------------------
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def load_arguments(ap: argparse.ArgumentParser, seconds: int) -> None:
+    """The options `run_once` reads: repetitions and the wrk load of one run."""
     ap.add_argument("--repeats", type=int, default=5, help="runs of each configuration (5)")
-    ap.add_argument("--seconds", type=int, default=10, help="measured seconds per run (10)")
+    ap.add_argument("--seconds", type=int, default=seconds,
+                    help=f"measured seconds per run ({seconds})")
     ap.add_argument("--warmup", type=int, default=2, help="discarded warm-up seconds per run (2)")
     ap.add_argument("--connections", type=int, default=16, help="wrk connections (16)")
     ap.add_argument("--threads", type=int, default=1, help="wrk threads (1)")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    load_arguments(ap, seconds=10)
     ap.add_argument("--configs", default="ANBMCDEF", help="which configurations (ANBMCDEF)")
     ap.add_argument("--delay-configs", default="ACDEB",
                     help="configurations measured under the paced load (ACDEB); '' skips it")

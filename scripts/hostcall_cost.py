@@ -38,11 +38,7 @@ PROBES = {
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--repeats", type=int, default=5, help="runs of each configuration (5)")
-    ap.add_argument("--seconds", type=int, default=8, help="measured seconds per run (8)")
-    ap.add_argument("--warmup", type=int, default=2, help="discarded warm-up seconds per run (2)")
-    ap.add_argument("--connections", type=int, default=16, help="wrk connections (16)")
-    ap.add_argument("--threads", type=int, default=1, help="wrk threads (1)")
+    B.load_arguments(ap, seconds=8)
     ap.add_argument("--quiet-wait", type=float, default=10,
                     help="before each run, wait up to this many seconds for other processes "
                          "to leave the machine (10)")
