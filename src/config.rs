@@ -1,4 +1,4 @@
-//! Plugin configuration (SPEC §2): parsed with serde, validated, compiled.
+//! Plugin configuration: parsed with serde, validated, compiled.
 //!
 //! Parsing happens in two steps so that every error names the JSON path of
 //! the offending field: serde (through `serde_path_to_error`) rejects unknown

@@ -1,13 +1,20 @@
-//! Which launches a request matches and whether each one shadows it (SPEC §3).
+//! Which launches a request matches and whether each one shadows it.
 //!
-//! Order for a matching launch: loop prevention, `flag_header: off`,
+//! Order for a matching launch: loop prevention (the request carries the
+//! shadow header), Upgrade/CONNECT requests, `flag_header: off`,
 //! `users.never`, forcing (flag header or `users.always`), sticky or random
 //! sampling; then method safety and a declared body size over the limit.
 //! Limits, the breaker and a streamed body over the limit are checked later,
-//! by the filter, when the shadow call is about to leave.
+//! by the engine, when the shadow call is about to leave.
+//!
+//! Sticky sampling is flagd-compatible: with a sticky key value `v`, the
+//! request is shadowed when `murmur3_x86_32(name + v, seed 0) < percent/100 ×
+//! 2^32`, so a user gets the same decision on every request, worker and
+//! Envoy, and the one flagd's `fractional` gives.
 
 use crate::config::{Config, HeaderRule, KeySource, Launch, PathMatch};
 use crate::murmur3;
+pub use crate::vocab::SkipReason;
 
 /// The primary request as the filter saw it in the header callback.
 /// Header names are lower-case (Envoy normalises them); a name may repeat.
@@ -25,11 +32,6 @@ impl<'a> RequestView<'a> {
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_slice())
-    }
-
-    /// The path without its query string.
-    pub fn path_only(&self) -> &'a str {
-        self.path.split_once('?').map_or(self.path, |(p, _)| p)
     }
 
     fn query(&self) -> Option<&'a str> {
@@ -61,39 +63,15 @@ impl<'a> RequestView<'a> {
     }
 }
 
+/// The first value of query parameter `name`, decoded as browsers encode
+/// form queries (`+` is a space, `%XX` a byte).
 fn query_param(query: &str, name: &str) -> Option<String> {
-    query.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (percent_decode(k) == name).then(|| percent_decode(v))
-    })
+    form_urlencoded::parse(query.as_bytes()).find_map(|(k, v)| (k == name).then(|| v.into_owned()))
 }
 
-/// `%XX` decoding and `+` as space, as browsers encode form queries.
-fn percent_decode(s: &str) -> String {
-    let mut out = Vec::with_capacity(s.len());
-    let mut bytes = s.as_bytes().iter();
-    while let Some(&b) = bytes.next() {
-        match b {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = bytes
-                    .as_slice()
-                    .get(..2)
-                    .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
-                    .and_then(|h| std::str::from_utf8(h).ok())
-                    .and_then(|h| u8::from_str_radix(h, 16).ok());
-                match hex {
-                    Some(v) => {
-                        out.push(v);
-                        bytes.nth(1);
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            _ => out.push(b),
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+/// A `:path` without its query string.
+pub fn path_only(path: &str) -> &str {
+    path.split_once('?').map_or(path, |(p, _)| p)
 }
 
 /// What the flag header asks for.
@@ -118,55 +96,6 @@ pub fn read_flag(cfg: &Config, req: &RequestView) -> Flag {
                 _ => Flag::Launch(v),
             }
         }
-    }
-}
-
-/// Why a matched request was not shadowed; the `skipped.R` stat names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SkipReason {
-    SampledOut,
-    FlagOff,
-    UserNever,
-    Loop,
-    UnsafeMethod,
-    BodyTooLarge,
-    RateLimited,
-    InFlight,
-    BreakerOpen,
-    DispatchFailed,
-}
-
-impl SkipReason {
-    pub const ALL: [SkipReason; 10] = [
-        SkipReason::SampledOut,
-        SkipReason::FlagOff,
-        SkipReason::UserNever,
-        SkipReason::Loop,
-        SkipReason::UnsafeMethod,
-        SkipReason::BodyTooLarge,
-        SkipReason::RateLimited,
-        SkipReason::InFlight,
-        SkipReason::BreakerOpen,
-        SkipReason::DispatchFailed,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SkipReason::SampledOut => "sampled_out",
-            SkipReason::FlagOff => "flag_off",
-            SkipReason::UserNever => "user_never",
-            SkipReason::Loop => "loop",
-            SkipReason::UnsafeMethod => "unsafe_method",
-            SkipReason::BodyTooLarge => "body_too_large",
-            SkipReason::RateLimited => "rate_limited",
-            SkipReason::InFlight => "in_flight",
-            SkipReason::BreakerOpen => "breaker_open",
-            SkipReason::DispatchFailed => "dispatch_failed",
-        }
-    }
-
-    pub fn index(self) -> usize {
-        self as usize
     }
 }
 
@@ -195,7 +124,7 @@ pub fn matches_request_line(launch: &Launch, method: &str, path: &str) -> bool {
     if !launch.methods.is_empty() && !launch.methods.iter().any(|m| m == method) {
         return false;
     }
-    let path = path.split_once('?').map_or(path, |(p, _)| p);
+    let path = path_only(path);
     match &launch.path {
         PathMatch::Any => true,
         PathMatch::Prefix(p) => path.starts_with(p.as_str()),
@@ -231,6 +160,9 @@ pub fn decide(
     if req.header(&cfg.shadow_header).is_some() {
         return Decision::Skip(SkipReason::Loop);
     }
+    if is_upgrade(req) {
+        return Decision::Skip(SkipReason::Upgrade);
+    }
     if *flag == Flag::Off {
         return Decision::Skip(SkipReason::FlagOff);
     }
@@ -261,6 +193,12 @@ pub fn decide(
     Decision::Shadow { forced }
 }
 
+/// A WebSocket (or other) upgrade, or a CONNECT tunnel: its "body" is the
+/// tunnel's bytes for as long as it stays open, nothing a copy can replay.
+fn is_upgrade(req: &RequestView) -> bool {
+    req.method == "CONNECT" || req.header("upgrade").is_some_and(|v| !v.is_empty())
+}
+
 fn sampled(launch: &Launch, req: &RequestView, random: &mut dyn FnMut() -> u32) -> bool {
     let p = launch.sample_percent;
     if p >= 100.0 {
@@ -271,7 +209,7 @@ fn sampled(launch: &Launch, req: &RequestView, random: &mut dyn FnMut() -> u32) 
     }
     match launch.sticky_key.iter().find_map(|s| req.key(s)) {
         Some(value) => murmur3::in_sample(&launch.name, &value, p),
-        None => (random() as f64) < p / 100.0 * 4_294_967_296.0,
+        None => murmur3::in_percent(random(), p),
     }
 }
 
@@ -507,21 +445,42 @@ mod tests {
         );
         assert_eq!(req.key(&KeySource::Query("v".into())), None);
         assert_eq!(req.key(&KeySource::Query("w".into())), None);
-        assert_eq!(percent_decode("%zz%4"), "%zz%4");
+        assert_eq!(query_param("u=%zz%4", "u").as_deref(), Some("%zz%4"));
         assert_eq!(
-            percent_decode("%+5%41"),
-            "% 5A",
+            query_param("u=%+5%41", "u").as_deref(),
+            Some("% 5A"),
             "a sign is not a hex digit"
         );
+        assert_eq!(query_param("a+b=1&u", "a b").as_deref(), Some("1"));
+        assert_eq!(query_param("u&u=2", "u").as_deref(), Some(""));
     }
 
     #[test]
-    fn skip_reason_names_are_unique() {
-        let names: std::collections::HashSet<_> =
-            SkipReason::ALL.iter().map(|r| r.as_str()).collect();
-        assert_eq!(names.len(), SkipReason::ALL.len());
-        for (i, r) in SkipReason::ALL.iter().enumerate() {
-            assert_eq!(r.index(), i);
-        }
+    fn upgrades_and_connect_are_skipped_before_sampling() {
+        let c = cfg("");
+        let l = &c.launches[0];
+        let upgrade = vec![("upgrade".to_string(), b"websocket".to_vec())];
+        let req = RequestView {
+            method: "GET",
+            path: "/ws",
+            headers: &upgrade,
+        };
+        let d = decide(&c, l, &req, &Flag::On, &mut || 0);
+        assert_eq!(d, Decision::Skip(SkipReason::Upgrade));
+        let req = RequestView {
+            method: "CONNECT",
+            path: "/",
+            headers: &[],
+        };
+        let d = decide(&c, l, &req, &Flag::Absent, &mut || 0);
+        assert_eq!(d, Decision::Skip(SkipReason::Upgrade));
+        let empty = vec![("upgrade".to_string(), Vec::new())];
+        let req = RequestView {
+            method: "GET",
+            path: "/",
+            headers: &empty,
+        };
+        let d = decide(&c, l, &req, &Flag::Absent, &mut || 0);
+        assert_eq!(d, Decision::Shadow { forced: false });
     }
 }

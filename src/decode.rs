@@ -100,6 +100,7 @@ pub fn decode<'a>(
 
 /// True when the field value names no coding to undo (absent, empty or only
 /// `identity`).
+#[cfg(any(test, feature = "fuzzing"))]
 pub fn is_identity(content_encoding: &[u8]) -> bool {
     matches!(parse_codings(content_encoding), Ok(c) if c.is_empty())
 }

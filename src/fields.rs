@@ -4,15 +4,72 @@
 //! for at most [`MAX_FIELDS`] distinct folded pointers (`/items/*/price`),
 //! plus `field_mismatch.other` for the rest, so a response with ever-changing
 //! keys cannot blow up Envoy's stats. The admitted pointers are a list in
-//! Envoy shared data, so the bound holds for the whole process, not per
-//! worker. Pure: the list's encoding and the admission rule.
+//! the host's shared data, so the bound holds for the whole process, not per
+//! worker: [`admit`] is the list's encoding and admission rule (pure),
+//! [`FieldCounters`] one worker's cache in front of it.
+
+use std::collections::HashMap;
+
+use crate::host::Host;
+use crate::limits::cas_update;
+use crate::vocab::{stat_name, Family, MetricKind};
 
 /// Distinct pointers with a counter of their own, per launch.
 pub const MAX_FIELDS: usize = 32;
 /// Longest pointer given a counter of its own.
 pub const MAX_POINTER_LEN: usize = 128;
-/// The stat suffix of the catch-all counter (no JSON pointer looks like it).
-pub const OTHER: &str = "other";
+
+/// One worker's per-field counters of one launch.
+#[derive(Debug)]
+pub struct FieldCounters {
+    launch: String,
+    /// Shared-data key of the admitted list.
+    key: String,
+    /// The id of `field_mismatch.other`.
+    other: u32,
+    /// Counter ids by folded pointer (`other`'s for those past the bound).
+    ids: HashMap<String, u32>,
+}
+
+impl FieldCounters {
+    pub fn new(launch: &str, other: u32) -> Self {
+        FieldCounters {
+            launch: launch.to_string(),
+            key: format!("darklaunch.fields.{launch}"),
+            other,
+            ids: HashMap::new(),
+        }
+    }
+
+    /// The counter of one differing field: its own while fewer than
+    /// [`MAX_FIELDS`] pointers have one (process-wide), else `other`.
+    pub fn counter<H: Host>(&mut self, host: &H, pointer: &str) -> u32 {
+        if let Some(id) = self.ids.get(pointer) {
+            return *id;
+        }
+        let Some(suffix) = stat_suffix(pointer) else {
+            return self.other;
+        };
+        let admitted = cas_update(host, &self.key, &mut |cur| {
+            let (ok, write) = admit(cur, suffix);
+            (write, ok)
+        })
+        .unwrap_or(false);
+        let id = if admitted {
+            let name = stat_name(&self.launch, &Family::FieldMismatch.stat(suffix));
+            host.define_metric(MetricKind::Counter, &name)
+                .unwrap_or(self.other)
+        } else {
+            self.other
+        };
+        // Pointers under `other` are cached too, up to a bound: past it they
+        // are looked up in shared data again, which stays correct.
+        if id != self.other || self.ids.len() < 4 * MAX_FIELDS {
+            self.ids.insert(pointer.to_string(), id);
+        }
+        id
+    }
+}
 
 /// The stat suffix for a folded pointer, or None when it must count under
 /// `other` (too long, or bytes that do not belong in a stat name).

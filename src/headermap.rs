@@ -51,6 +51,7 @@ pub fn pairs(bytes: &[u8]) -> impl Iterator<Item = (&str, &[u8])> {
 }
 
 /// The same encoding, for tests and fuzzing.
+#[cfg(any(test, feature = "fuzzing"))]
 pub fn encode(pairs: &[(&str, &[u8])]) -> Vec<u8> {
     let mut out = (pairs.len() as u32).to_le_bytes().to_vec();
     for (k, v) in pairs {

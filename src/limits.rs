@@ -1,9 +1,183 @@
 //! Load shaping for the dark side: a process-wide token bucket
-//! (`limits.max_rps`) and a circuit breaker (`breaker`). Pure state machines
-//! with a fixed byte encoding, so that the filter can keep them in Envoy's
-//! shared data (one copy for all workers) and update them with CAS.
+//! (`limits.max_rps`) and a circuit breaker (`breaker`).
+//!
+//! Both are small state machines with a fixed byte encoding ([`Bucket`],
+//! [`BreakerState`]), kept in the host's shared data (one copy for all
+//! workers) and updated with CAS ([`cas_update`]). [`SharedBucket`] and
+//! [`SharedBreaker`] are one worker's handles on them: they own the
+//! shared-data keys, the CAS loop and the breaker's per-worker batching.
+
+use std::cell::Cell;
 
 use crate::config::Breaker as BreakerConfig;
+use crate::host::{Host, SetResult};
+
+/// What a shared-data update does: the bytes to write (None: no write) and
+/// a result.
+pub type Update<T> = (Option<Vec<u8>>, T);
+
+/// Read-modify-write of a shared-data value with CAS, retried a few times
+/// when another worker wrote in between. `f` sees the current bytes (None
+/// when absent) and returns what to write and a result. None when shared
+/// data is unusable or stays contended.
+pub fn cas_update<H: Host, T>(
+    host: &H,
+    key: &str,
+    f: &mut dyn FnMut(Option<&[u8]>) -> Update<T>,
+) -> Option<T> {
+    for _ in 0..8 {
+        let (cur, cas) = host.shared_get(key).ok()?;
+        let (write, out) = f(cur.as_deref());
+        let Some(bytes) = write else {
+            return Some(out);
+        };
+        match host.shared_set(key, &bytes, cas) {
+            Ok(SetResult::Written) => return Some(out),
+            Ok(SetResult::CasMismatch) => continue,
+            Err(_) => return None,
+        }
+    }
+    None
+}
+
+/// One worker's handle on a launch's process-wide token bucket.
+#[derive(Debug)]
+pub struct SharedBucket {
+    key: String,
+    /// Tokens per second; 0 or less: no limit.
+    rate: f64,
+}
+
+impl SharedBucket {
+    pub fn new(key: String, rate: f64) -> Self {
+        SharedBucket { key, rate }
+    }
+
+    /// Take a token. When shared data cannot be read or updated the call is
+    /// let through: the per-worker in-flight limit still bounds it.
+    pub fn take<H: Host>(&self, host: &H, now_ms: u64) -> bool {
+        if self.rate <= 0.0 {
+            return true;
+        }
+        cas_update(host, &self.key, &mut |cur| {
+            let (b, ok) = Bucket::take(cur.and_then(Bucket::decode), now_ms, self.rate);
+            (Some(b.encode().to_vec()), ok)
+        })
+        .unwrap_or(true)
+    }
+}
+
+/// Longest a worker keeps successful calls from the shared breaker.
+pub const BREAKER_FLUSH_MS: u64 = 100;
+
+/// One worker's handle on a launch's process-wide breaker.
+///
+/// The common, closed case costs one shared-data read per call and no
+/// write: successes are batched per worker and written at most every
+/// [`BREAKER_FLUSH_MS`] (or with the next failure, or by [`Self::flush_due`]
+/// on tick). Failures and trial results are written at once, so the failure
+/// ratio is exact whenever a failure is counted. The `breaker_open` gauge is
+/// recorded when this worker sees the state change.
+#[derive(Debug)]
+pub struct SharedBreaker {
+    key: String,
+    cfg: BreakerConfig,
+    gauge: u32,
+    successes: Cell<u32>,
+    flushed_ms: Cell<u64>,
+    recorded: Cell<Option<bool>>,
+}
+
+impl SharedBreaker {
+    /// `gauge`: the id of the launch's `breaker_open` gauge.
+    pub fn new(key: String, cfg: BreakerConfig, gauge: u32) -> Self {
+        SharedBreaker {
+            key,
+            cfg,
+            gauge,
+            successes: Cell::new(0),
+            flushed_ms: Cell::new(0),
+            recorded: Cell::new(None),
+        }
+    }
+
+    /// Read-only: is the breaker holding the launch off?
+    pub fn is_open<H: Host>(&self, host: &H) -> bool {
+        host.shared_get(&self.key)
+            .ok()
+            .and_then(|(b, _)| b)
+            .and_then(|b| BreakerState::decode(&b))
+            .is_some_and(|st| st.is_open())
+    }
+
+    /// May a call leave now? One read while closed; while open, moves to
+    /// half-open and grants the one trial when `open_s` has passed. When
+    /// shared data is unusable, no.
+    pub fn admit<H: Host>(&self, host: &H, now_ms: u64) -> Admit {
+        if !self.is_open(host) {
+            return Admit::Yes;
+        }
+        let out = cas_update(host, &self.key, &mut |cur| {
+            let mut st = cur.and_then(BreakerState::decode).unwrap_or_default();
+            let a = st.admit(now_ms, &self.cfg);
+            let write = (a == Admit::Trial).then(|| st.encode().to_vec());
+            (write, (a, st.is_open()))
+        });
+        match out {
+            Some((a, open)) => {
+                self.record_gauge(host, open);
+                a
+            }
+            None => Admit::No,
+        }
+    }
+
+    /// A call admitted by [`Self::admit`] finished.
+    pub fn finished<H: Host>(&self, host: &H, now_ms: u64, failed: bool, trial: bool) {
+        if !failed && !trial {
+            self.successes
+                .set(self.successes.get().saturating_add(1));
+            if now_ms.saturating_sub(self.flushed_ms.get()) < BREAKER_FLUSH_MS {
+                return;
+            }
+        }
+        self.flush(host, now_ms, u32::from(failed && !trial), trial.then_some(failed));
+    }
+
+    /// Write batched successes that have waited [`BREAKER_FLUSH_MS`].
+    pub fn flush_due<H: Host>(&self, host: &H, now_ms: u64) {
+        if now_ms.saturating_sub(self.flushed_ms.get()) >= BREAKER_FLUSH_MS {
+            self.flush(host, now_ms, 0, None);
+        }
+    }
+
+    /// Write the batched successes, `failures` more failed calls and the
+    /// result of a trial (`Some(failed)`).
+    fn flush<H: Host>(&self, host: &H, now_ms: u64, failures: u32, trial: Option<bool>) {
+        let successes = self.successes.replace(0);
+        self.flushed_ms.set(now_ms);
+        if successes == 0 && failures == 0 && trial.is_none() {
+            return;
+        }
+        let open = cas_update(host, &self.key, &mut |cur| {
+            let mut st = cur.and_then(BreakerState::decode).unwrap_or_default();
+            st.record_calls(now_ms, &self.cfg, successes, failures);
+            if let Some(failed) = trial {
+                st.record(now_ms, &self.cfg, failed, true);
+            }
+            (Some(st.encode().to_vec()), st.is_open())
+        });
+        if let Some(open) = open {
+            self.record_gauge(host, open);
+        }
+    }
+
+    fn record_gauge<H: Host>(&self, host: &H, open: bool) {
+        if self.recorded.replace(Some(open)) != Some(open) {
+            host.record(self.gauge, u64::from(open));
+        }
+    }
+}
 
 fn f64_at(b: &[u8], i: usize) -> Option<f64> {
     Some(f64::from_le_bytes(b.get(i..i + 8)?.try_into().ok()?))

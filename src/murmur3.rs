@@ -66,6 +66,7 @@ fn murmur3_stream<I: Iterator<Item = u8>>(bytes: I, seed: u32) -> u32 {
 }
 
 /// MurmurHash3 x86_32 (Austin Appleby), as used by flagd's `fractional` operator.
+#[cfg(test)]
 pub fn murmur3_x86_32(data: &[u8], seed: u32) -> u32 {
     let mut h = seed;
     let blocks = data.chunks_exact(4);
@@ -102,6 +103,14 @@ fn sticky_hash(name: &str, value: &str) -> u32 {
 /// scaling by 2^32 is exact), so for whole-number percents the result equals
 /// flagd's integer rule `(h × 100) >> 32 < percent` exactly.
 pub fn in_sample(name: &str, value: &str, percent: f64) -> bool {
+    in_percent(sticky_hash(name, value), percent)
+}
+
+/// True when a uniform 32-bit draw (a sticky hash or a random number) falls
+/// inside `percent`: `draw < percent / 100 × 2^32`, with percents above 100
+/// counting as 100 and those at or below 0 (and NaN) as 0. The one
+/// threshold rule of sticky, random and A/A sampling.
+pub fn in_percent(draw: u32, percent: f64) -> bool {
     if percent >= 100.0 {
         return true;
     }
@@ -109,7 +118,7 @@ pub fn in_sample(name: &str, value: &str, percent: f64) -> bool {
         return false;
     }
     let threshold = percent * TWO_POW_32 / 100.0;
-    f64::from(sticky_hash(name, value)) < threshold
+    f64::from(draw) < threshold
 }
 
 #[cfg(test)]

@@ -61,6 +61,7 @@
 use std::collections::HashMap;
 
 use crate::compare::{Difference, Verdict, MAX_DIFFS};
+use crate::vocab::MismatchKind;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct NoiseConfig {
@@ -92,13 +93,36 @@ pub enum Class {
     Mismatch,
 }
 
-impl Class {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Class::Match => "match",
-            Class::Noise => "noise",
-            Class::Mismatch => "mismatch",
-        }
+/// What a raw pair amounts to once learned noise is taken out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Judgement {
+    pub class: Class,
+    /// For a mismatch: the differing folded pointers that are not learned
+    /// noise, each once, in the comparator's order.
+    pub real: Vec<String>,
+    /// For a mismatch: what differs. A body whose every listed difference
+    /// is learned noise is not a body difference.
+    pub kinds: Kinds,
+}
+
+/// What differs in a mismatching pair (`mismatch_kind.K`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Kinds {
+    pub status: bool,
+    pub headers: bool,
+    pub body: bool,
+}
+
+impl Kinds {
+    /// The kinds that are set, in the stats' order.
+    pub fn iter(self) -> impl Iterator<Item = MismatchKind> {
+        [
+            (self.status, MismatchKind::Status),
+            (self.headers, MismatchKind::Headers),
+            (self.body, MismatchKind::Body),
+        ]
+        .into_iter()
+        .filter_map(|(on, k)| on.then_some(k))
     }
 }
 
@@ -165,10 +189,6 @@ impl NoiseModel {
             seq: 0,
             paths: HashMap::new(),
         }
-    }
-
-    pub fn config(&self) -> &NoiseConfig {
-        &self.cfg
     }
 
     /// An A/A pair (primary vs primary copy) was compared with these
@@ -258,11 +278,6 @@ impl NoiseModel {
         self.aa_total.at(self.now_ms, self.cfg.half_life_ms)
     }
 
-    /// Decayed number of raw pairs observed, as of the latest observation.
-    pub fn raw_observations(&self) -> f64 {
-        self.raw_total.at(self.now_ms, self.cfg.half_life_ms)
-    }
-
     /// Fraction of A/A pairs in which `pointer` differed; `None` when it is
     /// not tracked or no A/A pair was observed.
     pub fn noise_rate(&self, pointer: &str) -> Option<f64> {
@@ -283,6 +298,7 @@ impl NoiseModel {
     }
 
     /// Pointers currently tracked.
+    #[cfg(any(test, feature = "fuzzing"))]
     pub fn tracked(&self) -> usize {
         self.paths.len()
     }
@@ -308,13 +324,53 @@ impl NoiseModel {
             return Class::Match;
         }
         let body_only = !verdict.status && !verdict.headers;
-        let complete_json = !verdict.diffs.is_empty() && verdict.diffs.len() < MAX_DIFFS;
-        if body_only && complete_json && verdict.diffs.iter().all(|d| self.is_noise(&d.pointer)) {
+        if body_only && lists_every_difference(verdict) && self.all_noise(verdict) {
             Class::Noise
         } else {
             Class::Mismatch
         }
     }
+
+    fn all_noise(&self, verdict: &Verdict) -> bool {
+        verdict.diffs.iter().all(|d| self.is_noise(&d.pointer))
+    }
+
+    /// Learn from a raw pair (primary vs dark) and judge it: its class, and
+    /// for a mismatch the fields and kinds that are not learned noise.
+    pub fn judge(&mut self, now_ms: u64, verdict: &Verdict) -> Judgement {
+        self.learn_raw(now_ms, verdict);
+        let class = self.classify(verdict);
+        if class != Class::Mismatch {
+            return Judgement {
+                class,
+                real: Vec::new(),
+                kinds: Kinds::default(),
+            };
+        }
+        let mut real: Vec<String> = Vec::new();
+        for d in &verdict.diffs {
+            if !real.contains(&d.pointer) && !self.is_noise(&d.pointer) {
+                real.push(d.pointer.clone());
+            }
+        }
+        // Every listed difference is learned noise (`real` is empty).
+        let body_is_noise = real.is_empty() && lists_every_difference(verdict);
+        Judgement {
+            class,
+            real,
+            kinds: Kinds {
+                status: verdict.status,
+                headers: verdict.headers,
+                body: verdict.body && !body_is_noise,
+            },
+        }
+    }
+}
+
+/// The body was compared as JSON and every difference is listed (none cut
+/// at [`MAX_DIFFS`]): only then can its differences all be noise.
+fn lists_every_difference(verdict: &Verdict) -> bool {
+    !verdict.diffs.is_empty() && verdict.diffs.len() < MAX_DIFFS
 }
 
 /// True when a compared pair can teach the model: statuses agree (a failed
@@ -707,6 +763,31 @@ mod tests {
         );
         m.learn_raw(11_000, &v);
         assert_eq!(m.classify(&v), Class::Mismatch);
-        assert_eq!(Class::Noise.as_str(), "noise");
+    }
+
+    #[test]
+    fn judge_leaves_noise_out_of_fields_and_kinds() {
+        let (mut m, t) = learned(10);
+        let j = m.judge(t, &body_verdict(&["/ts"]));
+        assert_eq!(j.class, Class::Noise);
+        assert!(j.real.is_empty());
+        let j = m.judge(t, &body_verdict(&["/ts", "/price", "/price"]));
+        assert_eq!(j.class, Class::Mismatch);
+        assert_eq!(j.real, vec!["/price".to_string()]);
+        assert_eq!(j.kinds.iter().collect::<Vec<_>>(), vec![MismatchKind::Body]);
+        // Statuses differ, the body only at a noise field: status only.
+        let mut v = body_verdict(&["/ts"]);
+        v.status = true;
+        let j = m.judge(t, &v);
+        assert_eq!(j.class, Class::Mismatch);
+        assert_eq!(j.kinds.iter().collect::<Vec<_>>(), vec![MismatchKind::Status]);
+        // Bytes differ (no pointers): a body mismatch.
+        let v = Verdict {
+            body: true,
+            ..Verdict::default()
+        };
+        let j = m.judge(t, &v);
+        assert!(j.kinds.body && j.real.is_empty());
+        assert_eq!(m.judge(t, &Verdict::default()).class, Class::Match);
     }
 }

@@ -1,9 +1,9 @@
 //! What a finished pair (primary answer + dark answer) amounts to: the
 //! outcome classes of both sides and either a comparison verdict or the
-//! reason it could not be compared. Pure; the filter turns it into stats.
+//! reason it could not be compared. Pure; the engine turns it into stats.
 
 use crate::compare::{self, BodyMode, CompareRules, Side, Verdict};
-use crate::stats::{CompareSkip, DarkClass, PrimaryClass};
+use crate::vocab::{CompareSkip, DarkOutcome, PrimaryOutcome};
 
 /// A response captured while it streamed through (or read from a dark answer).
 #[derive(Debug, Clone, Default)]
@@ -23,8 +23,19 @@ pub enum DarkAnswer {
     Reset,
 }
 
+impl DarkAnswer {
+    pub fn outcome(&self) -> DarkOutcome {
+        match self {
+            DarkAnswer::Response(c) => DarkOutcome::of_status(c.status),
+            DarkAnswer::Timeout => DarkOutcome::Timeout,
+            DarkAnswer::Reset => DarkOutcome::Reset,
+        }
+    }
+}
+
 /// Envoy's local-reply bodies for a dispatched call that never reached or
-/// never heard back from the dark upstream (DESIGN fact 5).
+/// never heard back from the dark upstream. A timed-out call comes back as
+/// a 504 with the timeout body, a reset one with no headers at all.
 const TIMEOUT_BODY: &[u8] = b"upstream request timeout";
 const RESET_PREFIXES: [&[u8]; 2] = [
     b"upstream connect error or disconnect/reset before headers",
@@ -63,8 +74,8 @@ fn side(c: &Captured) -> Side<'_> {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settlement {
-    pub dark: DarkClass,
-    pub primary: PrimaryClass,
+    pub dark: DarkOutcome,
+    pub primary: PrimaryOutcome,
     pub result: Result<Verdict, CompareSkip>,
     pub primary_status: Option<u16>,
     pub dark_status: Option<u16>,
@@ -75,14 +86,13 @@ pub struct Settlement {
 /// that decodes (`content-encoding`) to more than `rules.max_body_bytes`
 /// makes the pair `BodyTooLarge`, unless bodies are not compared.
 pub fn settle(rules: &CompareRules, primary: Option<&Captured>, dark: &DarkAnswer) -> Settlement {
-    let (dark_class, dark_resp) = match dark {
-        DarkAnswer::Response(c) => (DarkClass::of_status(c.status), Some(c)),
-        DarkAnswer::Timeout => (DarkClass::Timeout, None),
-        DarkAnswer::Reset => (DarkClass::Reset, None),
+    let dark_resp = match dark {
+        DarkAnswer::Response(c) => Some(c),
+        _ => None,
     };
     let primary_class = match primary {
-        Some(p) => PrimaryClass::Status(DarkClass::of_status(p.status)),
-        None => PrimaryClass::Reset,
+        Some(p) => PrimaryOutcome::of_status(p.status),
+        None => PrimaryOutcome::Reset,
     };
     let result = match (primary, dark_resp) {
         (None, _) => Err(CompareSkip::PrimaryIncomplete),
@@ -97,7 +107,7 @@ pub fn settle(rules: &CompareRules, primary: Option<&Captured>, dark: &DarkAnswe
         }
     };
     Settlement {
-        dark: dark_class,
+        dark: dark.outcome(),
         primary: primary_class,
         result,
         primary_status: primary.map(|p| p.status),
@@ -163,7 +173,7 @@ mod tests {
         let p = resp(200, r#"{"a":1,"t":1}"#);
         let d = DarkAnswer::Response(resp(200, r#"{"a":1.0,"t":2}"#));
         let s = settle(&rules(), Some(&p), &d);
-        assert_eq!(s.dark, DarkClass::C2xx);
+        assert_eq!(s.dark, DarkOutcome::S2xx);
         assert!(s.result.unwrap().is_match());
 
         let d = DarkAnswer::Response(resp(500, r#"{"a":2}"#));
@@ -180,8 +190,8 @@ mod tests {
         );
         let s = settle(&rules(), None, &DarkAnswer::Reset);
         assert_eq!(s.result, Err(CompareSkip::PrimaryIncomplete));
-        assert_eq!(s.primary, PrimaryClass::Reset);
-        assert_eq!(s.dark, DarkClass::Reset);
+        assert_eq!(s.primary, PrimaryOutcome::Reset);
+        assert_eq!(s.dark, DarkOutcome::Reset);
         let mut big = resp(200, "{}");
         big.body_overflow = true;
         let d = DarkAnswer::Response(resp(200, "{}"));

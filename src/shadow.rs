@@ -1,8 +1,13 @@
-//! Building the shadow request's headers (SPEC §4) and the mismatch log line
-//! (SPEC §6). Pure.
+//! Building the shadow request's headers and the mismatch log line. Pure.
+//!
+//! The shadow request copies the primary's method, path (with query),
+//! headers and body, then applies `request_headers`, the dark authority and
+//! the shadow header; `x-request-id` and trace headers are kept so that both
+//! sides correlate. The mismatch log line never carries a body or header
+//! value.
 
 use crate::config::Launch;
-use crate::stats::MISMATCH_KINDS;
+use crate::noise::Kinds;
 
 /// Headers that describe one hop, never forwarded (RFC 9110 §7.6.1), plus
 /// `content-length`, which Envoy sets from the body it sends.
@@ -76,8 +81,7 @@ pub struct MismatchLog<'a> {
     pub method: &'a str,
     /// Path with the query string already removed.
     pub path: &'a str,
-    /// status, headers, body
-    pub kinds: [bool; 3],
+    pub kinds: Kinds,
     pub paths: &'a [String],
     pub primary_status: u16,
     pub dark_status: u16,
@@ -85,11 +89,7 @@ pub struct MismatchLog<'a> {
 
 impl MismatchLog<'_> {
     pub fn line(&self) -> String {
-        let kinds: Vec<&str> = MISMATCH_KINDS
-            .iter()
-            .zip(self.kinds)
-            .filter_map(|(k, on)| on.then_some(*k))
-            .collect();
+        let kinds: Vec<&str> = self.kinds.iter().map(|k| k.as_str()).collect();
         let paths: Vec<&String> = self.paths.iter().take(10).collect();
         let obj = serde_json::json!({
             "launch": self.launch,
@@ -208,7 +208,11 @@ mod tests {
             request_id: "r",
             method: "GET",
             path: "/x",
-            kinds: [true, false, true],
+            kinds: Kinds {
+                status: true,
+                headers: false,
+                body: true,
+            },
             paths: &paths,
             primary_status: 200,
             dark_status: 500,

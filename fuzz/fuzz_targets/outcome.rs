@@ -10,7 +10,7 @@ use darklaunch::compare::{self, BodyMode, CompareRules, Side};
 use darklaunch::outcome::{classify_dark, settle, Captured, DarkAnswer};
 use darklaunch::pointer::PointerPattern;
 use darklaunch::shadow::LogLimiter;
-use darklaunch::stats::{CompareSkip, DarkClass, PrimaryClass};
+use darklaunch::vocab::{CompareSkip, DarkOutcome, PrimaryOutcome};
 use libfuzzer_sys::fuzz_target;
 use miniz_oxide::deflate::{compress_to_vec, compress_to_vec_zlib};
 
@@ -230,17 +230,17 @@ fuzz_target!(|input: Input| {
 
     for d in [answer, DarkAnswer::Timeout, DarkAnswer::Reset] {
         let s = settle(&rules, primary.as_ref(), &d);
-        assert!(s.primary.index() < PrimaryClass::NAMES.len());
+        assert!(s.primary.index() < PrimaryOutcome::NAMES.len());
         match (&primary, &d) {
             (None, _) => {
                 assert_eq!(s.result, Err(CompareSkip::PrimaryIncomplete));
-                assert_eq!(s.primary, PrimaryClass::Reset);
+                assert_eq!(s.primary, PrimaryOutcome::Reset);
             }
             (Some(_), DarkAnswer::Timeout | DarkAnswer::Reset) => {
                 assert_eq!(s.result, Err(CompareSkip::DarkFailed));
             }
             (Some(p), DarkAnswer::Response(c)) => {
-                assert_eq!(s.dark, DarkClass::of_status(c.status));
+                assert_eq!(s.dark, DarkOutcome::of_status(c.status));
                 if rules.body != BodyMode::None && (p.body_overflow || c.body_overflow) {
                     assert_eq!(s.result, Err(CompareSkip::BodyTooLarge));
                 } else {
@@ -250,8 +250,8 @@ fuzz_target!(|input: Input| {
             }
         }
         match d {
-            DarkAnswer::Timeout => assert_eq!(s.dark, DarkClass::Timeout),
-            DarkAnswer::Reset => assert_eq!(s.dark, DarkClass::Reset),
+            DarkAnswer::Timeout => assert_eq!(s.dark, DarkOutcome::Timeout),
+            DarkAnswer::Reset => assert_eq!(s.dark, DarkOutcome::Reset),
             DarkAnswer::Response(_) => {}
         }
     }

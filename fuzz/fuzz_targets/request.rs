@@ -20,12 +20,13 @@
 use std::sync::OnceLock;
 
 use darklaunch::config::{self, Config, KeySource};
-use darklaunch::decision::{decide, matches, read_flag, Decision, Flag, RequestView, SkipReason};
+use darklaunch::decision::{decide, matches, path_only, read_flag, Decision, Flag, RequestView, SkipReason};
+use darklaunch::noise::Kinds;
 use darklaunch::shadow::{shadow_authority, shadow_headers, MismatchLog};
 use libfuzzer_sys::fuzz_target;
 
 const CONFIGS: &[&str] = &[
-    // SPEC §2 example.
+    // The documented example configuration.
     r#"{
       "flag_header": "x-dark-launch", "shadow_header": "x-darklaunch-shadow", "mismatch_log_per_minute": 60,
       "launches": [{
@@ -135,7 +136,7 @@ fuzz_target!(|data: &[u8]| {
     if let Flag::Launch(name) = &flag {
         assert!(!name.is_empty() && *name == name.to_ascii_lowercase().trim());
     }
-    let _ = req.path_only();
+    let _ = path_only(req.path);
 
     // Every kind of key source, named after the request's own headers and
     // query keys as well as fixed names.
@@ -179,8 +180,11 @@ fuzz_target!(|data: &[u8]| {
         assert!(calls <= 1, "random drawn {calls} times");
         // The decision is a function of the request and the random number.
         assert_eq!(d, decide(cfg, launch, &req, &flag, &mut || random));
+        let upgrade = method == "CONNECT" || req.header("upgrade").is_some_and(|v| !v.is_empty());
         if looped {
             assert_eq!(d, Decision::Skip(SkipReason::Loop));
+        } else if upgrade {
+            assert_eq!(d, Decision::Skip(SkipReason::Upgrade));
         } else if flag == Flag::Off {
             assert_eq!(d, Decision::Skip(SkipReason::FlagOff));
         }
@@ -207,8 +211,12 @@ fuzz_target!(|data: &[u8]| {
             launch: &launch.name,
             request_id: &String::from_utf8_lossy(req.header("x-request-id").unwrap_or_default()),
             method,
-            path: req.path_only(),
-            kinds: [random & 1 == 1, random & 2 == 2, random & 4 == 4],
+            path: path_only(req.path),
+            kinds: Kinds {
+                status: random & 1 == 1,
+                headers: random & 2 == 2,
+                body: random & 4 == 4,
+            },
             paths: &[path.to_string()],
             primary_status: (random >> 16) as u16,
             dark_status: random as u16,

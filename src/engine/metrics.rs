@@ -1,0 +1,89 @@
+//! The stat ids of one launch, defined once per configuration from the
+//! names in `vocab` (each family in the order of its `ALL`).
+
+use crate::host::Host;
+use crate::vocab::{
+    stat_name, CompareSkip, DarkOutcome, Family, Histogram, MetricKind, MismatchKind,
+    PrimaryOutcome, Scalar, SkipReason, FIELD_OTHER,
+};
+
+#[derive(Debug)]
+pub(super) struct LaunchStats {
+    scalars: Vec<u32>,
+    histograms: Vec<u32>,
+    skipped: Vec<u32>,
+    dark_response: Vec<u32>,
+    primary_response: Vec<u32>,
+    mismatch_kind: Vec<u32>,
+    compare_skipped: Vec<u32>,
+    /// `field_mismatch.other`; the other fields' ids are found as they come.
+    pub field_other: u32,
+}
+
+impl LaunchStats {
+    pub fn define<H: Host>(host: &H, launch: &str) -> Result<LaunchStats, String> {
+        let def = |kind: MetricKind, stat: &str| {
+            let name = stat_name(launch, stat);
+            host.define_metric(kind, &name)
+                .map_err(|e| format!("cannot define stat {name}: host status {}", e.0))
+        };
+        let family = |f: Family| -> Result<Vec<u32>, String> {
+            f.details()
+                .iter()
+                .map(|d| def(MetricKind::Counter, &f.stat(d)))
+                .collect()
+        };
+        Ok(LaunchStats {
+            scalars: Scalar::ALL
+                .iter()
+                .map(|s| def(s.kind(), s.as_str()))
+                .collect::<Result<_, _>>()?,
+            histograms: Histogram::ALL
+                .iter()
+                .map(|h| def(MetricKind::Histogram, h.as_str()))
+                .collect::<Result<_, _>>()?,
+            skipped: family(Family::Skipped)?,
+            dark_response: family(Family::DarkResponse)?,
+            primary_response: family(Family::PrimaryResponse)?,
+            mismatch_kind: family(Family::MismatchKind)?,
+            compare_skipped: family(Family::CompareSkipped)?,
+            field_other: def(
+                MetricKind::Counter,
+                &Family::FieldMismatch.stat(FIELD_OTHER),
+            )?,
+        })
+    }
+
+    pub fn scalar(&self, s: Scalar) -> u32 {
+        id(&self.scalars, s.index())
+    }
+
+    pub fn histogram(&self, h: Histogram) -> u32 {
+        id(&self.histograms, h.index())
+    }
+
+    pub fn skipped(&self, r: SkipReason) -> u32 {
+        id(&self.skipped, r.index())
+    }
+
+    pub fn dark_response(&self, o: DarkOutcome) -> u32 {
+        id(&self.dark_response, o.index())
+    }
+
+    pub fn primary_response(&self, o: PrimaryOutcome) -> u32 {
+        id(&self.primary_response, o.index())
+    }
+
+    pub fn mismatch_kind(&self, k: MismatchKind) -> u32 {
+        id(&self.mismatch_kind, k.index())
+    }
+
+    pub fn compare_skipped(&self, r: CompareSkip) -> u32 {
+        id(&self.compare_skipped, r.index())
+    }
+}
+
+/// Entry `i` of a list built from the matching `ALL`, so always present.
+fn id(ids: &[u32], i: usize) -> u32 {
+    ids.get(i).copied().unwrap_or_default()
+}

@@ -1,0 +1,271 @@
+//! The names darklaunch publishes, in one place for the filter that defines
+//! the stats and for `darklaunch-report`, which reads them back.
+//!
+//! Every stat of a launch `L` is `darklaunch.L.<stat>` (Envoy shows it as
+//! `wasmcustom.darklaunch.L.<stat>`). A stat is a plain [`Scalar`], a
+//! [`Histogram`], or a member of a labelled [`Family`] (`skipped.loop`):
+//! the shipped `stats_tags` turn the launch and a family's detail into
+//! Prometheus labels (`darklaunch_skipped{launch="L",reason="loop"}`).
+
+/// The first segment of every stat name.
+pub const NAMESPACE: &str = "darklaunch";
+
+/// `darklaunch.<launch>.<stat>`.
+pub fn stat_name(launch: &str, stat: &str) -> String {
+    format!("{NAMESPACE}.{launch}.{stat}")
+}
+
+/// What kind of Envoy stat a name is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricKind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+/// An enum whose variants are stat names or label values: `ALL` in a fixed
+/// order, `NAMES` in the same order, `as_str`, and `index` into both.
+macro_rules! names {
+    ($(#[$doc:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($variant),+
+        }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+            pub const NAMES: &'static [&'static str] = &[$($text),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text),+
+                }
+            }
+
+            /// Position in [`Self::ALL`] and [`Self::NAMES`].
+            pub fn index(self) -> usize {
+                self as usize
+            }
+        }
+    };
+}
+
+names! {
+    /// Plain stats of a launch.
+    Scalar {
+        Matched = "matched",
+        Shadowed = "shadowed",
+        Forced = "forced",
+        Compared = "compared",
+        Mismatch = "mismatch",
+        Noise = "noise",
+        InFlight = "in_flight",
+        BreakerOpen = "breaker_open",
+    }
+}
+
+impl Scalar {
+    pub fn kind(self) -> MetricKind {
+        match self {
+            Scalar::InFlight | Scalar::BreakerOpen => MetricKind::Gauge,
+            _ => MetricKind::Counter,
+        }
+    }
+}
+
+names! {
+    /// Latency histograms of a launch, in ms.
+    Histogram {
+        PrimaryMs = "primary_ms",
+        DarkMs = "dark_ms",
+    }
+}
+
+names! {
+    /// Labelled counter families of a launch: `darklaunch.L.<family>.<detail>`.
+    Family {
+        Skipped = "skipped",
+        DarkResponse = "dark_response",
+        PrimaryResponse = "primary_response",
+        MismatchKind = "mismatch_kind",
+        CompareSkipped = "compare_skipped",
+        FieldMismatch = "field_mismatch",
+    }
+}
+
+impl Family {
+    /// The Prometheus label the shipped `stats_tags` give the detail.
+    pub fn label(self) -> &'static str {
+        match self {
+            Family::Skipped | Family::CompareSkipped => "reason",
+            Family::DarkResponse | Family::PrimaryResponse => "class",
+            Family::MismatchKind => "kind",
+            Family::FieldMismatch => "path",
+        }
+    }
+
+    /// Every detail the family can have; empty for `field_mismatch`, whose
+    /// details are JSON pointers (and `other`).
+    pub fn details(self) -> &'static [&'static str] {
+        match self {
+            Family::Skipped => SkipReason::NAMES,
+            Family::DarkResponse => DarkOutcome::NAMES,
+            Family::PrimaryResponse => PrimaryOutcome::NAMES,
+            Family::MismatchKind => MismatchKind::NAMES,
+            Family::CompareSkipped => CompareSkip::NAMES,
+            Family::FieldMismatch => &[],
+        }
+    }
+
+    /// `<family>.<detail>`, relative to the launch.
+    pub fn stat(self, detail: &str) -> String {
+        format!("{}.{detail}", self.as_str())
+    }
+}
+
+names! {
+    /// Why a matched request was not shadowed (`skipped.R`).
+    SkipReason {
+        SampledOut = "sampled_out",
+        FlagOff = "flag_off",
+        UserNever = "user_never",
+        Loop = "loop",
+        Upgrade = "upgrade",
+        UnsafeMethod = "unsafe_method",
+        BodyTooLarge = "body_too_large",
+        RateLimited = "rate_limited",
+        InFlight = "in_flight",
+        BreakerOpen = "breaker_open",
+        DispatchFailed = "dispatch_failed",
+    }
+}
+
+/// The class of an HTTP status code; 1xx (never final here) counts with 2xx,
+/// anything from 500 up with 5xx.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusClass {
+    S2xx,
+    S3xx,
+    S4xx,
+    S5xx,
+}
+
+impl StatusClass {
+    pub fn of(status: u16) -> StatusClass {
+        match status {
+            0..=299 => StatusClass::S2xx,
+            300..=399 => StatusClass::S3xx,
+            400..=499 => StatusClass::S4xx,
+            _ => StatusClass::S5xx,
+        }
+    }
+}
+
+names! {
+    /// What became of a dark call (`dark_response.C`).
+    DarkOutcome {
+        S2xx = "2xx",
+        S3xx = "3xx",
+        S4xx = "4xx",
+        S5xx = "5xx",
+        Timeout = "timeout",
+        Reset = "reset",
+    }
+}
+
+impl DarkOutcome {
+    pub fn of_status(status: u16) -> DarkOutcome {
+        match StatusClass::of(status) {
+            StatusClass::S2xx => DarkOutcome::S2xx,
+            StatusClass::S3xx => DarkOutcome::S3xx,
+            StatusClass::S4xx => DarkOutcome::S4xx,
+            StatusClass::S5xx => DarkOutcome::S5xx,
+        }
+    }
+
+    /// A failure for the breaker and for the report's dark error rate:
+    /// 5xx, timeout or reset.
+    pub fn is_failure(self) -> bool {
+        matches!(
+            self,
+            DarkOutcome::S5xx | DarkOutcome::Timeout | DarkOutcome::Reset
+        )
+    }
+}
+
+names! {
+    /// What became of the primary of a shadowed request
+    /// (`primary_response.C`); `reset` when its stream ended without a
+    /// complete response.
+    PrimaryOutcome {
+        S2xx = "2xx",
+        S3xx = "3xx",
+        S4xx = "4xx",
+        S5xx = "5xx",
+        Reset = "reset",
+    }
+}
+
+impl PrimaryOutcome {
+    pub fn of_status(status: u16) -> PrimaryOutcome {
+        match StatusClass::of(status) {
+            StatusClass::S2xx => PrimaryOutcome::S2xx,
+            StatusClass::S3xx => PrimaryOutcome::S3xx,
+            StatusClass::S4xx => PrimaryOutcome::S4xx,
+            StatusClass::S5xx => PrimaryOutcome::S5xx,
+        }
+    }
+
+    /// An error for the report's primary error rate: 5xx or reset.
+    pub fn is_failure(self) -> bool {
+        matches!(self, PrimaryOutcome::S5xx | PrimaryOutcome::Reset)
+    }
+}
+
+names! {
+    /// What differed in a mismatching pair (`mismatch_kind.K`).
+    MismatchKind {
+        Status = "status",
+        Headers = "headers",
+        Body = "body",
+    }
+}
+
+names! {
+    /// Why a shadowed pair was not compared (`compare_skipped.R`).
+    CompareSkip {
+        DarkFailed = "dark_failed",
+        PrimaryIncomplete = "primary_incomplete",
+        BodyTooLarge = "body_too_large",
+    }
+}
+
+/// The detail of `field_mismatch` for differing fields past the per-launch
+/// bound.
+pub const FIELD_OTHER: &str = "other";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_variants() {
+        for (i, r) in SkipReason::ALL.iter().enumerate() {
+            assert_eq!(r.index(), i);
+            assert_eq!(SkipReason::NAMES[i], r.as_str());
+        }
+        assert_eq!(SkipReason::Upgrade.as_str(), "upgrade");
+        assert_eq!(DarkOutcome::of_status(503), DarkOutcome::S5xx);
+        assert_eq!(DarkOutcome::of_status(101), DarkOutcome::S2xx);
+        assert_eq!(PrimaryOutcome::of_status(302), PrimaryOutcome::S3xx);
+        assert_eq!(PrimaryOutcome::of_status(404).as_str(), "4xx");
+        assert_eq!(DarkOutcome::of_status(700), DarkOutcome::S5xx);
+        assert!(DarkOutcome::Timeout.is_failure() && !DarkOutcome::S4xx.is_failure());
+        assert!(PrimaryOutcome::Reset.is_failure() && !PrimaryOutcome::S4xx.is_failure());
+        assert_eq!(Family::Skipped.stat("loop"), "skipped.loop");
+        assert_eq!(Family::Skipped.details(), SkipReason::NAMES);
+        assert_eq!(stat_name("l", "matched"), "darklaunch.l.matched");
+        assert_eq!(Scalar::InFlight.kind(), MetricKind::Gauge);
+    }
+}
