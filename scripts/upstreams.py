@@ -27,7 +27,7 @@
   after the previous answer (plus the pause).
 * ``rss_kib``, ``wasm_memory_kib``, ``machine``: what the reports print.
 
-Standard library only; reuses tests/e2e/harness.py for bootstrap rendering and
+Standard library only; reuses tests/e2e/harness/ for bootstrap rendering and
 the Envoy process wrapper (start, readiness, process-group stop at exit).
 """
 
