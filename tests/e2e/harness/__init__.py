@@ -7,8 +7,9 @@
                      envoy/demo.yaml carries too (a test keeps them equal);
 * ``envoy``        - ``Envoy``: one process on loopback, its admin API, stats, log;
 * ``prometheus``   - ``Prometheus``: one server scraping Envoys, its HTTP API;
-* ``process``      - process-group signals, and stopping whatever still
-                     runs at exit;
+* ``process``      - the process lifecycle Envoy and Prometheus share:
+                     own process group, readiness, SIGTERM then SIGKILL,
+                     whatever still runs stopped at exit;
 * ``client``       - HTTP/1.1 and h2c clients;
 * ``stats``        - stat sums, mismatch log lines, the Prometheus text format;
 * ``sampling``     - the sticky sampling model;
@@ -50,7 +51,7 @@ from .envoy_config import (
 )
 from .paths import DEFAULT_WASM, REPO_ROOT, wasm_file
 from .ports import LOOPBACK, free_port, port_is_free
-from .process import _register, _tail, _unregister
+from .process import ManagedProcess, ProcessError, _register, _tail, _unregister
 from .prometheus import (
     Prometheus,
     PrometheusError,

@@ -21,7 +21,7 @@ from .client import Client, Response, http_request
 from .envoy_config import bootstrap, listener, write_lds
 from .paths import REPO_ROOT
 from .ports import LOOPBACK, free_port
-from .process import _register, _signal_group, _tail, _unregister
+from .process import ManagedProcess, ProcessError, _signal_group
 from .stats import parse_mismatch_lines, sum_prefix
 from .waiting import wait_until
 
@@ -39,20 +39,15 @@ def envoy_bin() -> str:
     return found or str(DEFAULT_ENVOY)
 
 
-class EnvoyError(RuntimeError):
+class EnvoyError(ProcessError):
     """Envoy exited (or never became LIVE); ``exit_code`` and ``log`` tell why."""
-
-    def __init__(self, message: str, exit_code: Optional[int], log: str):
-        super().__init__(message)
-        self.exit_code = exit_code
-        self.log = log
 
 
 def _quantile_key(q: float) -> str:
     return "p" + (str(int(q)) if float(q).is_integer() else str(q))
 
 
-class Envoy:
+class Envoy(ManagedProcess):
     """One Envoy process on loopback.
 
     ``config`` is a bootstrap dict (see ``bootstrap``) or a path to a config
@@ -61,26 +56,25 @@ class Envoy:
     first.
     """
 
+    error = EnvoyError
+    program = "Envoy binary"
+    missing_hint = "(set ENVOY_BIN)"
+
     def __init__(self, config: Union[dict, str, Path], admin_port: int, listener_port: int, *,
                  envoy_path: Optional[str] = None, concurrency: int = 2,
                  log_level: str = "info", component_log_level: Optional[str] = "wasm:debug",
                  cwd: Union[str, Path, None] = None, extra_args: Iterable[str] = (),
                  workdir: Union[str, Path, None] = None, name: str = "envoy"):
+        # Envoy logs to stderr, which goes straight to envoy.log: unlike
+        # --log-path (flushed every 10 s), lines are readable at once.
+        super().__init__(envoy_path or envoy_bin(), name, "envoy.log", workdir,
+                         cwd or REPO_ROOT)
         self.admin_port = admin_port
         self.listener_port = listener_port
-        self.envoy_path = envoy_path or envoy_bin()
         self.concurrency = concurrency
         self.log_level = log_level
         self.component_log_level = component_log_level
-        self.cwd = str(cwd or REPO_ROOT)
         self.extra_args = list(extra_args)
-        self.name = name
-        self._own_workdir = workdir is None
-        self.workdir = Path(workdir or tempfile.mkdtemp(prefix=f"darklaunch-{name}-"))
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        # Envoy logs to stderr, which goes straight to this file: unlike
-        # --log-path (flushed every 10 s), lines are readable at once.
-        self.log_path = self.workdir / "envoy.log"
         if isinstance(config, dict):
             self.config = config
             self.config_path = self.workdir / "envoy.json"
@@ -88,8 +82,6 @@ class Envoy:
         else:
             self.config = None
             self.config_path = Path(config).resolve()
-        self.proc: Optional[subprocess.Popen] = None
-        self._stdout = None
         # Filesystem LDS (see ``enable_lds``): the file Envoy watches, the
         # ``listener(...)`` keyword arguments of the current listener and
         # the version of the last file written.
@@ -111,7 +103,7 @@ class Envoy:
         return env
 
     def command(self) -> list:
-        cmd = [self.envoy_path, "-c", str(self.config_path),
+        cmd = [self.binary, "-c", str(self.config_path),
                "--concurrency", str(self.concurrency),
                "--log-level", self.log_level,
                "--disable-hot-restart"]
@@ -119,82 +111,9 @@ class Envoy:
             cmd += ["--component-log-level", self.component_log_level]
         return cmd + self.extra_args
 
-    def start(self, timeout: float = 30.0, wait: bool = True) -> "Envoy":
-        if not Path(self.envoy_path).exists() and not shutil.which(self.envoy_path):
-            raise EnvoyError(f"Envoy binary not found: {self.envoy_path} (set ENVOY_BIN)", None, "")
-        self._stdout = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            self.command(), cwd=self.cwd, stdin=subprocess.DEVNULL, stdout=self._stdout,
-            stderr=subprocess.STDOUT, start_new_session=True)
-        _register(self)
-        if wait:
-            self.wait_ready(timeout)
-        return self
-
-    def wait_ready(self, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            code = self.proc.poll()
-            if code is not None:
-                self.stop()  # closes the log file, forgets the process
-                log = self.log_text()
-                raise EnvoyError(
-                    f"{self.name} exited with code {code} before becoming ready:\n"
-                    + _tail(log, 40), code, log)
-            try:
-                status, body = self.admin_get("/ready", timeout=1.0)
-                if status == 200 and body.strip() == b"LIVE":
-                    return
-            except (OSError, http.client.HTTPException):
-                pass
-            if time.monotonic() >= deadline:
-                log = self.log_text()
-                self.stop()
-                raise EnvoyError(f"{self.name} not LIVE after {timeout}s:\n" + _tail(log, 40),
-                                 None, log)
-            time.sleep(0.05)
-
-    def wait_exit(self, timeout: float = 30.0) -> Optional[int]:
-        """Waits for the process to exit on its own; its code, or None if still running."""
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            return None
-
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self, timeout: float = 10.0) -> Optional[int]:
-        """SIGTERM to Envoy's process group, SIGKILL after ``timeout``; the exit code."""
-        code = None
-        if self.proc is not None:
-            if self.proc.poll() is None:
-                _signal_group(self.proc, signal.SIGTERM)
-                try:
-                    self.proc.wait(timeout)
-                except subprocess.TimeoutExpired:
-                    _signal_group(self.proc, signal.SIGKILL)
-                    self.proc.wait(timeout)
-            code = self.proc.returncode
-        if self._stdout is not None:
-            self._stdout.close()
-            self._stdout = None
-        _unregister(self)
-        return code
-
-    def cleanup(self) -> None:
-        """stop() and remove the temp directory (if the harness created it)."""
-        self.stop()
-        if self._own_workdir:
-            shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def __enter__(self):
-        if self.proc is None:
-            self.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
+    def is_ready(self) -> bool:
+        status, body = self.admin_get("/ready", timeout=1.0)
+        return status == 200 and body.strip() == b"LIVE"
 
     # -- filesystem LDS ----------------------------------------------------
     @staticmethod
@@ -370,12 +289,6 @@ class Envoy:
         return json.loads(body)
 
     # -- log ---------------------------------------------------------------
-    def log_text(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
-
     def wait_log(self, pattern: str, timeout: float = 10.0) -> re.Match:
         """Waits until the log matches the regex ``pattern``; returns the match."""
         rx = re.compile(pattern)

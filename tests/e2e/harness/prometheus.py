@@ -9,10 +9,7 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
-import tempfile
-import time
 import urllib.parse
 from pathlib import Path
 from typing import Callable, Iterable, Optional, Union
@@ -20,7 +17,7 @@ from typing import Callable, Iterable, Optional, Union
 from .envoy import Envoy
 from .paths import REPO_ROOT
 from .ports import LOOPBACK, free_port
-from .process import _register, _signal_group, _tail, _unregister
+from .process import ManagedProcess
 from .waiting import wait_until
 
 
@@ -59,7 +56,7 @@ def envoy_target(envoy: Union["Envoy", tuple, str]) -> str:
     return envoy
 
 
-class Prometheus:
+class Prometheus(ManagedProcess):
     """One Prometheus server on loopback, scraping Envoy admin endpoints.
 
     ``targets``: Envoys (or ``host:port`` strings) scraped at ``metrics_path``
@@ -70,19 +67,18 @@ class Prometheus:
     fresh TSDB under ``workdir``; the server listens on a free 127.0.0.1 port.
     """
 
+    poll_interval = 0.1
+    program = "prometheus"
+    missing_hint = "(scripts/install_prometheus.sh, or set PROMETHEUS_BIN)"
+
     def __init__(self, targets: Iterable = (), *, metrics_path: str = "/stats/prometheus",
                  job: str = "envoy", scrape_interval: str = "1s",
                  evaluation_interval: str = "1s", rule_files: Iterable = (),
                  scrape_configs: Optional[list] = None,
                  workdir: Union[str, Path, None] = None, name: str = "prometheus",
                  prometheus_path: Optional[str] = None, port: Optional[int] = None):
-        self.name = name
-        self.prometheus_path = prometheus_path or prometheus_bin()
-        self._own_workdir = workdir is None
-        self.workdir = Path(workdir or tempfile.mkdtemp(prefix=f"darklaunch-{name}-"))
-        self.workdir.mkdir(parents=True, exist_ok=True)
+        super().__init__(prometheus_path or prometheus_bin(), name, "prometheus.log", workdir)
         self.port = port or free_port()
-        self.log_path = self.workdir / "prometheus.log"
         self.config_path = self.workdir / "prometheus.yml"
         if scrape_configs is None:
             scrape_configs = [{
@@ -99,80 +95,20 @@ class Prometheus:
             "scrape_configs": scrape_configs,
         }
         self.config_path.write_text(json.dumps(self.config, indent=2))
-        self.proc: Optional[subprocess.Popen] = None
-        self._stdout = None
 
     def command(self) -> list:
-        return [self.prometheus_path,
+        return [self.binary,
                 f"--config.file={self.config_path}",
                 f"--storage.tsdb.path={self.workdir / 'data'}",
                 f"--web.listen-address={LOOPBACK}:{self.port}",
                 "--log.level=info"]
 
-    def start(self, timeout: float = 30.0) -> "Prometheus":
-        if not Path(self.prometheus_path).exists() and not shutil.which(self.prometheus_path):
-            raise RuntimeError(f"prometheus not found: {self.prometheus_path} "
-                               "(scripts/install_prometheus.sh, or set PROMETHEUS_BIN)")
-        self._stdout = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(self.command(), cwd=str(self.workdir),
-                                     stdin=subprocess.DEVNULL, stdout=self._stdout,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
-        _register(self)
-        deadline = time.monotonic() + timeout
-        while True:
-            code = self.proc.poll()
-            if code is not None:
-                self.stop()
-                raise RuntimeError(f"{self.name} exited with code {code}:\n"
-                                   + _tail(self.log_text(), 40))
-            try:
-                status, _ = self._get("/-/ready", timeout=1.0)
-                if status == 200:
-                    return self
-            except (OSError, http.client.HTTPException):
-                pass
-            if time.monotonic() >= deadline:
-                self.stop()
-                raise RuntimeError(f"{self.name} not ready after {timeout}s:\n"
-                                   + _tail(self.log_text(), 40))
-            time.sleep(0.1)
-
-    def stop(self, timeout: float = 10.0) -> Optional[int]:
-        """SIGTERM to the process group, SIGKILL after ``timeout``; the exit code."""
-        code = None
-        if self.proc is not None:
-            if self.proc.poll() is None:
-                _signal_group(self.proc, signal.SIGTERM)
-                try:
-                    self.proc.wait(timeout)
-                except subprocess.TimeoutExpired:
-                    _signal_group(self.proc, signal.SIGKILL)
-                    self.proc.wait(timeout)
-            code = self.proc.returncode
-        if self._stdout is not None:
-            self._stdout.close()
-            self._stdout = None
-        _unregister(self)
-        return code
-
-    def cleanup(self) -> None:
-        self.stop()
-        if self._own_workdir:
-            shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def __enter__(self):
-        if self.proc is None:
-            self.start()
-        return self
+    def is_ready(self) -> bool:
+        status, _ = self._get("/-/ready", timeout=1.0)
+        return status == 200
 
     def __exit__(self, *exc):
-        self.cleanup()
-
-    def log_text(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
+        self.cleanup()  # the TSDB too, not only the process
 
     @property
     def url(self) -> str:
