@@ -19,16 +19,7 @@ Also used by demo/, scripts/, tests/validate_config.py and
 report/tests/fixtures/capture.py.
 """
 
-from .client import (
-    H2_PREFACE,
-    HPACK_STATIC_TABLE,
-    Client,
-    HpackDecoder,
-    Response,
-    h2c_requests,
-    http_request,
-    huffman_decode,
-)
+from .client import Client, Response, h2c_requests, http_request
 from .envoy import DEFAULT_ENVOY, Envoy, EnvoyError, envoy_bin
 from .envoy_config import (
     DEMO_PORTS,
