@@ -62,7 +62,8 @@ def test_demo_yaml_carries_the_harness_stats_tags():
 # ---------------------------------------------------------------- sampling model
 
 def test_murmur3_vectors():
-    # Same vectors as src/murmur3.rs and flagd's fractional evaluation.
+    # Same vectors as src/murmur3.rs and flagd's fractional evaluation: mmh3,
+    # called as the sampling model calls it, hashes as the filter does.
     assert harness.murmur3_32(b"") == 0
     assert harness.murmur3_32(b"hello") == 0x248BFA47
     assert harness.murmur3_32(b"hello, world") == 0x149BBB7F
