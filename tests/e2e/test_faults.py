@@ -10,8 +10,9 @@ crashed VM would turn every answer into a 503) and checks four things:
     x-envoy-upstream-service-time;
 (b) the client never waits for the dark side: each answer arrives well before
     the dark side's delay or timeout (no tight thresholds);
-(c) the right stats move, exactly, once settled, and the SPEC §5 invariants
-    hold;
+(c) the right stats move, exactly, once settled, and the stats invariants
+    hold (matched = shadowed + Σ skipped, shadowed = compared + Σ
+    compare_skipped, compared ≥ mismatch + noise, in_flight = 0);
 (d) Envoy is healthy afterwards: a normal request is shadowed and compared.
 
 The dark upstreams misbehave only for requests carrying ``?fault=1`` (the

@@ -11,8 +11,8 @@ import pytest
 import harness
 from harness import Reply
 
-# Every stat of SPEC §5, with the Prometheus family and labels it must get.
-SPEC_STATS = [
+# Every stat the filter publishes, with the Prometheus family and labels it must get.
+DARKLAUNCH_STATS = [
     ("matched", "darklaunch.matched", {}),
     ("shadowed", "darklaunch.shadowed", {}),
     ("forced", "darklaunch.forced", {}),
@@ -39,7 +39,7 @@ SPEC_STATS = [
 
 # ---------------------------------------------------------------- stats tags
 
-@pytest.mark.parametrize("stat,family,labels", SPEC_STATS)
+@pytest.mark.parametrize("stat,family,labels", DARKLAUNCH_STATS)
 def test_stats_tags_extract_launch_and_detail(stat, family, labels):
     for launch in ("orders-v2", "a", "0_x-y", "skipped", "mismatch_kind", "a" * 64):
         name, tags = harness.tag_extract(f"wasmcustom.darklaunch.{launch}.{stat}")

@@ -257,7 +257,7 @@ class Envoy(ManagedProcess):
     def wait_settled(self, launch: str, timeout: float = 15.0, quiet: float = 0.3) -> dict:
         """Waits until the launch's traffic has settled; returns its launch_stats().
 
-        Settled: both SPEC §5 invariants hold (``matched == shadowed + Σ
+        Settled: both stats invariants hold (``matched == shadowed + Σ
         skipped``: every decision is counted; ``shadowed == compared + Σ
         compare_skipped``: every shadow call is accounted for), no shadow call
         is in flight, and nothing changed for ``quiet`` seconds.
