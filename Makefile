@@ -14,7 +14,9 @@ TOOLCHAIN := 1.95.0
 ENVOY_VERSION := 1.40.0
 ENVOY_COMPAT_VERSION := 1.36.4
 VENV_COMPAT := .venv-1.36
-PY_DEPS := pytest==8.3.4 pyyaml==6.0.4 jsonschema==4.26.0
+# Python packages of the tests, demo and scripts: h2 is the e2e harness's h2c client,
+# mmh3 its sticky sampling model (murmur3).
+PY_DEPS := pytest==8.3.4 pyyaml==6.0.4 jsonschema==4.26.0 h2==4.4.1 mmh3==5.3.1
 VENV := .venv
 PY := $(VENV)/bin/python
 WASM := target/wasm32-wasip1/release/darklaunch.wasm
@@ -22,10 +24,10 @@ REPORT := target/debug/darklaunch-report
 FEATURES ?=
 
 ifdef ENVOY_BIN
-ENVOY_STAMP := $(VENV)/.pytest-$(ENVOY_VERSION)-2
+ENVOY_STAMP := $(VENV)/.pytest-$(ENVOY_VERSION)-3
 else
 ENVOY_BIN := $(abspath $(VENV))/bin/envoy
-ENVOY_STAMP := $(VENV)/.envoy-$(ENVOY_VERSION)-2
+ENVOY_STAMP := $(VENV)/.envoy-$(ENVOY_VERSION)-3
 endif
 export ENVOY_BIN
 export DARKLAUNCH_WASM := $(abspath $(WASM))

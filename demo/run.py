@@ -123,7 +123,8 @@ def drive(env: harness.Envoy, requests: list) -> tuple:
 
 
 def predict(requests: list) -> dict:
-    """What envoy/demo.yaml should make of ``requests`` (SPEC §3 sampling).
+    """What envoy/demo.yaml should make of ``requests`` (sticky sampling:
+    murmur3_x86_32(launch name + key) < percent/100 × 2^32).
 
     Keys are launch stats (``matched``, ``mismatch_kind.status``,
     ``field_mismatch./price``, ...) plus ``differ`` (pairs that differ

@@ -19,7 +19,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent / "seeds"
 
-SPEC = {
+# A configuration that sets every option (the seed spec.json).
+FULL_CONFIG = {
     "flag_header": "x-dark-launch",
     "shadow_header": "x-darklaunch-shadow",
     "mismatch_log_per_minute": 60,
@@ -73,7 +74,7 @@ def launch(**extra):
 
 
 def config_seeds():
-    write("config", "spec.json", json.dumps(SPEC, indent=2))
+    write("config", "spec.json", json.dumps(FULL_CONFIG, indent=2))
     write("config", "minimal.json", json.dumps({"launches": [launch()]}))
     variations = {
         "template": launch(match={"path_template": "/users/{id}/orders"}),

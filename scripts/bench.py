@@ -328,7 +328,8 @@ def users_script() -> Path:
 
 
 def sampled_share(percent: float) -> float:
-    """Share of the Lua script's users that 1% sticky sampling takes (SPEC §3)."""
+    """Share of the Lua script's users that 1% sticky sampling takes (sampled in when
+    murmur3_x86_32(launch name + user id) < percent/100 × 2^32)."""
     hits = sum(harness.sticky_sampled(LAUNCH, f"user-{k:05d}", percent)
                for k in range(1, USERS + 1))
     return hits / USERS
@@ -864,7 +865,7 @@ def report(rows: list, delays: list, args, info: dict, pin: Pinning, cmdline: st
         f"once (during the first {args.budget_min:g} minutes). The Lua script "
         f"sends `x-user-id: user-00001` … `user-{USERS:05d}` in turn (varied ids, every "
         f"configuration); for F, {share * 100:.2f}% of those users are sampled in "
-        "(murmur3, SPEC §3)",
+        "(sticky sampling: murmur3_x86_32(launch name + key) < percent/100 × 2^32)",
         f"- front Envoy: `--concurrency 1`, HTTP/1.1 to the upstreams, cluster circuit "
         "breakers raised; darklaunch `FAIL_CLOSED`, one launch, `timeout_ms` 1000, "
         "`max_in_flight` 100000, breaker off in effect (min_calls 4e9), compare "
@@ -939,9 +940,11 @@ So N/A bounds C/A and F/A, and M/B bounds D/B and E/B, for any proxy-wasm
 filter on this Envoy; C/N and D/M are what darklaunch itself adds.
 
 Shadow dispatch delay. The shadow call must be dispatched by the root
-context (DESIGN fact 1). At the end of the request the HTTP context queues a
-job and rings a per-worker shared queue; the root dispatches from
-`on_queue_ready`, which Envoy runs after it has forwarded the primary. (A
+context: the SDK delivers a dispatched call's answer to the context that made
+the call and drops it if that context is gone, and an HTTP context is gone
+as soon as the client has its response. At the end of the request the HTTP
+context queues a job and rings a per-worker shared queue; the root
+dispatches from `on_queue_ready`, which Envoy runs after it has forwarded the primary. (A
 variant that entered the root at once, through the SDK's exported
 `proxy_on_queue_ready`, sent the shadow ~12 µs *before* the primary, p99
 75 µs, but held the primary back: `primary out − request in` grew by

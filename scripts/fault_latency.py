@@ -35,11 +35,11 @@ every timed-out shadow call costs a new TCP connection); the upstream Envoy's
 rapid-reset guard is switched off for it, since it aborts an HTTP/2
 connection when at least half of 500 streams were reset within 1-2 s, which
 is what timeouts under 2 s look like to an Envoy or Istio sidecar in front of
-the dark service. ``--spec-defaults`` keeps the SPEC's default
-``max_in_flight`` (100 per worker) and breaker, which stop most calls to a
-timing-out dark side from leaving at all. ``--breaker-off`` keeps the default
-``max_in_flight`` but switches the breaker off (the in-flight limit alone).
-``--native-mirror`` replaces
+the dark service. ``--spec-defaults`` keeps the default limits,
+``max_in_flight`` (100 per worker) and the breaker (0.5/20 calls/10 s/30 s),
+which stop most calls to a timing-out dark side from leaving at all.
+``--breaker-off`` keeps the default ``max_in_flight`` but switches the
+breaker off (the in-flight limit alone). ``--native-mirror`` replaces
 darklaunch with Envoy's own ``request_mirror_policies`` (route timeout =
 ``--timeout-ms``): what a timing-out dark side costs Envoy itself, to tell the
 filter's share from Envoy's.
@@ -91,10 +91,10 @@ def run_once(kind: str, up: U.UpstreamEnvoy, args, idx: int) -> dict:
         dark = up.ports["ok" if kind == "healthy" else "slow"]
         launch = U.launch(LAUNCH, "dark", args.timeout_ms)
         if args.spec_defaults:
-            # SPEC defaults: max_in_flight 100 per worker, breaker 0.5/20 calls/10 s/30 s.
+            # The default limits: max_in_flight 100 per worker, breaker 0.5/20 calls/10 s/30 s.
             del launch["limits"], launch["breaker"]
         elif args.breaker_off:
-            # SPEC default max_in_flight (100 per worker), breaker off in effect.
+            # The default max_in_flight (100 per worker), breaker off in effect.
             del launch["limits"]
         env = U.filter_envoy(workdir, up.ports["primary"],
                              [U.cluster("dark", dark, http2=args.dark_h2)],
@@ -230,9 +230,9 @@ def setup_line(args) -> str:
         return (f"- shadowing Envoy: `--concurrency {args.concurrency}`, NO darklaunch: Envoy's "
                 "own request_mirror_policies at 100% to the dark cluster (fire and forget), "
                 f"route timeout {args.timeout_ms} ms, {proto}, circuit breakers raised")
-    limits = ("SPEC default limits and breaker (max_in_flight 100 per worker, breaker "
+    limits = ("default limits and breaker (max_in_flight 100 per worker, breaker "
               "0.5/20 calls/10 s/30 s)" if args.spec_defaults else
-              "SPEC default max_in_flight (100 per worker), breaker off (min_calls 4e9)"
+              "default max_in_flight (100 per worker), breaker off (min_calls 4e9)"
               if args.breaker_off else
               "max_in_flight 100000, breaker off (min_calls 4e9)")
     return (f"- darklaunch Envoy: `--concurrency {args.concurrency}`, FAIL_CLOSED, one launch, "
@@ -258,10 +258,10 @@ def main(argv=None) -> int:
                          "closing a connection); the upstream Envoy's rapid-reset guard is "
                          "switched off, as it would otherwise abort the connection")
     ap.add_argument("--spec-defaults", action="store_true",
-                    help="keep the SPEC's default limits.max_in_flight (100) and breaker instead "
+                    help="keep the default limits.max_in_flight (100) and breaker instead "
                          "of switching them off (then most timing-out calls are never sent)")
     ap.add_argument("--breaker-off", action="store_true",
-                    help="keep the SPEC's default limits.max_in_flight (100 per worker) but switch "
+                    help="keep the default limits.max_in_flight (100 per worker) but switch "
                          "the breaker off: what the in-flight limit alone does")
     ap.add_argument("--native-mirror", action="store_true",
                     help="shadow with Envoy's own request_mirror_policies (fire and forget, "

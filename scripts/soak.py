@@ -35,7 +35,7 @@ compared, in_flight and compare_skipped.
 Verdict: memory is flat when the RSS of the last sample under load is at most
 ``max(8 MiB, 10%)`` above the RSS of the first sample after the warm-up
 (60 s, or a quarter of a run shorter than 4 minutes); and, after the load stops
-and the shadow calls settle, the SPEC §5 invariants hold for both launches
+and the shadow calls settle, the stats invariants hold for both launches
 (``matched = shadowed + Σ skipped``, ``shadowed = compared + Σ
 compare_skipped``, ``compared >= mismatch + noise``, ``in_flight = 0``), the
 client saw no error and no non-2xx answer, and the filter logged no crash.
@@ -122,7 +122,9 @@ def sample(env: harness.Envoy, t0: float, prev: dict) -> dict:
 
 
 def invariants(name: str, s: dict) -> list:
-    """SPEC §5 invariants for one launch's settled stats; the violations."""
+    """The stats invariants (matched = shadowed + Σ skipped, shadowed = compared + Σ
+    compare_skipped, compared ≥ mismatch + noise, in_flight = 0) for one launch's
+    settled stats; the violations."""
     out = []
     skipped = harness.sum_prefix(s, "skipped.")
     cskipped = harness.sum_prefix(s, "compare_skipped.")
@@ -344,7 +346,7 @@ def main(argv=None) -> int:
               f"{len(crashes)}", ""]
     if settled:
         ok = not any(invariants(n, settled[n]) for n in LAUNCHES if n in settled)
-        lines += [f"SPEC §5 invariants after settling: {'hold' if ok else 'VIOLATED'} "
+        lines += [f"Stats invariants after settling: {'hold' if ok else 'VIOLATED'} "
                   "(matched = shadowed + Σ skipped; shadowed = compared + Σ compare_skipped; "
                   "compared ≥ mismatch + noise; in_flight = 0)", ""]
     if failures:

@@ -27,8 +27,9 @@
   after the previous answer (plus the pause).
 * ``rss_kib``, ``wasm_memory_kib``, ``machine``: what the reports print.
 
-Standard library only; reuses tests/e2e/harness.py for bootstrap rendering and
-the Envoy process wrapper (start, readiness, process-group stop at exit).
+Reuses tests/e2e/harness/ for bootstrap rendering and the Envoy process
+wrapper (start, readiness, process-group stop at exit); run it with the
+project's .venv (the harness needs h2 and mmh3 from the Makefile's PY_DEPS).
 """
 
 from __future__ import annotations

@@ -29,7 +29,9 @@ def config(*launches, **top) -> dict:
 
 
 def assert_invariants(s: dict) -> None:
-    """SPEC §5 invariants once traffic has settled."""
+    """The stats invariants once traffic has settled: every decision counted
+    (matched = shadowed + Σ skipped), every shadow call accounted for (shadowed =
+    compared + Σ compare_skipped), compared ≥ mismatch + noise, none in flight."""
     assert s["matched"] == s["shadowed"] + sum_prefix(s, "skipped."), s
     assert s["shadowed"] == s["compared"] + sum_prefix(s, "compare_skipped."), s
     assert s["compared"] >= s["mismatch"] + s["noise"], s

@@ -10,8 +10,9 @@ crashed VM would turn every answer into a 503) and checks four things:
     x-envoy-upstream-service-time;
 (b) the client never waits for the dark side: each answer arrives well before
     the dark side's delay or timeout (no tight thresholds);
-(c) the right stats move, exactly, once settled, and the SPEC §5 invariants
-    hold;
+(c) the right stats move, exactly, once settled, and the stats invariants
+    hold (matched = shadowed + Σ skipped, shadowed = compared + Σ
+    compare_skipped, compared ≥ mismatch + noise, in_flight = 0);
 (d) Envoy is healthy afterwards: a normal request is shadowed and compared.
 
 The dark upstreams misbehave only for requests carrying ``?fault=1`` (the
@@ -470,23 +471,6 @@ def test_request_body_exactly_at_and_one_byte_over_the_limit(upstream_factory, e
 
 # --------------------------------------------------------------------------
 # 8. HTTP/2 downstream: concurrent streams on one connection
-
-
-def test_h2c_client_decodes_rfc7541_examples():
-    """The harness's HPACK decoder (used below) on RFC 7541 C.4.1, C.6.1 and C.6.2."""
-    d = harness.HpackDecoder()
-    assert d.decode(bytes.fromhex("828684418cf1e3c2e5f23a6ba0ab90f4ff")) == [
-        (":method", "GET"), (":scheme", "http"), (":path", "/"),
-        (":authority", "www.example.com")]
-    d = harness.HpackDecoder(256)
-    first = d.decode(bytes.fromhex(
-        "488264025885aec3771a4b6196d07abe941054d444a8200595040b8166e082a62d1bff6e919d29ad"
-        "171863c78f0b97c8e9ae82ae43d3"))
-    assert first == [(":status", "302"), ("cache-control", "private"),
-                     ("date", "Mon, 21 Oct 2013 20:13:21 GMT"),
-                     ("location", "https://www.example.com")]
-    assert d.decode(bytes.fromhex("4883640effc1c0bf"))[0] == (":status", "307")
-    assert d.size == 222  # eviction as in the RFC
 
 
 def test_http2_downstream_concurrent_streams(upstream_factory, envoy_factory):

@@ -6,7 +6,7 @@
 * Two Envoys ("sidecars" of one service: same plugin configuration, shared
   primary and dark upstreams) run a known mixture; a real Prometheus (Debian's
   package, scripts/install_prometheus.sh) scrapes both /stats/prometheus
-  every second with rules.yaml loaded, and the labelled families of SPEC §5
+  every second with rules.yaml loaded, and the labelled darklaunch_* families
   must aggregate across them through the HTTP API exactly as the Envoys'
   own counters add up.
 * ``darklaunch-report --prometheus URL`` (report/) against the same kind of
@@ -225,7 +225,8 @@ def test_two_sidecars_aggregate_in_prometheus(upstream_factory, envoy_factory,
     fields = by('sum by (path) (darklaunch_field_mismatch{launch="orders-v2"}) > 0', "path")
     assert fields == {"/price": exp["price"], "/items/*/price": exp["items"]}
 
-    # SPEC §5 invariants, fleet-wide, in PromQL.
+    # The stats invariants (matched = shadowed + Σ skipped, shadowed = compared
+    # + Σ compare_skipped), fleet-wide, in PromQL.
     for expr in ["sum by (launch) (darklaunch_matched) - sum by (launch) (darklaunch_shadowed)"
                  " - sum by (launch) (darklaunch_skipped)",
                  "sum by (launch) (darklaunch_shadowed) - sum by (launch) (darklaunch_compared)"

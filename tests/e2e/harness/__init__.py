@@ -1,0 +1,66 @@
+"""Real-Envoy test harness for darklaunch; ``import harness`` gives the names below.
+
+* ``upstream``     - ``Upstream``, an in-process HTTP/1.1 server whose handler
+                     turns each ``Request`` into a ``Reply``; it records them all;
+* ``envoy_config`` - the bootstrap (JSON, which Envoy reads as YAML) with an
+                     optional darklaunch wasm filter, and ``STATS_TAGS``, which
+                     envoy/demo.yaml carries too (a test keeps them equal);
+* ``envoy``        - ``Envoy``: one process on loopback, its admin API, stats, log;
+* ``prometheus``   - ``Prometheus``: one server scraping Envoys, its HTTP API;
+* ``process``      - the process lifecycle Envoy and Prometheus share:
+                     own process group, readiness, SIGTERM then SIGKILL,
+                     whatever still runs stopped at exit;
+* ``client``       - HTTP/1.1 and h2c clients;
+* ``stats``        - stat sums, mismatch log lines, the Prometheus text format;
+* ``sampling``     - the sticky sampling model;
+* ``ports``, ``paths``, ``waiting`` - loopback ports, where things are, polling.
+
+Also used by demo/, scripts/, tests/validate_config.py and
+report/tests/fixtures/capture.py.
+"""
+
+from .client import Client, Response, h2c_requests, http_request
+from .envoy import DEFAULT_ENVOY, Envoy, EnvoyError, envoy_bin
+from .envoy_config import (
+    DEMO_PORTS,
+    DEMO_WASM,
+    DEMO_YAML,
+    LAUNCH_RE,
+    LISTENER_TYPE,
+    STATS_TAGS,
+    ClusterSpec,
+    bootstrap,
+    lds_document,
+    listener,
+    parse_stats_tags_yaml,
+    render_demo_yaml,
+    static_cluster,
+    stats_tags_yaml,
+    tag_extract,
+    wasm_filter,
+    write_lds,
+)
+from .paths import DEFAULT_WASM, REPO_ROOT, wasm_file
+from .ports import LOOPBACK, free_port, port_is_free
+from .process import ManagedProcess, ProcessError, _register, _tail, _unregister
+from .prometheus import (
+    Prometheus,
+    PrometheusError,
+    envoy_target,
+    prometheus_bin,
+    prometheus_series,
+    promtool,
+    promtool_bin,
+    wait_prometheus_has,
+)
+from .sampling import murmur3_32, sticky_sampled
+from .stats import (
+    MISMATCH_MARK,
+    darklaunch_series,
+    parse_mismatch_lines,
+    parse_prometheus,
+    sum_prefix,
+    wait_series_stable,
+)
+from .upstream import Handler, Reply, Request, Upstream
+from .waiting import wait_until
