@@ -415,40 +415,14 @@ pub fn run(a: &Args) -> i32 {
     }
 }
 
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        match b {
-            b'%' => {
-                let hex = bytes
-                    .get(i + 1..i + 3)
-                    .and_then(|h| std::str::from_utf8(h).ok())
-                    .and_then(|h| u8::from_str_radix(h, 16).ok());
-                if let Some(v) = hex {
-                    out.push(v);
-                    i += 3;
-                    continue;
-                }
-                out.push(b);
-            }
-            b'+' => out.push(b' '),
-            _ => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// (path, `launch` query values).
+/// (path, `launch` query values). The query is
+/// `application/x-www-form-urlencoded`: `+` is a space, `%XX` is decoded
+/// only when both X are hex digits (else kept as is), then lossy UTF-8.
 fn split_target(target: &str) -> (String, Vec<String>) {
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    let launches = query
-        .split('&')
-        .filter_map(|kv| kv.split_once('='))
-        .filter(|(k, _)| *k == "launch")
-        .map(|(_, v)| percent_decode(v))
+    let launches = form_urlencoded::parse(query.as_bytes())
+        .filter(|(k, _)| k == "launch")
+        .map(|(_, v)| v.into_owned())
         .filter(|v| !v.is_empty())
         .collect();
     (path.to_string(), launches)
@@ -601,6 +575,26 @@ mod tests {
         ] {
             assert!(args(bad).is_err(), "{bad:?} should be refused");
         }
+    }
+
+    #[test]
+    fn query_strings() {
+        let t = |target: &str| split_target(target);
+        assert_eq!(t("/gate"), ("/gate".to_string(), vec![]));
+        assert_eq!(
+            t("/gate?launch=a+b&launch=c%5Fd&x=1&launch=&launch&launch=%FF"),
+            (
+                "/gate".to_string(),
+                vec!["a b".to_string(), "c_d".into(), "\u{FFFD}".into()]
+            )
+        );
+        // `%` not followed by two hex digits is kept as it is: `%+5` is not
+        // byte 5 (u8::from_str_radix would take "+5"); the `+` is a space.
+        assert_eq!(t("/r?launch=a%+5").1, ["a% 5"]);
+        assert_eq!(t("/r?launch=a%-5").1, ["a%-5"]);
+        assert_eq!(t("/r?launch=a%5").1, ["a%5"]);
+        assert_eq!(t("/r?launch=%zz%").1, ["%zz%"]);
+        assert_eq!(t("/r?launch=%C3%A9").1, ["é"]);
     }
 
     struct Fixture;
