@@ -4,6 +4,7 @@ use crate::http::{self, Fetch, Http};
 use crate::model::Snapshot;
 use crate::prom;
 use crate::report::{build, table, Report, Source};
+use crate::serve;
 use crate::verdict::{Thresholds, Verdict};
 use std::io::Write;
 use std::net::TcpListener;
@@ -474,19 +475,11 @@ fn serve(a: &Args, fetch: &dyn Fetch, addr: &str) -> i32 {
         .local_addr()
         .map_or_else(|_| addr.to_string(), |a| a.to_string());
     eprintln!("darklaunch-report: serving on http://{local} (/report, /gate, /healthz)");
-    for stream in listener.incoming() {
-        let Ok(mut stream) = stream else { continue };
-        let Some(req) = http::read_request(&mut stream) else {
-            continue;
-        };
-        let (status, ctype, body) = answer(a, fetch, &req.target);
-        let body = if req.method == "HEAD" {
-            String::new()
-        } else {
-            body
-        };
-        http::respond(&mut stream, status, ctype, body.as_bytes());
-    }
+    serve::run(
+        &listener,
+        &serve::Limits::default(),
+        &|req: &serve::Request| answer(a, fetch, &req.target),
+    );
     EXIT_ERROR
 }
 

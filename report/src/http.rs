@@ -1,4 +1,4 @@
-//! A minimal HTTP/1.1 client (GET only) and server loop on `std::net`.
+//! A minimal HTTP/1.1 client (GET only) on `std::net`.
 //!
 //! Plain `http://` only — no TLS, no proxies, no redirects, no compression.
 //! Envoy's admin listener is plain HTTP and normally bound to loopback;
@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 pub const MAX_BODY: usize = 64 << 20;
 
 /// Something that answers GET requests with a body, or an error message.
-/// The CLI uses [`Http`]; tests substitute canned answers.
-pub trait Fetch {
+/// The CLI uses [`Http`]; tests substitute canned answers. `Sync` so that
+/// `--serve` can answer several clients at once.
+pub trait Fetch: Sync {
     fn get(&self, url: &str) -> Result<String, String>;
 }
 
@@ -263,76 +264,6 @@ pub fn encode_component(s: &str) -> String {
     out
 }
 
-/// A request read by the `--serve` loop: method and path (query kept).
-#[derive(Debug, PartialEq)]
-pub struct Request {
-    pub method: String,
-    pub target: String,
-}
-
-/// Reads one request head (and discards a declared body, up to 1 MiB, so
-/// that closing the socket does not reset the peer). `None` on garbage.
-pub fn read_request(stream: &mut TcpStream) -> Option<Request> {
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    let mut raw = Vec::new();
-    let mut buf = [0u8; 4096];
-    let end = loop {
-        if let Some(end) = find(&raw, b"\r\n\r\n") {
-            break end;
-        }
-        if raw.len() > 16384 {
-            return None;
-        }
-        let n = stream.read(&mut buf).ok()?;
-        if n == 0 {
-            return None;
-        }
-        raw.extend_from_slice(buf.get(..n)?);
-    };
-    let head = String::from_utf8_lossy(raw.get(..end)?).into_owned();
-    let mut lines = head.split("\r\n");
-    let mut first = lines.next()?.split_whitespace();
-    let method = first.next()?.to_string();
-    let target = first.next()?.to_string();
-    let mut length = 0usize;
-    for line in lines {
-        if let Some((n, v)) = line.split_once(':') {
-            if n.trim().eq_ignore_ascii_case("content-length") {
-                length = v.trim().parse().unwrap_or(0);
-            }
-        }
-    }
-    let mut have = raw.len().saturating_sub(end + 4);
-    let want = length.min(1 << 20);
-    while have < want {
-        match stream.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => have += n,
-        }
-    }
-    Some(Request { method, target })
-}
-
-/// Writes a complete answer and closes.
-pub fn respond(stream: &mut TcpStream, status: u16, content_type: &str, body: &[u8]) {
-    let reason = match status {
-        200 => "OK",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        502 => "Bad Gateway",
-        503 => "Service Unavailable",
-        _ => "",
-    };
-    let head = format!(
-        "HTTP/1.1 {status} {reason}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\n\
-         cache-control: no-store\r\nconnection: close\r\n\r\n",
-        body.len()
-    );
-    let _ = stream.write_all(head.as_bytes());
-    let _ = stream.write_all(body);
-    let _ = stream.flush();
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -393,8 +324,10 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let server = std::thread::spawn(move || {
+            use crate::serve::{read_request, respond};
             let (mut s, _) = listener.accept().unwrap();
-            let req = read_request(&mut s).unwrap();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            let req = read_request(&mut s, deadline).unwrap();
             respond(&mut s, 200, "text/plain", req.target.as_bytes());
         });
         let (status, body) =
