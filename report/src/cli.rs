@@ -1,9 +1,10 @@
 //! Command line: arguments, one-shot, `--watch` and `--serve`.
 
-use crate::http::{self, Fetch, Http};
+use crate::http::{self, BasicAuth, Client, Fetch, HttpOptions};
 use crate::model::Snapshot;
 use crate::prom;
 use crate::report::{build, table, Report, Source};
+use crate::serve;
 use crate::verdict::{Thresholds, Verdict};
 use std::io::Write;
 use std::net::TcpListener;
@@ -41,7 +42,25 @@ SOURCES (exactly one kind)
   --selector MATCHERS  Prometheus only: label matchers added to every series,
                        e.g. 'namespace=\"shop\",job=\"envoy\"'.
   --envoy-json FILE    a saved /stats?format=json document (repeatable).
-  --timeout SECS       per HTTP request (default 10). Plain http:// only.
+
+HTTP (--envoy and --prometheus)
+  URLs are http:// or https:// (TLS: rustls, Mozilla's roots). No proxies,
+  no redirects.
+  --timeout SECS       per HTTP request, body included (default 10).
+  --header 'N: V'      send header N with value V with every request
+                       (repeatable), e.g. 'X-Scope-OrgID: shop'.
+  --bearer-token-file PATH
+                       send `Authorization: Bearer <token>`, the token being
+                       the file's contents, trimmed; read at every request,
+                       so a rotated Kubernetes service-account token
+                       (/var/run/secrets/kubernetes.io/serviceaccount/token)
+                       keeps working.
+  --ca-file PEM        trust the certificates in PEM (a private CA) besides
+                       Mozilla's roots.
+  https://user:password@host/ in a URL sends basic auth to that host
+  (percent-encode `@`, `:` and `%` in them). One source of Authorization
+  at a time: --bearer-token-file, an Authorization --header, or a URL's
+  user:password.
 
 WHAT TO REPORT
   --launch L           only launch L (repeatable). A named launch without
@@ -119,6 +138,8 @@ pub struct Args {
     pub serve: Option<String>,
     pub gate_accept: Vec<Verdict>,
     pub timeout: f64,
+    /// Headers, credentials and trusted roots of HTTP requests.
+    pub http: HttpOptions,
 }
 
 impl Default for Args {
@@ -137,6 +158,7 @@ impl Default for Args {
             serve: None,
             gate_accept: vec![Verdict::Pass],
             timeout: 10.0,
+            http: HttpOptions::default(),
         }
     }
 }
@@ -252,6 +274,17 @@ pub fn parse_args<I: IntoIterator<Item = String>>(argv: I) -> Result<Command, St
                 a.watch_count = Some(n);
             }
             "--serve" => a.serve = Some(v.to_string()),
+            "--header" => a.http.headers.push(http::parse_header(v)?),
+            "--bearer-token-file" => {
+                if a.http.bearer_token_file.replace(v.to_string()).is_some() {
+                    return Err("--bearer-token-file can be given once".into());
+                }
+            }
+            "--ca-file" => {
+                if a.http.ca_file.replace(v.to_string()).is_some() {
+                    return Err("--ca-file can be given once (put every CA in one PEM file)".into());
+                }
+            }
             "--gate-accept" => {
                 a.gate_accept = v
                     .split(',')
@@ -282,8 +315,50 @@ pub fn parse_args<I: IntoIterator<Item = String>>(argv: I) -> Result<Command, St
     if a.prometheus.is_none() && (a.prom.window.is_some() || a.prom.selector.is_some()) {
         return Err("--window and --selector apply to --prometheus only".into());
     }
-    for url in a.envoys.iter().chain(a.prometheus.iter()) {
-        http::parse_base_url(url)?;
+    let h = &a.http;
+    if !a.envoy_files.is_empty()
+        && (!h.headers.is_empty() || h.bearer_token_file.is_some() || h.ca_file.is_some())
+    {
+        return Err(
+            "--header, --bearer-token-file and --ca-file apply to --envoy and --prometheus".into(),
+        );
+    }
+    // URLs lose their user:password here: they are shown and reported.
+    for url in a.envoys.iter_mut().chain(a.prometheus.iter_mut()) {
+        let base = http::parse_base_url(url)?;
+        if let Some((user, password)) = base.credentials {
+            let auth = BasicAuth {
+                origin: base.origin,
+                user,
+                password,
+            };
+            match a.http.basic_auth.iter().find(|b| b.origin == auth.origin) {
+                Some(known) if *known != auth => {
+                    return Err(format!(
+                        "{}: two different user:password for one host",
+                        auth.origin
+                    ));
+                }
+                Some(_) => {}
+                None => a.http.basic_auth.push(auth),
+            }
+        }
+        *url = base.url;
+    }
+    let header_auth = a
+        .http
+        .headers
+        .iter()
+        .any(|(n, _)| n.eq_ignore_ascii_case("authorization"));
+    let auth_sources = [
+        a.http.bearer_token_file.is_some(),
+        header_auth,
+        !a.http.basic_auth.is_empty(),
+    ];
+    if auth_sources.iter().filter(|b| **b).count() > 1 {
+        return Err("give one source of Authorization: --bearer-token-file, an \
+             Authorization --header, or user:password@ in the URL"
+            .into());
     }
     if a.watch_count.is_some() && a.watch.is_none() {
         a.watch = Some(5.0);
@@ -357,8 +432,12 @@ fn render(a: &Args, r: &Report) -> String {
 
 /// Runs a parsed command line; returns the exit code.
 pub fn run(a: &Args) -> i32 {
-    let fetch = Http {
-        timeout: Duration::from_secs_f64(a.timeout),
+    let fetch = match Client::new(&a.http, Duration::from_secs_f64(a.timeout)) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("darklaunch-report: {e}");
+            return EXIT_ERROR;
+        }
     };
     if let Some(addr) = &a.serve {
         return serve(a, &fetch, addr);
@@ -415,40 +494,14 @@ pub fn run(a: &Args) -> i32 {
     }
 }
 
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        match b {
-            b'%' => {
-                let hex = bytes
-                    .get(i + 1..i + 3)
-                    .and_then(|h| std::str::from_utf8(h).ok())
-                    .and_then(|h| u8::from_str_radix(h, 16).ok());
-                if let Some(v) = hex {
-                    out.push(v);
-                    i += 3;
-                    continue;
-                }
-                out.push(b);
-            }
-            b'+' => out.push(b' '),
-            _ => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// (path, `launch` query values).
+/// (path, `launch` query values). The query is
+/// `application/x-www-form-urlencoded`: `+` is a space, `%XX` is decoded
+/// only when both X are hex digits (else kept as is), then lossy UTF-8.
 fn split_target(target: &str) -> (String, Vec<String>) {
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    let launches = query
-        .split('&')
-        .filter_map(|kv| kv.split_once('='))
-        .filter(|(k, _)| *k == "launch")
-        .map(|(_, v)| percent_decode(v))
+    let launches = form_urlencoded::parse(query.as_bytes())
+        .filter(|(k, _)| k == "launch")
+        .map(|(_, v)| v.into_owned())
         .filter(|v| !v.is_empty())
         .collect();
     (path.to_string(), launches)
@@ -500,19 +553,11 @@ fn serve(a: &Args, fetch: &dyn Fetch, addr: &str) -> i32 {
         .local_addr()
         .map_or_else(|_| addr.to_string(), |a| a.to_string());
     eprintln!("darklaunch-report: serving on http://{local} (/report, /gate, /healthz)");
-    for stream in listener.incoming() {
-        let Ok(mut stream) = stream else { continue };
-        let Some(req) = http::read_request(&mut stream) else {
-            continue;
-        };
-        let (status, ctype, body) = answer(a, fetch, &req.target);
-        let body = if req.method == "HEAD" {
-            String::new()
-        } else {
-            body
-        };
-        http::respond(&mut stream, status, ctype, body.as_bytes());
-    }
+    serve::run(
+        &listener,
+        &serve::Limits::default(),
+        &|req: &serve::Request| answer(a, fetch, &req.target),
+    );
     EXIT_ERROR
 }
 
@@ -584,7 +629,7 @@ mod tests {
         for bad in [
             &[][..],
             &["--envoy"],
-            &["--envoy", "https://x"],
+            &["--envoy", "ftp://x"],
             &["--envoy", "http://x", "--prometheus", "http://y"],
             &["--envoy", "http://x", "--window", "1h"],
             &["--envoy", "http://x", "--max-divergence", "2"],
@@ -598,9 +643,126 @@ mod tests {
             &["--envoy", "http://x", "--gate-accept", "ok"],
             &["--envoy", "http://x", "--json=1"],
             &["--envoy", "http://x", "--frobnicate"],
+            &["--envoy", "http://x", "--header", "NoColon"],
+            &["--envoy", "http://x", "--header", "Bad Name: v"],
+            &["--envoy", "http://x", "--header", "Host: other"],
+            &["--envoy", "http://x", "--header"],
+            &[
+                "--envoy",
+                "http://x",
+                "--bearer-token-file",
+                "a",
+                "--bearer-token-file",
+                "b",
+            ],
+            &["--envoy", "http://x", "--ca-file", "a", "--ca-file", "b"],
+            &["--envoy-json", "f", "--header", "X-A: 1"],
+            &["--envoy-json", "f", "--ca-file", "ca.pem"],
+            &["--envoy-json", "f", "--bearer-token-file", "t"],
+            &[
+                "--envoy",
+                "http://x",
+                "--bearer-token-file",
+                "t",
+                "--header",
+                "authorization: Basic eDp5",
+            ],
+            &["--envoy", "https://u:p@x", "--bearer-token-file", "t"],
+            &[
+                "--envoy",
+                "https://u:p@x",
+                "--header",
+                "Authorization: Bearer t",
+            ],
+            &["--envoy", "https://u:p@x", "--envoy", "https://u:q@x/"],
+            &["--envoy", "https://u:p@x:notaport"],
         ] {
             assert!(args(bad).is_err(), "{bad:?} should be refused");
         }
+    }
+
+    #[test]
+    fn http_flags() {
+        let a = run_args(&[
+            "--prometheus",
+            "https://prom.monitoring:9090/",
+            "--header",
+            "X-Scope-OrgID: shop",
+            "--header=X-B: a=b",
+            "--bearer-token-file",
+            "/var/run/secrets/kubernetes.io/serviceaccount/token",
+            "--ca-file=/etc/ca.pem",
+            "--timeout",
+            "3",
+        ]);
+        assert_eq!(
+            a.prometheus.as_deref(),
+            Some("https://prom.monitoring:9090/")
+        );
+        assert_eq!(
+            a.http.headers,
+            [
+                ("X-Scope-OrgID".to_string(), "shop".to_string()),
+                ("X-B".into(), "a=b".into())
+            ]
+        );
+        assert_eq!(
+            a.http.bearer_token_file.as_deref(),
+            Some("/var/run/secrets/kubernetes.io/serviceaccount/token")
+        );
+        assert_eq!(a.http.ca_file.as_deref(), Some("/etc/ca.pem"));
+        assert!(a.http.basic_auth.is_empty());
+        assert_eq!(a.timeout, 3.0);
+        // user:password leaves the URLs (shown in messages and the report)
+        // for basic auth of that origin; the same pair may be repeated.
+        let b = run_args(&[
+            "--envoy",
+            "https://admin:p%40ss@Envoy-A:9901/",
+            "--envoy",
+            "https://admin:p%40ss@envoy-a:9901",
+            "--envoy",
+            "http://envoy-b:9901",
+        ]);
+        assert_eq!(
+            b.envoys,
+            [
+                "https://Envoy-A:9901/",
+                "https://envoy-a:9901",
+                "http://envoy-b:9901"
+            ]
+        );
+        assert_eq!(
+            b.http.basic_auth,
+            [BasicAuth {
+                origin: "https://envoy-a:9901".into(),
+                user: "admin".into(),
+                password: "p@ss".into(),
+            }]
+        );
+        let e = args(&["--envoy", "ftp://admin:secret@x"]).unwrap_err();
+        assert!(!e.contains("secret"), "{e}");
+        let c = run_args(&["--envoy", "http://x", "--header", "Authorization: Bearer t"]);
+        assert_eq!(c.http.headers.len(), 1);
+    }
+
+    #[test]
+    fn query_strings() {
+        let t = |target: &str| split_target(target);
+        assert_eq!(t("/gate"), ("/gate".to_string(), vec![]));
+        assert_eq!(
+            t("/gate?launch=a+b&launch=c%5Fd&x=1&launch=&launch&launch=%FF"),
+            (
+                "/gate".to_string(),
+                vec!["a b".to_string(), "c_d".into(), "\u{FFFD}".into()]
+            )
+        );
+        // `%` not followed by two hex digits is kept as it is: `%+5` is not
+        // byte 5 (u8::from_str_radix would take "+5"); the `+` is a space.
+        assert_eq!(t("/r?launch=a%+5").1, ["a% 5"]);
+        assert_eq!(t("/r?launch=a%-5").1, ["a%-5"]);
+        assert_eq!(t("/r?launch=a%5").1, ["a%5"]);
+        assert_eq!(t("/r?launch=%zz%").1, ["%zz%"]);
+        assert_eq!(t("/r?launch=%C3%A9").1, ["é"]);
     }
 
     struct Fixture;

@@ -10,5 +10,6 @@ pub mod http;
 pub mod model;
 pub mod prom;
 pub mod report;
-pub mod stats;
+pub mod serve;
 pub mod verdict;
+pub mod wilson;

@@ -5,8 +5,8 @@ use crate::model::{
     LaunchCounters, Quantiles, Snapshot, COMPARE_SKIP_REASONS, DARK_CLASSES, MISMATCH_KINDS,
     PRIMARY_CLASSES, SKIP_REASONS,
 };
-use crate::stats::Proportion;
 use crate::verdict::{evaluate, pct, Check, Thresholds, Verdict};
+use crate::wilson::Proportion;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

@@ -34,7 +34,7 @@
 use crate::model::{
     LaunchCounters, DARK_CLASSES, DARK_ERROR_CLASSES, PRIMARY_CLASSES, PRIMARY_ERROR_CLASSES,
 };
-use crate::stats::Proportion;
+use crate::wilson::Proportion;
 use serde::{Serialize, Serializer};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -450,7 +450,7 @@ mod tests {
     #[test]
     fn divergence_exactly_at_the_threshold() {
         // The bound equal to the threshold passes ("exceeds" is strict).
-        let (low, high) = crate::stats::wilson(5, 100, crate::stats::Z95).unwrap();
+        let (low, high) = crate::wilson::wilson(5, 100, crate::wilson::Z95).unwrap();
         let at_high = Thresholds {
             max_divergence: high,
             ..Default::default()
