@@ -14,6 +14,7 @@
 
 use crate::http::{encode_component, Fetch};
 use crate::model::Snapshot;
+use darklaunch::vocab::Histogram;
 use serde_json::Value;
 
 /// Prefix of every darklaunch stat in `/stats`.
@@ -93,11 +94,10 @@ fn parse_histograms(hist: &Value, snap: &mut Snapshot) -> Result<(), String> {
         };
         let values = h.get("values").and_then(Value::as_array);
         let counters = snap.launch_mut(launch);
-        let target = match stat {
-            "primary_ms" => &mut counters.primary_ms,
-            "dark_ms" => &mut counters.dark_ms,
-            _ => continue,
+        let Some(&hist) = Histogram::ALL.iter().find(|h| h.as_str() == stat) else {
+            continue;
         };
+        let target = counters.quantiles_mut(hist);
         for (q, v) in quantiles.iter().zip(values.into_iter().flatten()) {
             target.set(*q, v.get("cumulative").and_then(Value::as_f64));
         }

@@ -4,31 +4,7 @@
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-/// Skip reasons (`skipped.R`), SPEC §5.
-pub const SKIP_REASONS: [&str; 10] = [
-    "sampled_out",
-    "flag_off",
-    "user_never",
-    "loop",
-    "unsafe_method",
-    "body_too_large",
-    "rate_limited",
-    "in_flight",
-    "breaker_open",
-    "dispatch_failed",
-];
-/// Dark outcome classes (`dark_response.C`).
-pub const DARK_CLASSES: [&str; 6] = ["2xx", "3xx", "4xx", "5xx", "timeout", "reset"];
-/// Primary outcome classes (`primary_response.C`).
-pub const PRIMARY_CLASSES: [&str; 5] = ["2xx", "3xx", "4xx", "5xx", "reset"];
-/// Mismatch kinds (`mismatch_kind.K`).
-pub const MISMATCH_KINDS: [&str; 3] = ["status", "headers", "body"];
-/// Why a shadowed pair was not compared (`compare_skipped.R`).
-pub const COMPARE_SKIP_REASONS: [&str; 3] = ["dark_failed", "primary_incomplete", "body_too_large"];
-/// Dark outcome classes counted as errors.
-pub const DARK_ERROR_CLASSES: [&str; 3] = ["5xx", "timeout", "reset"];
-/// Primary outcome classes counted as errors.
-pub const PRIMARY_ERROR_CLASSES: [&str; 2] = ["5xx", "reset"];
+pub use darklaunch::vocab::{DarkOutcome, Family, Histogram, PrimaryOutcome, Scalar};
 
 /// p50 / p95 / p99 of a latency histogram, in ms; `None` without samples.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
@@ -92,91 +68,6 @@ pub struct LaunchCounters {
     pub dark_ms: Quantiles,
 }
 
-/// A labelled counter family of a launch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Family {
-    Skipped,
-    DarkResponse,
-    PrimaryResponse,
-    MismatchKind,
-    CompareSkipped,
-    FieldMismatch,
-}
-
-impl Family {
-    pub const ALL: [Family; 6] = [
-        Family::Skipped,
-        Family::DarkResponse,
-        Family::PrimaryResponse,
-        Family::MismatchKind,
-        Family::CompareSkipped,
-        Family::FieldMismatch,
-    ];
-    /// Envoy stat name part (`skipped` in `darklaunch.L.skipped.R`), also the
-    /// Prometheus family name without `darklaunch_`.
-    pub fn stat(self) -> &'static str {
-        match self {
-            Family::Skipped => "skipped",
-            Family::DarkResponse => "dark_response",
-            Family::PrimaryResponse => "primary_response",
-            Family::MismatchKind => "mismatch_kind",
-            Family::CompareSkipped => "compare_skipped",
-            Family::FieldMismatch => "field_mismatch",
-        }
-    }
-    /// The Prometheus label the stats tags give the detail.
-    pub fn label(self) -> &'static str {
-        match self {
-            Family::Skipped | Family::CompareSkipped => "reason",
-            Family::DarkResponse | Family::PrimaryResponse => "class",
-            Family::MismatchKind => "kind",
-            Family::FieldMismatch => "path",
-        }
-    }
-}
-
-/// A plain (unlabelled) counter or gauge of a launch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scalar {
-    Matched,
-    Shadowed,
-    Forced,
-    Compared,
-    Mismatch,
-    Noise,
-    InFlight,
-    BreakerOpen,
-}
-
-impl Scalar {
-    pub const ALL: [Scalar; 8] = [
-        Scalar::Matched,
-        Scalar::Shadowed,
-        Scalar::Forced,
-        Scalar::Compared,
-        Scalar::Mismatch,
-        Scalar::Noise,
-        Scalar::InFlight,
-        Scalar::BreakerOpen,
-    ];
-    pub fn stat(self) -> &'static str {
-        match self {
-            Scalar::Matched => "matched",
-            Scalar::Shadowed => "shadowed",
-            Scalar::Forced => "forced",
-            Scalar::Compared => "compared",
-            Scalar::Mismatch => "mismatch",
-            Scalar::Noise => "noise",
-            Scalar::InFlight => "in_flight",
-            Scalar::BreakerOpen => "breaker_open",
-        }
-    }
-    /// Gauges are current values, not counts over a window.
-    pub fn is_gauge(self) -> bool {
-        matches!(self, Scalar::InFlight | Scalar::BreakerOpen)
-    }
-}
-
 impl LaunchCounters {
     pub fn scalar(&self, s: Scalar) -> u64 {
         match s {
@@ -188,6 +79,13 @@ impl LaunchCounters {
             Scalar::Noise => self.noise,
             Scalar::InFlight => self.in_flight,
             Scalar::BreakerOpen => self.breaker_open,
+        }
+    }
+
+    pub fn quantiles_mut(&mut self, h: Histogram) -> &mut Quantiles {
+        match h {
+            Histogram::PrimaryMs => &mut self.primary_ms,
+            Histogram::DarkMs => &mut self.dark_ms,
         }
     }
 
@@ -231,15 +129,15 @@ impl LaunchCounters {
     /// Returns false for names this tool does not know (ignored, so that a
     /// newer filter with more stats still reads).
     pub fn add_stat(&mut self, stat: &str, value: u64) -> bool {
-        for s in Scalar::ALL {
-            if stat == s.stat() {
+        for &s in Scalar::ALL {
+            if stat == s.as_str() {
                 *self.scalar_mut(s) += value;
                 return true;
             }
         }
-        for f in Family::ALL {
+        for &f in Family::ALL {
             if let Some(detail) = stat
-                .strip_prefix(f.stat())
+                .strip_prefix(f.as_str())
                 .and_then(|r| r.strip_prefix('.'))
             {
                 if detail.is_empty() {
@@ -255,10 +153,10 @@ impl LaunchCounters {
     /// Adds another source's numbers: counters and gauges are summed,
     /// latency quantiles combined with [`Quantiles::merge_max`].
     pub fn merge(&mut self, other: &LaunchCounters) {
-        for s in Scalar::ALL {
+        for &s in Scalar::ALL {
             *self.scalar_mut(s) += other.scalar(s);
         }
-        for f in Family::ALL {
+        for &f in Family::ALL {
             let mine = self.family_mut(f);
             for (k, v) in other.family(f) {
                 *mine.entry(k.clone()).or_insert(0) += v;
@@ -268,8 +166,10 @@ impl LaunchCounters {
         self.dark_ms.merge_max(&other.dark_ms);
     }
 
-    pub fn sum(map: &BTreeMap<String, u64>, keys: &[&str]) -> u64 {
-        keys.iter().map(|k| map.get(*k).copied().unwrap_or(0)).sum()
+    pub fn sum<'a>(map: &BTreeMap<String, u64>, keys: impl IntoIterator<Item = &'a str>) -> u64 {
+        keys.into_iter()
+            .map(|k| map.get(k).copied().unwrap_or(0))
+            .sum()
     }
 }
 

@@ -21,6 +21,7 @@
 
 use crate::http::{encode_component, Fetch};
 use crate::model::{Family, Scalar, Snapshot};
+use darklaunch::vocab::{Histogram, MetricKind};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -56,31 +57,32 @@ impl Options {
 pub enum Target {
     Scalar(Scalar),
     Family(Family),
-    /// (histogram stat, quantile in percent)
-    Quantile(&'static str, f64),
+    /// (histogram, quantile in percent)
+    Quantile(Histogram, f64),
 }
 
 /// Every query the report makes, in order.
 pub fn queries(opts: &Options) -> Vec<(Target, String)> {
     let mut out = Vec::new();
-    for s in Scalar::ALL {
+    for &s in Scalar::ALL {
+        let gauge = s.kind() == MetricKind::Gauge;
         let q = format!(
             "sum by (launch) ({})",
-            opts.counted(&format!("darklaunch_{}", s.stat()), s.is_gauge())
+            opts.counted(&format!("darklaunch_{}", s.as_str()), gauge)
         );
         out.push((Target::Scalar(s), q));
     }
-    for f in Family::ALL {
+    for &f in Family::ALL {
         let q = format!(
             "sum by (launch, {}) ({})",
             f.label(),
-            opts.counted(&format!("darklaunch_{}", f.stat()), false)
+            opts.counted(&format!("darklaunch_{}", f.as_str()), false)
         );
         out.push((Target::Family(f), q));
     }
-    for hist in ["primary_ms", "dark_ms"] {
+    for &hist in Histogram::ALL {
         for q in [50.0, 95.0, 99.0] {
-            let buckets = opts.series(&format!("darklaunch_{hist}_bucket"));
+            let buckets = opts.series(&format!("darklaunch_{}_bucket", hist.as_str()));
             let inner = match &opts.window {
                 Some(w) => format!("rate({buckets}[{w}])"),
                 None => buckets,
@@ -168,10 +170,7 @@ pub fn apply(snap: &mut Snapshot, target: Target, samples: &[Sample]) {
             }
             Target::Quantile(hist, q) => {
                 let v = Some(*value).filter(|v| v.is_finite());
-                match hist {
-                    "primary_ms" => l.primary_ms.set(q, v),
-                    _ => l.dark_ms.set(q, v),
-                }
+                l.quantiles_mut(hist).set(q, v);
             }
         }
     }

@@ -1,10 +1,7 @@
 //! The report: per-launch numbers, checks and verdicts, as JSON (schema
 //! `darklaunch-report/v1`, see report/README.md) or as a table.
 
-use crate::model::{
-    LaunchCounters, Quantiles, Snapshot, COMPARE_SKIP_REASONS, DARK_CLASSES, MISMATCH_KINDS,
-    PRIMARY_CLASSES, SKIP_REASONS,
-};
+use crate::model::{Family, LaunchCounters, Quantiles, Snapshot};
 use crate::verdict::{evaluate, pct, Check, Thresholds, Verdict};
 use crate::wilson::Proportion;
 use serde::Serialize;
@@ -152,7 +149,7 @@ pub fn launch_report(name: &str, c: &LaunchCounters, t: &Thresholds) -> LaunchRe
             compared: c.compared,
             check: e.divergence_check,
         },
-        mismatch_kinds: complete(&c.mismatch_kind, &MISMATCH_KINDS),
+        mismatch_kinds: complete(&c.mismatch_kind, Family::MismatchKind.details()),
         fields,
         errors: Errors {
             dark: e.dark_errors,
@@ -166,10 +163,10 @@ pub fn launch_report(name: &str, c: &LaunchCounters, t: &Thresholds) -> LaunchRe
             p95_ratio: e.p95_ratio,
             check: e.latency_check,
         },
-        skipped: complete(&c.skipped, &SKIP_REASONS),
-        compare_skipped: complete(&c.compare_skipped, &COMPARE_SKIP_REASONS),
-        dark_response: complete(&c.dark_response, &DARK_CLASSES),
-        primary_response: complete(&c.primary_response, &PRIMARY_CLASSES),
+        skipped: complete(&c.skipped, Family::Skipped.details()),
+        compare_skipped: complete(&c.compare_skipped, Family::CompareSkipped.details()),
+        dark_response: complete(&c.dark_response, Family::DarkResponse.details()),
+        primary_response: complete(&c.primary_response, Family::PrimaryResponse.details()),
     }
 }
 

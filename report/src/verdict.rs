@@ -31,9 +31,7 @@
 //! Several launches: the overall verdict is the worst, in the order PASS <
 //! MARGINAL < INCONCLUSIVE < FAIL; no launch at all is INCONCLUSIVE.
 
-use crate::model::{
-    LaunchCounters, DARK_CLASSES, DARK_ERROR_CLASSES, PRIMARY_CLASSES, PRIMARY_ERROR_CLASSES,
-};
+use crate::model::{DarkOutcome, LaunchCounters, PrimaryOutcome};
 use crate::wilson::Proportion;
 use serde::{Serialize, Serializer};
 
@@ -177,16 +175,23 @@ pub fn pct(x: f64) -> String {
 
 pub fn evaluate(c: &LaunchCounters, t: &Thresholds) -> Evaluation {
     let divergence = Proportion::new(c.mismatch, c.compared);
-    let dark_total = LaunchCounters::sum(&c.dark_response, &DARK_CLASSES);
-    let primary_total = LaunchCounters::sum(&c.primary_response, &PRIMARY_CLASSES);
-    let dark_errors = Proportion::new(
-        LaunchCounters::sum(&c.dark_response, &DARK_ERROR_CLASSES),
-        dark_total,
-    );
-    let primary_errors = Proportion::new(
-        LaunchCounters::sum(&c.primary_response, &PRIMARY_ERROR_CLASSES),
-        primary_total,
-    );
+    let dark = |keep: fn(DarkOutcome) -> bool| {
+        let names = DarkOutcome::ALL
+            .iter()
+            .filter(|o| keep(**o))
+            .map(|o| o.as_str());
+        LaunchCounters::sum(&c.dark_response, names)
+    };
+    let primary = |keep: fn(PrimaryOutcome) -> bool| {
+        let names = PrimaryOutcome::ALL
+            .iter()
+            .filter(|o| keep(**o))
+            .map(|o| o.as_str());
+        LaunchCounters::sum(&c.primary_response, names)
+    };
+    // Errors as the breaker counts failures: 5xx, timeouts and resets.
+    let dark_errors = Proportion::new(dark(DarkOutcome::is_failure), dark(|_| true));
+    let primary_errors = Proportion::new(primary(PrimaryOutcome::is_failure), primary(|_| true));
     // (check, sentence) for every check that is not a plain pass.
     let mut notes: Vec<(Check, String)> = Vec::new();
 
