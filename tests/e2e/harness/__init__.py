@@ -13,6 +13,7 @@
 * ``client``       - HTTP/1.1 and h2c clients;
 * ``stats``        - stat sums, mismatch log lines, the Prometheus text format;
 * ``sampling``     - the sticky sampling model;
+* ``memory``       - the wasm heap of a process, from /proc;
 * ``ports``, ``paths``, ``waiting`` - loopback ports, where things are, polling.
 
 Also used by demo/, scripts/, tests/validate_config.py and
@@ -40,6 +41,7 @@ from .envoy_config import (
     wasm_filter,
     write_lds,
 )
+from .memory import wasm_memory_kib
 from .paths import DEFAULT_WASM, REPO_ROOT, wasm_file
 from .ports import LOOPBACK, free_port, port_is_free
 from .process import ManagedProcess, ProcessError, _register, _tail, _unregister

@@ -191,11 +191,13 @@ def listener(listener_port: int,
              wasm_path: Union[str, Path, None] = None,
              http2_downstream: bool = False,
              route_timeout: str = "30s",
-             name: str = "ingress") -> dict:
+             name: str = "ingress",
+             upgrades: Iterable[str] = ()) -> dict:
     """The test listener: 127.0.0.1:listener_port, HCM stat_prefix ``ingress``,
     codec AUTO (HTTP/1.1 and h2c prior knowledge) or HTTP2 with
     ``http2_downstream``; route ``/`` -> cluster ``primary``; the darklaunch
-    wasm filter when ``plugin_config`` is not None, then the router.
+    wasm filter when ``plugin_config`` is not None, then the router;
+    ``upgrades``: upgrade types the HCM lets through (``websocket``).
     """
     http_filters = []
     if plugin_config is not None:
@@ -221,6 +223,8 @@ def listener(listener_port: int,
         },
         "http_filters": http_filters,
     }
+    if upgrades:
+        hcm["upgrade_configs"] = [{"upgrade_type": u} for u in upgrades]
     return {
         "name": name,
         "address": _addr(LOOPBACK, listener_port),
@@ -259,7 +263,8 @@ def bootstrap(admin_port: int, listener_port: int,
               route_timeout: str = "30s",
               stats_flush_interval: Optional[str] = "1s",
               stats_tags: Optional[list] = None,
-              lds_path: Union[str, Path, None] = None) -> dict:
+              lds_path: Union[str, Path, None] = None,
+              upgrades: Iterable[str] = ()) -> dict:
     """An Envoy bootstrap as a dict (write it with json.dumps; Envoy reads JSON as YAML).
 
     * the ``listener(...)`` above on 127.0.0.1:listener_port, route ``/`` ->
@@ -290,7 +295,7 @@ def bootstrap(admin_port: int, listener_port: int,
     if lds_path is None:
         config["static_resources"]["listeners"] = [listener(
             listener_port, plugin_config, failure_policy, wasm_path, http2_downstream,
-            route_timeout)]
+            route_timeout, upgrades=upgrades)]
     else:
         lds_path = Path(lds_path).resolve()
         config["dynamic_resources"] = {"lds_config": {
