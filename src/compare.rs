@@ -158,38 +158,22 @@ pub struct BodyTooLarge;
 
 /// Compare two responses under `rules`.
 ///
-/// A body that would decode to more than `rules.max_body_bytes` counts as
-/// undecodable here (raw bytes compared); [`try_compare`] reports it instead.
-pub fn compare(rules: &CompareRules, primary: &Side, dark: &Side) -> Verdict {
-    // Never an error: when not strict, oversized bodies fall back to raw bytes.
-    compare_inner(rules, primary, dark, false).unwrap_or_default()
-}
-
-/// Like [`compare`], but a body that decodes to more than
-/// `rules.max_body_bytes` (including one that arrived unencoded and longer)
-/// makes the pair incomparable. Not checked when bodies are not compared
-/// (`BodyMode::None`, root ignored) or when both sides carry identical bytes
-/// under identical `content-encoding`: those are equal without decoding.
+/// A body that decodes to more than `rules.max_body_bytes` (including one
+/// that arrived unencoded and longer) makes the pair incomparable. Not
+/// checked when bodies are not compared (`BodyMode::None`, root ignored) or
+/// when both sides carry identical bytes under identical `content-encoding`:
+/// those are equal without decoding.
 pub fn try_compare(
     rules: &CompareRules,
     primary: &Side,
     dark: &Side,
-) -> Result<Verdict, BodyTooLarge> {
-    compare_inner(rules, primary, dark, true)
-}
-
-fn compare_inner(
-    rules: &CompareRules,
-    primary: &Side,
-    dark: &Side,
-    strict: bool,
 ) -> Result<Verdict, BodyTooLarge> {
     let status = rules.status && primary.status != dark.status;
     let headers = rules
         .headers
         .iter()
         .any(|name| !header_values(primary.headers, name).eq(header_values(dark.headers, name)));
-    let (body, diffs) = compare_body(rules, primary, dark, strict)?;
+    let (body, diffs) = compare_body(rules, primary, dark)?;
     let mut paths: Vec<String> = Vec::new();
     for d in &diffs {
         if paths.len() >= MAX_PATHS {
@@ -263,16 +247,15 @@ fn content_encoding<'a>(side: &Side<'a>) -> Cow<'a, [u8]> {
 }
 
 /// The decoded body, or `None` when it cannot be decoded (unknown coding,
-/// invalid data, and when not `strict` also oversized output).
+/// invalid data).
 fn decoded<'a>(
     side: &Side<'a>,
     coding: &[u8],
     max: usize,
-    strict: bool,
 ) -> Result<Option<Cow<'a, [u8]>>, BodyTooLarge> {
     match decode::decode(coding, side.body, max) {
         Ok(body) => Ok(Some(body)),
-        Err(decode::DecodeError::TooLarge) if strict => Err(BodyTooLarge),
+        Err(decode::DecodeError::TooLarge) => Err(BodyTooLarge),
         Err(_) => Ok(None),
     }
 }
@@ -282,7 +265,6 @@ fn compare_body(
     rules: &CompareRules,
     primary: &Side,
     dark: &Side,
-    strict: bool,
 ) -> Result<(bool, Vec<Difference>), BodyTooLarge> {
     // Ignoring the root ignores the whole body whatever way it would be
     // compared.
@@ -294,8 +276,8 @@ fn compare_body(
     if primary.body == dark.body && coding_a == coding_b {
         return Ok((false, Vec::new()));
     }
-    let a = decoded(primary, &coding_a, rules.max_body_bytes, strict)?;
-    let b = decoded(dark, &coding_b, rules.max_body_bytes, strict)?;
+    let a = decoded(primary, &coding_a, rules.max_body_bytes)?;
+    let b = decoded(dark, &coding_b, rules.max_body_bytes)?;
     let (Some(a), Some(b)) = (a, b) else {
         // Something could not be decoded: the bytes as received, as bytes.
         return Ok((primary.body != dark.body, Vec::new()));
@@ -976,9 +958,14 @@ mod tests {
         }
     }
 
+    /// [`try_compare`] on bodies within `max_body_bytes`.
+    fn verdict(r: &CompareRules, a: &Side, b: &Side) -> Verdict {
+        try_compare(r, a, b).expect("bodies within max_body_bytes")
+    }
+
     /// Compare two JSON bodies in Json mode.
     fn json(r: &CompareRules, a: &str, b: &str) -> Verdict {
-        compare(r, &side(&[], a.as_bytes()), &side(&[], b.as_bytes()))
+        verdict(r, &side(&[], a.as_bytes()), &side(&[], b.as_bytes()))
     }
 
     fn json_rules() -> CompareRules {
@@ -998,11 +985,11 @@ mod tests {
             headers: &[],
             body: b"",
         };
-        let v = compare(&r, &a, &b);
+        let v = verdict(&r, &a, &b);
         assert!(v.status && !v.is_match());
         r.status = false;
-        assert!(compare(&r, &a, &b).is_match());
-        assert!(compare(&rules(BodyMode::None), &a, &a).is_match());
+        assert!(verdict(&r, &a, &b).is_match());
+        assert!(verdict(&rules(BodyMode::None), &a, &a).is_match());
     }
 
     #[test]
@@ -1011,9 +998,9 @@ mod tests {
         let a = hdrs(&[("x-a", "1"), ("x-b", "1")]);
         let b = hdrs(&[("x-a", " 1 "), ("x-b", "2")]);
         r.headers = vec!["x-a".into()];
-        assert!(compare(&r, &side(&a, b""), &side(&b, b"")).is_match());
+        assert!(verdict(&r, &side(&a, b""), &side(&b, b"")).is_match());
         r.headers = vec!["x-b".into()];
-        let v = compare(&r, &side(&a, b""), &side(&b, b""));
+        let v = verdict(&r, &side(&a, b""), &side(&b, b""));
         assert!(v.headers && !v.status && !v.body);
     }
 
@@ -1023,10 +1010,10 @@ mod tests {
         r.headers = vec!["x-a".into()];
         let a = hdrs(&[("X-A", "v")]);
         let b = hdrs(&[("x-a", "v")]);
-        assert!(compare(&r, &side(&a, b""), &side(&b, b"")).is_match());
+        assert!(verdict(&r, &side(&a, b""), &side(&b, b"")).is_match());
         // Values are bytes: case matters.
         let c = hdrs(&[("x-a", "V")]);
-        assert!(compare(&r, &side(&a, b""), &side(&c, b"")).headers);
+        assert!(verdict(&r, &side(&a, b""), &side(&c, b"")).headers);
     }
 
     #[test]
@@ -1036,9 +1023,9 @@ mod tests {
         let a = hdrs(&[("x-a", "")]);
         let none = hdrs(&[]);
         // Present (even empty) vs absent differs; absent on both is equal.
-        assert!(compare(&r, &side(&a, b""), &side(&none, b"")).headers);
-        assert!(compare(&r, &side(&none, b""), &side(&a, b"")).headers);
-        assert!(compare(&r, &side(&none, b""), &side(&none, b"")).is_match());
+        assert!(verdict(&r, &side(&a, b""), &side(&none, b"")).headers);
+        assert!(verdict(&r, &side(&none, b""), &side(&a, b"")).headers);
+        assert!(verdict(&r, &side(&none, b""), &side(&none, b"")).is_match());
     }
 
     #[test]
@@ -1049,22 +1036,22 @@ mod tests {
         let same = hdrs(&[("set-cookie", "a=1"), ("set-cookie", "b=2 ")]);
         let swapped = hdrs(&[("set-cookie", "b=2"), ("set-cookie", "a=1")]);
         let fewer = hdrs(&[("set-cookie", "a=1")]);
-        assert!(compare(&r, &side(&a, b""), &side(&same, b"")).is_match());
-        assert!(compare(&r, &side(&a, b""), &side(&swapped, b"")).headers);
-        assert!(compare(&r, &side(&a, b""), &side(&fewer, b"")).headers);
+        assert!(verdict(&r, &side(&a, b""), &side(&same, b"")).is_match());
+        assert!(verdict(&r, &side(&a, b""), &side(&swapped, b"")).headers);
+        assert!(verdict(&r, &side(&a, b""), &side(&fewer, b"")).headers);
     }
 
     #[test]
     fn body_none_never_differs() {
         let r = rules(BodyMode::None);
-        assert!(compare(&r, &side(&[], b"a"), &side(&[], b"b")).is_match());
+        assert!(verdict(&r, &side(&[], b"a"), &side(&[], b"b")).is_match());
     }
 
     #[test]
     fn body_bytes() {
         let r = rules(BodyMode::Bytes);
-        assert!(compare(&r, &side(&[], b"abc"), &side(&[], b"abc")).is_match());
-        let v = compare(
+        assert!(verdict(&r, &side(&[], b"abc"), &side(&[], b"abc")).is_match());
+        let v = verdict(
             &r,
             &side(&[], br#"{"a":1,"b":2}"#),
             &side(&[], br#"{"b":2,"a":1}"#),
@@ -1078,8 +1065,8 @@ mod tests {
         let r = rules(BodyMode::Json);
         let a: &[u8] = &[0xff, 0xfe, 0x00];
         let b: &[u8] = &[0xff, 0xfe, 0x01];
-        assert!(compare(&r, &side(&[], a), &side(&[], a)).is_match());
-        let v = compare(&r, &side(&[], a), &side(&[], b));
+        assert!(verdict(&r, &side(&[], a), &side(&[], a)).is_match());
+        let v = verdict(&r, &side(&[], a), &side(&[], b));
         assert!(v.body && v.paths.is_empty());
     }
 
@@ -1209,7 +1196,7 @@ mod tests {
         // Also for invalid JSON and byte mode.
         assert!(json(&r, "not json", "{}").is_match());
         r.body = BodyMode::Bytes;
-        assert!(compare(&r, &side(&[], b"a"), &side(&[], b"b")).is_match());
+        assert!(verdict(&r, &side(&[], b"a"), &side(&[], b"b")).is_match());
     }
 
     #[test]
@@ -1231,10 +1218,10 @@ mod tests {
         let text = hdrs(&[("content-type", "text/plain")]);
         let a = br#"{"a":1,"b":2}"#;
         let b = br#"{"b":2,"a":1.0}"#;
-        assert!(compare(&r, &side(&pj, a), &side(&aj, b)).is_match());
+        assert!(verdict(&r, &side(&pj, a), &side(&aj, b)).is_match());
         // One side not JSON: bytes.
-        assert!(compare(&r, &side(&pj, a), &side(&text, b)).body);
-        assert!(compare(&r, &side(&pj, a), &side(&[], b)).body);
+        assert!(verdict(&r, &side(&pj, a), &side(&text, b)).body);
+        assert!(verdict(&r, &side(&pj, a), &side(&[], b)).body);
     }
 
     #[test]
@@ -1246,16 +1233,16 @@ mod tests {
         let a = br#"{"a":1,"b":2}"#;
         let b = br#"{"b":2,"a":1}"#;
         // Not gzip data: raw bytes, byte for byte.
-        let v = compare(&r, &side(&gz, a), &side(&[], b));
+        let v = verdict(&r, &side(&gz, a), &side(&[], b));
         assert!(v.body && v.diffs.is_empty());
-        assert!(compare(&r, &side(&gz, a), &side(&gz, a)).is_match());
+        assert!(verdict(&r, &side(&gz, a), &side(&gz, a)).is_match());
         // Byte for byte the same: equal (compare `content-encoding` itself
         // through `compare.headers` to catch a coding label change).
-        assert!(compare(&r, &side(&gz, a), &side(&[], a)).is_match());
+        assert!(verdict(&r, &side(&gz, a), &side(&[], a)).is_match());
         // Unknown coding on both: bytes.
-        assert!(compare(&r, &side(&zstd, a), &side(&zstd, b)).body);
-        assert!(compare(&r, &side(&zstd, a), &side(&zstd, a)).is_match());
-        assert!(compare(&r, &side(&id, a), &side(&[], b)).is_match());
+        assert!(verdict(&r, &side(&zstd, a), &side(&zstd, b)).body);
+        assert!(verdict(&r, &side(&zstd, a), &side(&zstd, a)).is_match());
+        assert!(verdict(&r, &side(&id, a), &side(&[], b)).is_match());
     }
 
     #[test]
@@ -1619,8 +1606,8 @@ mod tests {
         // Invalid UTF-8 inside a JSON string: not JSON, compared as bytes.
         let a: &[u8] = b"{\"a\":\"\xff\"}";
         let b: &[u8] = b"{ \"a\":\"\xff\"}";
-        assert!(compare(&r, &side(&[], a), &side(&[], a)).is_match());
-        let v = compare(&r, &side(&[], a), &side(&[], b));
+        assert!(verdict(&r, &side(&[], a), &side(&[], a)).is_match());
+        let v = verdict(&r, &side(&[], a), &side(&[], b));
         assert!(v.body && v.diffs.is_empty() && v.paths.is_empty());
         // Escaped non-ASCII is fine and compares by value.
         assert!(json(&r, r#"{"a":"\u00e9"}"#, r#"{"a":"é"}"#).is_match());
@@ -1644,14 +1631,14 @@ mod tests {
         let mut r = rules(BodyMode::None);
         r.headers = vec!["x-b".into()];
         let bin = |v: &[u8]| vec![("x-b".to_string(), v.to_vec())];
-        assert!(compare(
+        assert!(verdict(
             &r,
             &side(&bin(b"\xff\x00"), b""),
             &side(&bin(b"\xff\x00"), b"")
         )
         .is_match());
         assert!(
-            compare(
+            verdict(
                 &r,
                 &side(&bin(b"\xff\x00"), b""),
                 &side(&bin(b"\xff\x01"), b"")
@@ -1660,13 +1647,13 @@ mod tests {
         );
         // Two values on one side, absent on the other.
         let two = hdrs(&[("x-b", "1"), ("x-b", "2")]);
-        assert!(compare(&r, &side(&two, b""), &side(&[], b"")).headers);
-        assert!(compare(&r, &side(&[], b""), &side(&two, b"")).headers);
+        assert!(verdict(&r, &side(&two, b""), &side(&[], b"")).headers);
+        assert!(verdict(&r, &side(&[], b""), &side(&two, b"")).headers);
         // A comma-joined line is not the same as two lines.
         let joined = hdrs(&[("x-b", "1, 2")]);
-        assert!(compare(&r, &side(&two, b""), &side(&joined, b"")).headers);
+        assert!(verdict(&r, &side(&two, b""), &side(&joined, b"")).headers);
         // Headers and body differences are independent.
-        let v = compare(&r, &side(&two, b"a"), &side(&two, b"b"));
+        let v = verdict(&r, &side(&two, b"a"), &side(&two, b"b"));
         assert!(v.is_match());
     }
 
@@ -1686,24 +1673,24 @@ mod tests {
         let b = br#"{"b":[1,2.0],"a":1}"#;
         let c = br#"{"b":[1,3],"a":1}"#;
         // gzip vs identity, gzip vs deflate, gzip vs stacked.
-        assert!(compare(&r, &side(&ce("gzip"), &gzip(a)), &side(&plain, b)).is_match());
-        assert!(compare(
+        assert!(verdict(&r, &side(&ce("gzip"), &gzip(a)), &side(&plain, b)).is_match());
+        assert!(verdict(
             &r,
             &side(&ce("gzip"), &gzip(a)),
             &side(&ce("deflate"), &zlib(b))
         )
         .is_match());
         let stacked = zlib(&gzip(b));
-        assert!(compare(&r, &side(&ce("gzip, deflate"), &stacked), &side(&plain, a)).is_match());
+        assert!(verdict(&r, &side(&ce("gzip, deflate"), &stacked), &side(&plain, a)).is_match());
         // Several content-encoding lines are one list.
         let lines = hdrs(&[
             ("content-type", "application/json"),
             ("content-encoding", "gzip"),
             ("content-encoding", "deflate"),
         ]);
-        assert!(compare(&r, &side(&lines, &stacked), &side(&plain, a)).is_match());
+        assert!(verdict(&r, &side(&lines, &stacked), &side(&plain, a)).is_match());
         // Differences are found in decoded bodies.
-        let v = compare(
+        let v = verdict(
             &r,
             &side(&ce("gzip"), &gzip(a)),
             &side(&ce("x-gzip"), &gzip(c)),
@@ -1711,8 +1698,8 @@ mod tests {
         assert_eq!(v.diffs, vec![d("/b/*", DiffKind::Value)]);
         // Bytes mode compares decoded bytes too.
         let r = rules(BodyMode::Bytes);
-        assert!(compare(&r, &side(&ce("gzip"), &gzip(a)), &side(&plain, a)).is_match());
-        assert!(compare(&r, &side(&ce("gzip"), &gzip(a)), &side(&plain, b)).body);
+        assert!(verdict(&r, &side(&ce("gzip"), &gzip(a)), &side(&plain, a)).is_match());
+        assert!(verdict(&r, &side(&ce("gzip"), &gzip(a)), &side(&plain, b)).body);
     }
 
     #[test]
@@ -1747,9 +1734,6 @@ mod tests {
         r.ignore = pats(&[""]);
         assert!(try_compare(&r, &side(&g, &gbig), &side(&g, &gother)).is_ok());
         r.ignore.clear();
-        // `compare` falls back to the raw bytes.
-        let v = compare(&r, &side(&g, &gbig), &side(&g, &gother));
-        assert!(v.body && v.diffs.is_empty());
         r.max_body_bytes = 1000;
         let v = try_compare(&r, &side(&g, &gbig), &side(&g, &gother)).unwrap();
         assert_eq!(v.diffs, vec![d("/a", DiffKind::Value)]);
