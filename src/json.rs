@@ -849,15 +849,6 @@ pub enum Number {
 }
 
 impl Number {
-    /// Like `serde_json::Number::as_i64`/`as_u64`, widened: integers only.
-    pub fn as_i128(self) -> Option<i128> {
-        match self {
-            Number::U64(u) => Some(i128::from(u)),
-            Number::I64(i) => Some(i128::from(i)),
-            Number::F64(_) => None,
-        }
-    }
-
     /// Like `serde_json::Number::as_f64`.
     pub fn as_f64(self) -> f64 {
         match self {
