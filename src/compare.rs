@@ -32,12 +32,36 @@
 //!
 //! Differences are deduplicated on (folded pointer, kind), kept in the order
 //! first met, and at most [`MAX_DIFFS`] are kept; the walk stops there.
+//!
+//! # Numbers
+//!
+//! Numbers compare as numbers, never as text:
+//!
+//! - two numbers written as integers (no fraction, no exponent) compare
+//!   exactly, whatever their size: `123456789012345678901234567890` differs
+//!   from `...891`, `-0` equals `0`. With a positive `numeric_tolerance` two
+//!   different ones are equal when |a−b| ≤ tolerance × max(|a|,|b|): computed
+//!   exactly up to 128 bits, as f64 beyond;
+//! - otherwise (a fraction or an exponent on either side) both are 64-bit
+//!   floats, as serde_json reads them, so `1` equals `1.0` and `1e2`, and
+//!   with a tolerance the same relative rule applies.
+//!
+//! In an unordered array without tolerance, elements pair by a canonical
+//! form ([`NumberKey`]): a pair it accepts is always equal by the rules
+//! above. An integer beyond 2^53 that is not exactly a 64-bit float pairs
+//! only with the same integer, though it equals the float it rounds to
+//! (equality mixing integers and floats is not transitive there).
+//!
+//! # Objects
+//!
+//! An object may repeat a key: the last one counts (as in `JSON.parse` and
+//! serde_json), the earlier ones are not compared.
 
 use std::borrow::Cow;
 use std::cmp::Ordering;
 
 use crate::decode;
-use crate::json::{self, Doc, Kind, Number, Value};
+use crate::json::{self, Doc, Integer, Kind, Value};
 use crate::pointer::{render_folded, PathSeg, PointerPattern};
 
 /// At most this many differing pointers are reported in [`Verdict::paths`].
@@ -158,38 +182,22 @@ pub struct BodyTooLarge;
 
 /// Compare two responses under `rules`.
 ///
-/// A body that would decode to more than `rules.max_body_bytes` counts as
-/// undecodable here (raw bytes compared); [`try_compare`] reports it instead.
-pub fn compare(rules: &CompareRules, primary: &Side, dark: &Side) -> Verdict {
-    // Never an error: when not strict, oversized bodies fall back to raw bytes.
-    compare_inner(rules, primary, dark, false).unwrap_or_default()
-}
-
-/// Like [`compare`], but a body that decodes to more than
-/// `rules.max_body_bytes` (including one that arrived unencoded and longer)
-/// makes the pair incomparable. Not checked when bodies are not compared
-/// (`BodyMode::None`, root ignored) or when both sides carry identical bytes
-/// under identical `content-encoding`: those are equal without decoding.
+/// A body that decodes to more than `rules.max_body_bytes` (including one
+/// that arrived unencoded and longer) makes the pair incomparable. Not
+/// checked when bodies are not compared (`BodyMode::None`, root ignored) or
+/// when both sides carry identical bytes under identical `content-encoding`:
+/// those are equal without decoding.
 pub fn try_compare(
     rules: &CompareRules,
     primary: &Side,
     dark: &Side,
-) -> Result<Verdict, BodyTooLarge> {
-    compare_inner(rules, primary, dark, true)
-}
-
-fn compare_inner(
-    rules: &CompareRules,
-    primary: &Side,
-    dark: &Side,
-    strict: bool,
 ) -> Result<Verdict, BodyTooLarge> {
     let status = rules.status && primary.status != dark.status;
     let headers = rules
         .headers
         .iter()
         .any(|name| !header_values(primary.headers, name).eq(header_values(dark.headers, name)));
-    let (body, diffs) = compare_body(rules, primary, dark, strict)?;
+    let (body, diffs) = compare_body(rules, primary, dark)?;
     let mut paths: Vec<String> = Vec::new();
     for d in &diffs {
         if paths.len() >= MAX_PATHS {
@@ -263,16 +271,15 @@ fn content_encoding<'a>(side: &Side<'a>) -> Cow<'a, [u8]> {
 }
 
 /// The decoded body, or `None` when it cannot be decoded (unknown coding,
-/// invalid data, and when not `strict` also oversized output).
+/// invalid data).
 fn decoded<'a>(
     side: &Side<'a>,
     coding: &[u8],
     max: usize,
-    strict: bool,
 ) -> Result<Option<Cow<'a, [u8]>>, BodyTooLarge> {
     match decode::decode(coding, side.body, max) {
         Ok(body) => Ok(Some(body)),
-        Err(decode::DecodeError::TooLarge) if strict => Err(BodyTooLarge),
+        Err(decode::DecodeError::TooLarge) => Err(BodyTooLarge),
         Err(_) => Ok(None),
     }
 }
@@ -282,7 +289,6 @@ fn compare_body(
     rules: &CompareRules,
     primary: &Side,
     dark: &Side,
-    strict: bool,
 ) -> Result<(bool, Vec<Difference>), BodyTooLarge> {
     // Ignoring the root ignores the whole body whatever way it would be
     // compared.
@@ -294,8 +300,8 @@ fn compare_body(
     if primary.body == dark.body && coding_a == coding_b {
         return Ok((false, Vec::new()));
     }
-    let a = decoded(primary, &coding_a, rules.max_body_bytes, strict)?;
-    let b = decoded(dark, &coding_b, rules.max_body_bytes, strict)?;
+    let a = decoded(primary, &coding_a, rules.max_body_bytes)?;
+    let b = decoded(dark, &coding_b, rules.max_body_bytes)?;
     let (Some(a), Some(b)) = (a, b) else {
         // Something could not be decoded: the bytes as received, as bytes.
         return Ok((primary.body != dark.body, Vec::new()));
@@ -502,12 +508,7 @@ impl<'r, 'a> Walker<'r, 'a> {
             (Kind::Object, Kind::Object) => self.objects(a, b),
             (Kind::Array, Kind::Array) => self.arrays(a, b),
             (Kind::Number, Kind::Number) => {
-                let equal = match (a.number(), b.number()) {
-                    (Some(x), Some(y)) => numbers_equal(x, y, self.rules.numeric_tolerance),
-                    // Not reached: the parser checked every number.
-                    _ => false,
-                };
-                if !equal {
+                if !numbers_equal(a, b, self.rules.numeric_tolerance) {
                     self.record(DiffKind::Value);
                 }
             }
@@ -796,8 +797,9 @@ const FEW_MEMBERS: usize = 16;
 const MAX_PAIRING_ELEMENTS: usize = 1000;
 
 /// The canonical forms of an array's elements, sorted: a byte string per
-/// element, equal exactly when the comparator (without tolerance, ignores or
-/// nested unordered arrays) calls the elements equal.
+/// element, equal only when the comparator (without tolerance, ignores or
+/// nested unordered arrays) calls the elements equal, and then always except
+/// for the integers of [`NumberKey`].
 struct Canonical {
     bytes: Vec<u8>,
     items: Vec<(usize, usize)>,
@@ -836,7 +838,7 @@ impl Canonical {
 /// Append the canonical form of `v`: a type tag, then the value, every part
 /// self-delimiting. Object members sorted by key, the last of repeated keys
 /// counting; strings decoded; numbers as [`NumberKey`], so that `1` and `1.0`
-/// agree.
+/// agree and integers keep every digit.
 fn canonical(v: Value<'_>, keys: &mut Vec<u32>, out: &mut Vec<u8>) {
     match v.kind() {
         Kind::Null => out.push(b'n'),
@@ -845,14 +847,19 @@ fn canonical(v: Value<'_>, keys: &mut Vec<u32>, out: &mut Vec<u8>) {
         } else {
             b'f'
         }),
-        Kind::Number => match v.number().map(NumberKey::of) {
+        Kind::Number => match NumberKey::of(v) {
+            Some(NumberKey::Float(bits)) => {
+                out.push(b'f');
+                out.extend_from_slice(&bits.to_le_bytes());
+            }
             Some(NumberKey::Int(i)) => {
                 out.push(b'i');
                 out.extend_from_slice(&i.to_le_bytes());
             }
-            Some(NumberKey::Float(bits)) => {
-                out.push(b'f');
-                out.extend_from_slice(&bits.to_le_bytes());
+            Some(NumberKey::Big { negative, digits }) => {
+                out.push(if negative { b'-' } else { b'+' });
+                out.extend_from_slice(&(digits.len() as u64).to_le_bytes());
+                out.extend_from_slice(digits);
             }
             // Not reached: the parser checked every number.
             None => out.push(b'?'),
@@ -894,41 +901,87 @@ fn canonical_str(v: Value<'_>, out: &mut Vec<u8>) {
     }
 }
 
-/// A number for equality without tolerance: integers, and floats with an
-/// integral value (below 1.7e38, i128's range), by integer value, so `1`
-/// equals `1.0` (and `-0` equals `0`); any other float by its value.
+/// A number for equality without tolerance, consistent with
+/// [`numbers_equal`]: two keys are equal only when the numbers are.
+///
+/// A float, and an integer that is exactly the f64 serde_json reads it as
+/// (every integer up to 2^53, larger ones when the f64 holds them), are
+/// `Float`: by f64 value, so `1` and `1.0` agree (and `-0` equals `0`).
+/// Other integers are `Int` (up to 128 bits) or `Big`, by exact value, so
+/// two of them that round to the same f64 stay apart. Such an integer and
+/// the float it rounds to are equal to the comparator (compared as f64) but
+/// not here: that equality is not transitive (`9007199254740993` equals
+/// `9007199254740992.0`, which equals `9007199254740992`, but the two
+/// integers differ), so no canonical form can follow it.
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum NumberKey {
-    Int(i128),
+enum NumberKey<'a> {
+    /// The bits of the f64, zero unsigned.
     Float(u64),
+    Int(i128),
+    Big {
+        negative: bool,
+        digits: &'a [u8],
+    },
 }
 
-impl NumberKey {
-    fn of(n: Number) -> Self {
-        match n.as_i128() {
-            Some(i) => NumberKey::Int(i),
-            None => {
-                let f = n.as_f64();
-                if f.fract() == 0.0 && f.abs() < 1.7e38 {
-                    NumberKey::Int(f as i128)
+impl<'a> NumberKey<'a> {
+    /// `None` for non-numbers.
+    fn of(v: Value<'a>) -> Option<Self> {
+        let key = match v.integer() {
+            // Every integer up to 2^53 is an f64, and serde_json's value.
+            Some(Integer::Small(i)) if i.unsigned_abs() <= 1 << 53 => float_key(i as f64),
+            Some(Integer::Small(i)) => {
+                let f = v.number()?.as_f64();
+                if exact_f64(i) == Some(f) {
+                    float_key(f)
                 } else {
-                    NumberKey::Float(f.to_bits())
+                    NumberKey::Int(i)
                 }
             }
-        }
+            // Beyond i128 (|i| > 1.7e38): pairs with the same integer only.
+            Some(Integer::Big { negative, digits }) => NumberKey::Big { negative, digits },
+            None => float_key(v.number()?.as_f64()),
+        };
+        Some(key)
     }
 }
 
-/// Integers (i64/u64) compare exactly, anything else as f64; with a positive
-/// tolerance, equal when |a−b| ≤ tol × max(|a|,|b|).
-fn numbers_equal(a: Number, b: Number, tol: f64) -> bool {
-    if let (Some(x), Some(y)) = (a.as_i128(), b.as_i128()) {
-        // Exact difference: as f64, u64::MAX and u64::MAX-1 would be equal.
-        return x == y
-            || (tol > 0.0
-                && x.abs_diff(y) as f64 <= tol * x.unsigned_abs().max(y.unsigned_abs()) as f64);
+fn float_key(f: f64) -> NumberKey<'static> {
+    NumberKey::Float(if f == 0.0 { 0 } else { f.to_bits() })
+}
+
+/// `i` as an f64 when the f64 holds it exactly.
+fn exact_f64(i: i128) -> Option<f64> {
+    // 2^127 (i128::MAX rounds up to it): `as i128` saturates from there.
+    const TWO_POW_127: f64 = i128::MAX as f64;
+    let f = i as f64;
+    (f < TWO_POW_127 && f as i128 == i).then_some(f)
+}
+
+/// Whether two numbers are equal, with relative tolerance `tol` (0 = exact):
+/// two integers (as written: no fraction, no exponent) exactly, whatever
+/// their size; anything else as f64 (serde_json's values). With `tol > 0`,
+/// equal when |a−b| ≤ tol × max(|a|,|b|), computed exactly for integers up
+/// to 128 bits and as f64 otherwise. `false` for non-numbers.
+fn numbers_equal(a: Value<'_>, b: Value<'_>, tol: f64) -> bool {
+    if let (Some(x), Some(y)) = (a.integer(), b.integer()) {
+        if x == y {
+            return true;
+        }
+        if tol <= 0.0 {
+            return false;
+        }
+        if let (Integer::Small(x), Integer::Small(y)) = (x, y) {
+            // Exact difference: as f64, u64::MAX and u64::MAX-1 would be equal.
+            return x.abs_diff(y) as f64 <= tol * x.unsigned_abs().max(y.unsigned_abs()) as f64;
+        }
+        // Beyond 128 bits: as f64, below.
     }
-    let (x, y) = (a.as_f64(), b.as_f64());
+    let (Some(x), Some(y)) = (a.number(), b.number()) else {
+        // Not reached: the parser checked every number.
+        return false;
+    };
+    let (x, y) = (x.as_f64(), y.as_f64());
     x == y || (tol > 0.0 && (x - y).abs() <= tol * x.abs().max(y.abs()))
 }
 
@@ -976,9 +1029,14 @@ mod tests {
         }
     }
 
+    /// [`try_compare`] on bodies within `max_body_bytes`.
+    fn verdict(r: &CompareRules, a: &Side, b: &Side) -> Verdict {
+        try_compare(r, a, b).expect("bodies within max_body_bytes")
+    }
+
     /// Compare two JSON bodies in Json mode.
     fn json(r: &CompareRules, a: &str, b: &str) -> Verdict {
-        compare(r, &side(&[], a.as_bytes()), &side(&[], b.as_bytes()))
+        verdict(r, &side(&[], a.as_bytes()), &side(&[], b.as_bytes()))
     }
 
     fn json_rules() -> CompareRules {
@@ -998,11 +1056,11 @@ mod tests {
             headers: &[],
             body: b"",
         };
-        let v = compare(&r, &a, &b);
+        let v = verdict(&r, &a, &b);
         assert!(v.status && !v.is_match());
         r.status = false;
-        assert!(compare(&r, &a, &b).is_match());
-        assert!(compare(&rules(BodyMode::None), &a, &a).is_match());
+        assert!(verdict(&r, &a, &b).is_match());
+        assert!(verdict(&rules(BodyMode::None), &a, &a).is_match());
     }
 
     #[test]
@@ -1011,9 +1069,9 @@ mod tests {
         let a = hdrs(&[("x-a", "1"), ("x-b", "1")]);
         let b = hdrs(&[("x-a", " 1 "), ("x-b", "2")]);
         r.headers = vec!["x-a".into()];
-        assert!(compare(&r, &side(&a, b""), &side(&b, b"")).is_match());
+        assert!(verdict(&r, &side(&a, b""), &side(&b, b"")).is_match());
         r.headers = vec!["x-b".into()];
-        let v = compare(&r, &side(&a, b""), &side(&b, b""));
+        let v = verdict(&r, &side(&a, b""), &side(&b, b""));
         assert!(v.headers && !v.status && !v.body);
     }
 
@@ -1023,10 +1081,10 @@ mod tests {
         r.headers = vec!["x-a".into()];
         let a = hdrs(&[("X-A", "v")]);
         let b = hdrs(&[("x-a", "v")]);
-        assert!(compare(&r, &side(&a, b""), &side(&b, b"")).is_match());
+        assert!(verdict(&r, &side(&a, b""), &side(&b, b"")).is_match());
         // Values are bytes: case matters.
         let c = hdrs(&[("x-a", "V")]);
-        assert!(compare(&r, &side(&a, b""), &side(&c, b"")).headers);
+        assert!(verdict(&r, &side(&a, b""), &side(&c, b"")).headers);
     }
 
     #[test]
@@ -1036,9 +1094,9 @@ mod tests {
         let a = hdrs(&[("x-a", "")]);
         let none = hdrs(&[]);
         // Present (even empty) vs absent differs; absent on both is equal.
-        assert!(compare(&r, &side(&a, b""), &side(&none, b"")).headers);
-        assert!(compare(&r, &side(&none, b""), &side(&a, b"")).headers);
-        assert!(compare(&r, &side(&none, b""), &side(&none, b"")).is_match());
+        assert!(verdict(&r, &side(&a, b""), &side(&none, b"")).headers);
+        assert!(verdict(&r, &side(&none, b""), &side(&a, b"")).headers);
+        assert!(verdict(&r, &side(&none, b""), &side(&none, b"")).is_match());
     }
 
     #[test]
@@ -1049,22 +1107,22 @@ mod tests {
         let same = hdrs(&[("set-cookie", "a=1"), ("set-cookie", "b=2 ")]);
         let swapped = hdrs(&[("set-cookie", "b=2"), ("set-cookie", "a=1")]);
         let fewer = hdrs(&[("set-cookie", "a=1")]);
-        assert!(compare(&r, &side(&a, b""), &side(&same, b"")).is_match());
-        assert!(compare(&r, &side(&a, b""), &side(&swapped, b"")).headers);
-        assert!(compare(&r, &side(&a, b""), &side(&fewer, b"")).headers);
+        assert!(verdict(&r, &side(&a, b""), &side(&same, b"")).is_match());
+        assert!(verdict(&r, &side(&a, b""), &side(&swapped, b"")).headers);
+        assert!(verdict(&r, &side(&a, b""), &side(&fewer, b"")).headers);
     }
 
     #[test]
     fn body_none_never_differs() {
         let r = rules(BodyMode::None);
-        assert!(compare(&r, &side(&[], b"a"), &side(&[], b"b")).is_match());
+        assert!(verdict(&r, &side(&[], b"a"), &side(&[], b"b")).is_match());
     }
 
     #[test]
     fn body_bytes() {
         let r = rules(BodyMode::Bytes);
-        assert!(compare(&r, &side(&[], b"abc"), &side(&[], b"abc")).is_match());
-        let v = compare(
+        assert!(verdict(&r, &side(&[], b"abc"), &side(&[], b"abc")).is_match());
+        let v = verdict(
             &r,
             &side(&[], br#"{"a":1,"b":2}"#),
             &side(&[], br#"{"b":2,"a":1}"#),
@@ -1078,8 +1136,8 @@ mod tests {
         let r = rules(BodyMode::Json);
         let a: &[u8] = &[0xff, 0xfe, 0x00];
         let b: &[u8] = &[0xff, 0xfe, 0x01];
-        assert!(compare(&r, &side(&[], a), &side(&[], a)).is_match());
-        let v = compare(&r, &side(&[], a), &side(&[], b));
+        assert!(verdict(&r, &side(&[], a), &side(&[], a)).is_match());
+        let v = verdict(&r, &side(&[], a), &side(&[], b));
         assert!(v.body && v.paths.is_empty());
     }
 
@@ -1209,7 +1267,7 @@ mod tests {
         // Also for invalid JSON and byte mode.
         assert!(json(&r, "not json", "{}").is_match());
         r.body = BodyMode::Bytes;
-        assert!(compare(&r, &side(&[], b"a"), &side(&[], b"b")).is_match());
+        assert!(verdict(&r, &side(&[], b"a"), &side(&[], b"b")).is_match());
     }
 
     #[test]
@@ -1231,10 +1289,10 @@ mod tests {
         let text = hdrs(&[("content-type", "text/plain")]);
         let a = br#"{"a":1,"b":2}"#;
         let b = br#"{"b":2,"a":1.0}"#;
-        assert!(compare(&r, &side(&pj, a), &side(&aj, b)).is_match());
+        assert!(verdict(&r, &side(&pj, a), &side(&aj, b)).is_match());
         // One side not JSON: bytes.
-        assert!(compare(&r, &side(&pj, a), &side(&text, b)).body);
-        assert!(compare(&r, &side(&pj, a), &side(&[], b)).body);
+        assert!(verdict(&r, &side(&pj, a), &side(&text, b)).body);
+        assert!(verdict(&r, &side(&pj, a), &side(&[], b)).body);
     }
 
     #[test]
@@ -1246,16 +1304,16 @@ mod tests {
         let a = br#"{"a":1,"b":2}"#;
         let b = br#"{"b":2,"a":1}"#;
         // Not gzip data: raw bytes, byte for byte.
-        let v = compare(&r, &side(&gz, a), &side(&[], b));
+        let v = verdict(&r, &side(&gz, a), &side(&[], b));
         assert!(v.body && v.diffs.is_empty());
-        assert!(compare(&r, &side(&gz, a), &side(&gz, a)).is_match());
+        assert!(verdict(&r, &side(&gz, a), &side(&gz, a)).is_match());
         // Byte for byte the same: equal (compare `content-encoding` itself
         // through `compare.headers` to catch a coding label change).
-        assert!(compare(&r, &side(&gz, a), &side(&[], a)).is_match());
+        assert!(verdict(&r, &side(&gz, a), &side(&[], a)).is_match());
         // Unknown coding on both: bytes.
-        assert!(compare(&r, &side(&zstd, a), &side(&zstd, b)).body);
-        assert!(compare(&r, &side(&zstd, a), &side(&zstd, a)).is_match());
-        assert!(compare(&r, &side(&id, a), &side(&[], b)).is_match());
+        assert!(verdict(&r, &side(&zstd, a), &side(&zstd, b)).body);
+        assert!(verdict(&r, &side(&zstd, a), &side(&zstd, a)).is_match());
+        assert!(verdict(&r, &side(&id, a), &side(&[], b)).is_match());
     }
 
     #[test]
@@ -1605,6 +1663,7 @@ mod tests {
         );
         // u64::MAX vs its nearest f64: compared as f64, equal.
         assert!(v.is_match(), "{v:?}");
+        // An integer beyond 64 bits vs a float: as f64, equal.
         let v = json(
             &r,
             r#"{"n":123456789012345678901234567890}"#,
@@ -1613,14 +1672,159 @@ mod tests {
         assert!(v.is_match(), "{v:?}");
     }
 
+    const BIG: &str = "123456789012345678901234567890";
+    const BIG1: &str = "123456789012345678901234567891";
+    /// Beyond i128.
+    const HUGE: &str = "1234567890123456789012345678901234567890";
+    const HUGE1: &str = "1234567890123456789012345678901234567891";
+
+    #[test]
+    fn big_integers_compare_exactly() {
+        let r = json_rules();
+        let doc = |id: &str| format!(r#"{{"id":{id},"name":"x"}}"#);
+        assert!(json(&r, &doc(BIG), &doc(BIG)).is_match());
+        assert_eq!(
+            json(&r, &doc(BIG), &doc(BIG1)).diffs,
+            vec![d("/id", DiffKind::Value)]
+        );
+        assert!(json(&r, &doc(HUGE), &doc(HUGE)).is_match());
+        assert!(json(&r, &doc(HUGE), &doc(HUGE1)).body);
+        // Negative, and of other lengths.
+        let neg = |s: &str| format!("-{s}");
+        assert!(json(&r, &doc(&neg(BIG)), &doc(&neg(BIG1))).body);
+        assert!(json(&r, &doc(&neg(HUGE)), &doc(&neg(HUGE1))).body);
+        assert!(json(&r, &doc(BIG), &doc(&neg(BIG))).body);
+        assert!(json(&r, &doc(HUGE), &doc(&neg(HUGE))).body);
+        assert!(json(&r, &doc(HUGE), &doc(&HUGE[1..])).body);
+        assert!(json(&r, &doc(BIG), &doc(HUGE)).body);
+        // Just past u64 (as f64, all three were equal) and around i128's ends.
+        for (a, b) in [
+            ("18446744073709551616", "18446744073709551617"),
+            ("18446744073709551615", "18446744073709551616"),
+            ("-9223372036854775809", "-9223372036854775808"),
+            (
+                "170141183460469231731687303715884105727",
+                "170141183460469231731687303715884105728",
+            ),
+            (
+                "-170141183460469231731687303715884105728",
+                "-170141183460469231731687303715884105729",
+            ),
+        ] {
+            assert!(json(&r, &doc(a), &doc(b)).body, "{a} {b}");
+            assert!(json(&r, &doc(b), &doc(a)).body, "{a} {b}");
+            assert!(json(&r, &format!("[{a},{b}]"), &format!("[{a} ,{b}]")).is_match());
+        }
+        // -0 is 0, as an integer and as a float.
+        assert!(json(&r, "[0,-0,0]", "[-0,0,-0.0]").is_match());
+    }
+
+    #[test]
+    fn big_integers_vs_floats() {
+        let r = json_rules();
+        // A fraction or exponent on either side: both as f64 (serde_json's
+        // value), where the last digits are gone.
+        for float in ["1.2345678901234568e29", "123456789012345678901234567890.0"] {
+            assert!(json(&r, BIG, float).is_match(), "{float}");
+            assert!(json(&r, BIG1, float).is_match(), "{float}");
+            assert!(json(&r, &format!("-{BIG}"), float).body, "{float}");
+        }
+        assert!(json(&r, HUGE, "1.2345678901234568e39").is_match());
+        assert!(json(&r, HUGE1, &format!("{HUGE}.0")).is_match());
+        assert!(json(&r, HUGE, "1.23456789012346e39").body);
+    }
+
+    #[test]
+    fn big_integers_with_tolerance() {
+        let mut r = json_rules();
+        r.numeric_tolerance = 0.01;
+        assert!(json(&r, BIG, BIG1).is_match());
+        assert!(json(&r, HUGE, HUGE1).is_match());
+        assert!(json(&r, &format!("-{HUGE}"), &format!("-{HUGE1}")).is_match());
+        assert!(json(&r, BIG, "124000000000000000000000000000").is_match());
+        assert!(json(&r, BIG, "125000000000000000000000000000").body);
+        assert!(json(&r, HUGE, "1240000000000000000000000000000000000000").is_match());
+        assert!(json(&r, HUGE, "1250000000000000000000000000000000000000").body);
+        assert!(json(&r, HUGE, &format!("-{HUGE}")).body);
+        // One side within i128, the other beyond: as f64.
+        assert!(json(
+            &r,
+            "170141183460469231731687303715884105727",
+            "171000000000000000000000000000000000000"
+        )
+        .is_match());
+        // Within i128 the difference is exact (as f64 all three are equal):
+        // here up to 1.23.
+        r.numeric_tolerance = 1e-29;
+        assert!(json(&r, BIG, BIG1).is_match());
+        assert!(json(&r, BIG, "123456789012345678901234567889").is_match());
+        assert!(json(&r, BIG, "123456789012345678901234567892").body);
+    }
+
+    #[test]
+    fn big_integers_in_unordered_arrays() {
+        let mut r = json_rules();
+        r.unordered_arrays = pats(&["/ids", "/objs"]);
+        let ids = |list: &[&str]| format!(r#"{{"ids":[{}]}}"#, list.join(","));
+        // The canonical form keeps every digit.
+        assert!(json(&r, &ids(&[BIG, BIG1]), &ids(&[BIG1, BIG])).is_match());
+        assert_eq!(
+            json(&r, &ids(&[BIG, BIG]), &ids(&[BIG, BIG1])).diffs,
+            vec![d("/ids", DiffKind::Value)]
+        );
+        assert!(json(&r, &ids(&[HUGE, HUGE1, "1"]), &ids(&["1.0", HUGE1, HUGE])).is_match());
+        assert!(json(&r, &ids(&[HUGE, HUGE]), &ids(&[HUGE1, HUGE])).body);
+        let neg = format!("-{HUGE}");
+        assert!(json(&r, &ids(&[HUGE, &neg]), &ids(&[&neg, HUGE])).is_match());
+        assert!(json(&r, &ids(&[HUGE, HUGE]), &ids(&[&neg, HUGE])).body);
+        assert!(json(&r, &ids(&["0", "-0"]), &ids(&["-0.0", "0"])).is_match());
+        let objs = |a: &str, b: &str| format!(r#"{{"objs":[{{"id":{a}}},{{"id":{b}}}]}}"#);
+        assert!(json(&r, &objs(BIG, BIG1), &objs(BIG1, BIG)).is_match());
+        assert!(json(&r, &objs(BIG, BIG), &objs(BIG1, BIG)).body);
+        // An integer that is exactly an f64 pairs with that float; one that
+        // is not pairs only with itself (equal, in order, to the float it
+        // rounds to: that equality is not transitive).
+        assert!(json(
+            &r,
+            &ids(&["18446744073709551616"]),
+            &ids(&["1.8446744073709552e19"])
+        )
+        .is_match());
+        assert!(json(
+            &r,
+            &ids(&["9007199254740992"]),
+            &ids(&["9007199254740992.0"])
+        )
+        .is_match());
+        assert!(
+            json(
+                &r,
+                &ids(&["9007199254740993"]),
+                &ids(&["9007199254740992.0"])
+            )
+            .body
+        );
+        assert!(json(&r, &ids(&[BIG]), &ids(&["1.2345678901234568e29"])).body);
+        let mut ordered = json_rules();
+        ordered.unordered_arrays.clear();
+        assert!(json(&ordered, &ids(&[BIG]), &ids(&["1.2345678901234568e29"])).is_match());
+        // With a tolerance (greedy pairing by the comparator itself).
+        r.numeric_tolerance = 0.01;
+        assert!(json(&r, &ids(&[BIG, HUGE]), &ids(&[HUGE1, BIG1])).is_match());
+        assert!(json(&r, &ids(&[BIG, HUGE]), &ids(&[HUGE1, "2"])).body);
+        r.numeric_tolerance = 1e-35;
+        assert!(json(&r, &ids(&[BIG, HUGE]), &ids(&[HUGE, BIG])).is_match());
+        assert!(json(&r, &ids(&[BIG, "1"]), &ids(&["1", BIG1])).body);
+    }
+
     #[test]
     fn non_utf8_inside_json() {
         let r = json_rules();
         // Invalid UTF-8 inside a JSON string: not JSON, compared as bytes.
         let a: &[u8] = b"{\"a\":\"\xff\"}";
         let b: &[u8] = b"{ \"a\":\"\xff\"}";
-        assert!(compare(&r, &side(&[], a), &side(&[], a)).is_match());
-        let v = compare(&r, &side(&[], a), &side(&[], b));
+        assert!(verdict(&r, &side(&[], a), &side(&[], a)).is_match());
+        let v = verdict(&r, &side(&[], a), &side(&[], b));
         assert!(v.body && v.diffs.is_empty() && v.paths.is_empty());
         // Escaped non-ASCII is fine and compares by value.
         assert!(json(&r, r#"{"a":"\u00e9"}"#, r#"{"a":"é"}"#).is_match());
@@ -1644,14 +1848,14 @@ mod tests {
         let mut r = rules(BodyMode::None);
         r.headers = vec!["x-b".into()];
         let bin = |v: &[u8]| vec![("x-b".to_string(), v.to_vec())];
-        assert!(compare(
+        assert!(verdict(
             &r,
             &side(&bin(b"\xff\x00"), b""),
             &side(&bin(b"\xff\x00"), b"")
         )
         .is_match());
         assert!(
-            compare(
+            verdict(
                 &r,
                 &side(&bin(b"\xff\x00"), b""),
                 &side(&bin(b"\xff\x01"), b"")
@@ -1660,13 +1864,13 @@ mod tests {
         );
         // Two values on one side, absent on the other.
         let two = hdrs(&[("x-b", "1"), ("x-b", "2")]);
-        assert!(compare(&r, &side(&two, b""), &side(&[], b"")).headers);
-        assert!(compare(&r, &side(&[], b""), &side(&two, b"")).headers);
+        assert!(verdict(&r, &side(&two, b""), &side(&[], b"")).headers);
+        assert!(verdict(&r, &side(&[], b""), &side(&two, b"")).headers);
         // A comma-joined line is not the same as two lines.
         let joined = hdrs(&[("x-b", "1, 2")]);
-        assert!(compare(&r, &side(&two, b""), &side(&joined, b"")).headers);
+        assert!(verdict(&r, &side(&two, b""), &side(&joined, b"")).headers);
         // Headers and body differences are independent.
-        let v = compare(&r, &side(&two, b"a"), &side(&two, b"b"));
+        let v = verdict(&r, &side(&two, b"a"), &side(&two, b"b"));
         assert!(v.is_match());
     }
 
@@ -1686,24 +1890,24 @@ mod tests {
         let b = br#"{"b":[1,2.0],"a":1}"#;
         let c = br#"{"b":[1,3],"a":1}"#;
         // gzip vs identity, gzip vs deflate, gzip vs stacked.
-        assert!(compare(&r, &side(&ce("gzip"), &gzip(a)), &side(&plain, b)).is_match());
-        assert!(compare(
+        assert!(verdict(&r, &side(&ce("gzip"), &gzip(a)), &side(&plain, b)).is_match());
+        assert!(verdict(
             &r,
             &side(&ce("gzip"), &gzip(a)),
             &side(&ce("deflate"), &zlib(b))
         )
         .is_match());
         let stacked = zlib(&gzip(b));
-        assert!(compare(&r, &side(&ce("gzip, deflate"), &stacked), &side(&plain, a)).is_match());
+        assert!(verdict(&r, &side(&ce("gzip, deflate"), &stacked), &side(&plain, a)).is_match());
         // Several content-encoding lines are one list.
         let lines = hdrs(&[
             ("content-type", "application/json"),
             ("content-encoding", "gzip"),
             ("content-encoding", "deflate"),
         ]);
-        assert!(compare(&r, &side(&lines, &stacked), &side(&plain, a)).is_match());
+        assert!(verdict(&r, &side(&lines, &stacked), &side(&plain, a)).is_match());
         // Differences are found in decoded bodies.
-        let v = compare(
+        let v = verdict(
             &r,
             &side(&ce("gzip"), &gzip(a)),
             &side(&ce("x-gzip"), &gzip(c)),
@@ -1711,8 +1915,8 @@ mod tests {
         assert_eq!(v.diffs, vec![d("/b/*", DiffKind::Value)]);
         // Bytes mode compares decoded bytes too.
         let r = rules(BodyMode::Bytes);
-        assert!(compare(&r, &side(&ce("gzip"), &gzip(a)), &side(&plain, a)).is_match());
-        assert!(compare(&r, &side(&ce("gzip"), &gzip(a)), &side(&plain, b)).body);
+        assert!(verdict(&r, &side(&ce("gzip"), &gzip(a)), &side(&plain, a)).is_match());
+        assert!(verdict(&r, &side(&ce("gzip"), &gzip(a)), &side(&plain, b)).body);
     }
 
     #[test]
@@ -1747,9 +1951,6 @@ mod tests {
         r.ignore = pats(&[""]);
         assert!(try_compare(&r, &side(&g, &gbig), &side(&g, &gother)).is_ok());
         r.ignore.clear();
-        // `compare` falls back to the raw bytes.
-        let v = compare(&r, &side(&g, &gbig), &side(&g, &gother));
-        assert!(v.body && v.diffs.is_empty());
         r.max_body_bytes = 1000;
         let v = try_compare(&r, &side(&g, &gbig), &side(&g, &gother)).unwrap();
         assert_eq!(v.diffs, vec![d("/a", DiffKind::Value)]);

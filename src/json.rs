@@ -5,7 +5,8 @@
 //! remembers its exact text, so two subtrees with identical text can be
 //! called equal without looking inside. Strings keep their escapes and are
 //! decoded only when compared ([`Value::str_bytes`]); numbers are kept as
-//! text and converted when asked ([`Value::number`]).
+//! text and converted when asked ([`Value::number`], and for those written
+//! as integers [`Value::integer`]).
 //!
 //! It accepts exactly what `serde_json::from_slice::<serde_json::Value>`
 //! (serde_json 1.x, default features) accepts, and its numbers, strings and
@@ -24,7 +25,10 @@
 //!   error. Integers that fit u64 (or, negative, i64) are integers, anything
 //!   else an f64 computed with serde_json's own (not always correctly
 //!   rounded) algorithm, so that both see the same value; `-0` is the float
-//!   `-0.0`, as there;
+//!   `-0.0`, as there ([`Value::number`]). Beyond that, a number written as
+//!   an integer (no fraction, no exponent) also has its exact value, whatever
+//!   its size ([`Value::integer`]), which serde_json (without
+//!   `arbitrary_precision`) loses past 64 bits;
 //! - an object may repeat a key: the last value counts (serde_json's map
 //!   keeps the last insertion). [`Value::members`] yields every member in
 //!   text order, duplicates included; [`sorted_keys`] gives the members that
@@ -72,7 +76,8 @@ impl std::error::Error for Error {}
 #[derive(Debug, Clone, Copy)]
 struct Slot {
     kind: Kind,
-    /// Bool: the value; String: contains a backslash escape.
+    /// Bool: the value; String: contains a backslash escape; Number:
+    /// written as an integer (no fraction, no exponent).
     flag: bool,
     /// The value's text, `start..end` (strings with their quotes).
     start: u32,
@@ -296,6 +301,16 @@ impl<'a> Value<'a> {
             return None;
         }
         eval_number(self.raw())
+    }
+
+    /// The exact value of a number written as an integer (no fraction, no
+    /// exponent), whatever its size; `None` for other numbers and kinds.
+    #[inline]
+    pub fn integer(&self) -> Option<Integer<'a>> {
+        if self.slot.kind != Kind::Number || !self.slot.flag {
+            return None;
+        }
+        eval_integer(self.raw())
     }
 }
 
@@ -557,8 +572,9 @@ fn document(bytes: &[u8], slots: &mut Vec<Slot>) -> Result<(), Error> {
                 leaf(slots, Kind::String, escaped, start, pos);
             }
             b'-' | b'0'..=b'9' => {
-                pos = number(bytes, pos)?;
-                leaf(slots, Kind::Number, false, start, pos);
+                let integer;
+                (pos, integer) = number(bytes, pos)?;
+                leaf(slots, Kind::Number, integer, start, pos);
             }
             b'{' | b'[' => {
                 if depth >= MAX_DEPTH {
@@ -740,11 +756,11 @@ fn digits(bytes: &[u8], mut pos: usize) -> usize {
     pos
 }
 
-/// A number per the JSON grammar at `pos`; returns the position after it.
-/// Only a number with an exponent or more than 19 integer digits can be out
-/// of serde_json's range; those are evaluated now, the others when
-/// compared.
-fn number(bytes: &[u8], start: usize) -> Result<usize, Error> {
+/// A number per the JSON grammar at `pos`; returns the position after it
+/// and whether it is written as an integer (no fraction, no exponent). Only
+/// a number with an exponent or more than 19 integer digits can be out of
+/// serde_json's range; those are evaluated now, the others when compared.
+fn number(bytes: &[u8], start: usize) -> Result<(usize, bool), Error> {
     let invalid = |at| Err(error(at, "invalid number"));
     let mut pos = start;
     if bytes.get(pos) == Some(&b'-') {
@@ -762,7 +778,9 @@ fn number(bytes: &[u8], start: usize) -> Result<usize, Error> {
         _ => return invalid(pos),
     }
     let int_digits = pos - int_start;
+    let mut fraction = false;
     if bytes.get(pos) == Some(&b'.') {
+        fraction = true;
         pos += 1;
         if !matches!(bytes.get(pos), Some(b'0'..=b'9')) {
             return invalid(pos);
@@ -787,7 +805,7 @@ fn number(bytes: &[u8], start: usize) -> Result<usize, Error> {
             return Err(error(start, "number out of range"));
         }
     }
-    Ok(pos)
+    Ok((pos, !fraction && !exponent))
 }
 
 /// The first index at or after `pos` holding `"`, `\` or a control
@@ -831,15 +849,6 @@ pub enum Number {
 }
 
 impl Number {
-    /// Like `serde_json::Number::as_i64`/`as_u64`, widened: integers only.
-    pub fn as_i128(self) -> Option<i128> {
-        match self {
-            Number::U64(u) => Some(i128::from(u)),
-            Number::I64(i) => Some(i128::from(i)),
-            Number::F64(_) => None,
-        }
-    }
-
     /// Like `serde_json::Number::as_f64`.
     pub fn as_f64(self) -> f64 {
         match self {
@@ -848,6 +857,59 @@ impl Number {
             Number::F64(f) => f,
         }
     }
+}
+
+/// The exact value of a number written as an integer (no fraction, no
+/// exponent), whatever its size. `==` is numeric equality: `-0` is
+/// `Small(0)`, and since JSON allows no leading zeros and a `Big` is never
+/// zero, a `Big`'s sign and digits are its normalised decimal text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Integer<'a> {
+    /// Fits i128 (every integer of up to 38 digits, some of 39).
+    Small(i128),
+    /// Beyond i128 (so never equal to a `Small`): the sign, and the digits
+    /// as written.
+    Big { negative: bool, digits: &'a [u8] },
+}
+
+/// The exact value of an integer's text (`-`? then digits, without leading
+/// zeros, as the JSON grammar has it); `None` for any other text (a
+/// fraction, an exponent, not a number).
+pub fn eval_integer(text: &[u8]) -> Option<Integer<'_>> {
+    let (negative, digits) = match text.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, text),
+    };
+    match digits {
+        [b'0'] => return Some(Integer::Small(0)),
+        [b'1'..=b'9', rest @ ..] if rest.iter().all(u8::is_ascii_digit) => {}
+        _ => return None,
+    }
+    let magnitude = if digits.len() <= 19 {
+        // The common case, in u64: 19 digits are below 10^19 < 2^64.
+        let mut m: u64 = 0;
+        for &d in digits {
+            m = m * 10 + u64::from(d - b'0');
+        }
+        Some(u128::from(m))
+    } else if digits.len() <= 39 {
+        digits.iter().try_fold(0u128, |m, &d| {
+            m.checked_mul(10)?.checked_add(u128::from(d - b'0'))
+        })
+    } else {
+        None
+    };
+    let small = magnitude.and_then(|m| {
+        if negative {
+            0i128.checked_sub_unsigned(m)
+        } else {
+            i128::try_from(m).ok()
+        }
+    });
+    Some(match small {
+        Some(i) => Integer::Small(i),
+        None => Integer::Big { negative, digits },
+    })
 }
 
 /// The value of a number's text (which follows the JSON grammar), computed

@@ -723,7 +723,8 @@ mod tests {
 
     #[test]
     fn with_real_comparisons() {
-        use crate::compare::{compare, BodyMode, CompareRules, Side};
+        use crate::compare::{try_compare, BodyMode, CompareRules, Side};
+        let compare = |r, a: &Side, b: &Side| try_compare(r, a, b).unwrap();
         let rules = CompareRules {
             body: BodyMode::Json,
             ..CompareRules::default()

@@ -1,11 +1,20 @@
-//! The comparator as it was before [`crate::json`]: both bodies parsed into
-//! `serde_json::Value`, then walked with owned paths. Test-only: the
-//! differential tests (`compare::differential`) and the `compare` fuzz
-//! target (which compiles this file in) check that the current comparator
-//! gives the same verdicts. Only `super::` (the compare module's public
-//! items) and `crate::pointer` may be named here.
+//! The comparator as it was before [`crate::json`]: both bodies parsed by
+//! serde_json, then walked with owned paths. Test-only: the differential
+//! tests (`compare::differential`) and the `compare` fuzz target (which
+//! compiles this file in) check that the current comparator gives the same
+//! verdicts. Only `super::` (the compare module's public items),
+//! `crate::pointer` and `serde_json` may be named here.
+//!
+//! serde_json (without `arbitrary_precision`, which would change every
+//! other use of it) holds an integer beyond u64/i64 as an f64, losing its
+//! last digits. So a document serde_json accepts is read once more here
+//! into [`Json`], serde_json's value model (the same numbers, sorted maps,
+//! the last of repeated keys counting) plus every number's text, checked to
+//! be the very value serde_json built; integers are then compared by that
+//! text when serde_json has no exact value for them.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 
 use serde_json::{Number, Value};
 
@@ -39,16 +48,186 @@ fn body(rules: &CompareRules, a: &[u8], b: &[u8]) -> (bool, Vec<Difference>) {
     if rules.ignore.iter().any(|p| p.covers(&[])) || a == b {
         return (false, Vec::new());
     }
-    let parsed = (
-        serde_json::from_slice::<Value>(a),
-        serde_json::from_slice::<Value>(b),
-    );
-    if let (Ok(a), Ok(b)) = parsed {
+    if let (Some(a), Some(b)) = (parse(a), parse(b)) {
         let mut walker = Walker::new(rules, Vec::new(), MAX_DIFFS);
         walker.walk(Some(&a), Some(&b));
         return (walker.differs, walker.diffs);
     }
     (true, Vec::new())
+}
+
+/// A JSON value as serde_json holds it, numbers with their text.
+#[derive(Debug, Clone, PartialEq)]
+enum Json {
+    Null,
+    Bool(bool),
+    Number(Num),
+    String(String),
+    Array(Vec<Json>),
+    Object(BTreeMap<String, Json>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Num {
+    /// serde_json's value.
+    n: Number,
+    /// The number as written.
+    text: String,
+}
+
+/// An integer's exact value.
+#[derive(Debug, Clone, PartialEq)]
+enum Int {
+    Fits(i128),
+    /// Beyond i128: its text (JSON has no leading zeros, and this is not 0).
+    Wide(String),
+}
+
+impl Num {
+    fn f64(&self) -> f64 {
+        self.n.as_f64().unwrap_or(f64::NAN)
+    }
+
+    /// The exact value of a number written as an integer (no fraction, no
+    /// exponent): serde_json's when it has one, else from the text.
+    fn int(&self) -> Option<Int> {
+        if self.text.contains(['.', 'e', 'E']) {
+            return None;
+        }
+        if let Some(i) = as_i128(&self.n) {
+            return Some(Int::Fits(i));
+        }
+        Some(match self.text.parse::<i128>() {
+            Ok(i) => Int::Fits(i),
+            Err(_) => Int::Wide(self.text.clone()),
+        })
+    }
+}
+
+/// A document as serde_json reads it (`None` where it refuses it).
+fn parse(text: &[u8]) -> Option<Json> {
+    let value = serde_json::from_slice::<Value>(text).ok()?;
+    // serde_json accepted it: the input is UTF-8 and well-formed JSON.
+    let mut reader = Reader {
+        text: std::str::from_utf8(text).ok()?,
+        pos: 0,
+    };
+    let json = reader.value()?;
+    assert_eq!(to_value(&json), value, "the reader is not serde_json");
+    Some(json)
+}
+
+fn to_value(v: &Json) -> Value {
+    match v {
+        Json::Null => Value::Null,
+        Json::Bool(b) => Value::Bool(*b),
+        Json::Number(n) => Value::Number(n.n.clone()),
+        Json::String(s) => Value::String(s.clone()),
+        Json::Array(items) => Value::Array(items.iter().map(to_value).collect()),
+        Json::Object(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), to_value(v))).collect()),
+    }
+}
+
+/// Reads a document serde_json has accepted (so it is well-formed): each
+/// string and number token is handed to serde_json on its own.
+struct Reader<'t> {
+    text: &'t str,
+    pos: usize,
+}
+
+impl Reader<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.text.as_bytes().get(self.pos).copied()
+    }
+
+    fn skip_ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+            self.pos += 1;
+        }
+    }
+
+    /// Skip whitespace, then `b` if it is next.
+    fn eat(&mut self, b: u8) -> bool {
+        self.skip_ws();
+        let found = self.peek() == Some(b);
+        if found {
+            self.pos += 1;
+        }
+        found
+    }
+
+    fn value(&mut self) -> Option<Json> {
+        self.skip_ws();
+        let start = self.pos;
+        Some(match self.peek()? {
+            b'{' => {
+                self.pos += 1;
+                let mut members = BTreeMap::new();
+                if !self.eat(b'}') {
+                    loop {
+                        self.skip_ws();
+                        let key = self.string()?;
+                        self.eat(b':');
+                        // The last of repeated keys counts.
+                        members.insert(key, self.value()?);
+                        if !self.eat(b',') {
+                            break;
+                        }
+                    }
+                    self.eat(b'}');
+                }
+                Json::Object(members)
+            }
+            b'[' => {
+                self.pos += 1;
+                let mut items = Vec::new();
+                if !self.eat(b']') {
+                    loop {
+                        items.push(self.value()?);
+                        if !self.eat(b',') {
+                            break;
+                        }
+                    }
+                    self.eat(b']');
+                }
+                Json::Array(items)
+            }
+            b'"' => Json::String(self.string()?),
+            b't' => self.word("true", Json::Bool(true)),
+            b'f' => self.word("false", Json::Bool(false)),
+            b'n' => self.word("null", Json::Null),
+            _ => {
+                while let Some(b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E') = self.peek() {
+                    self.pos += 1;
+                }
+                let text = self.text.get(start..self.pos)?;
+                Json::Number(Num {
+                    n: serde_json::from_str::<Number>(text).ok()?,
+                    text: text.to_string(),
+                })
+            }
+        })
+    }
+
+    fn word(&mut self, word: &str, value: Json) -> Json {
+        self.pos += word.len();
+        value
+    }
+
+    /// The string at `pos` (at its opening quote), decoded by serde_json.
+    fn string(&mut self) -> Option<String> {
+        let start = self.pos;
+        self.pos += 1;
+        loop {
+            match self.peek()? {
+                b'"' => break,
+                b'\\' => self.pos += 2,
+                _ => self.pos += 1,
+            }
+        }
+        self.pos += 1;
+        serde_json::from_str::<String>(self.text.get(start..self.pos)?).ok()
+    }
 }
 
 /// Depth-first comparison of two JSON values, tracking the current location.
@@ -96,7 +275,7 @@ impl<'r> Walker<'r> {
     }
 
     /// Compare the values at the current path; `None` = absent on that side.
-    fn walk(&mut self, a: Option<&Value>, b: Option<&Value>) {
+    fn walk(&mut self, a: Option<&Json>, b: Option<&Json>) {
         if self.done() || self.ignored() {
             return;
         }
@@ -108,9 +287,9 @@ impl<'r> Walker<'r> {
         }
     }
 
-    fn values(&mut self, a: &Value, b: &Value) {
+    fn values(&mut self, a: &Json, b: &Json) {
         match (a, b) {
-            (Value::Object(x), Value::Object(y)) => {
+            (Json::Object(x), Json::Object(y)) => {
                 let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
                 keys.sort_unstable();
                 keys.dedup();
@@ -123,19 +302,19 @@ impl<'r> Walker<'r> {
                     self.path.pop();
                 }
             }
-            (Value::Array(x), Value::Array(y)) => self.arrays(x, y),
-            (Value::Number(x), Value::Number(y)) => {
+            (Json::Array(x), Json::Array(y)) => self.arrays(x, y),
+            (Json::Number(x), Json::Number(y)) => {
                 if !numbers_equal(x, y, self.rules.numeric_tolerance) {
                     self.record(DiffKind::Value);
                 }
             }
-            (Value::Null, Value::Null) => {}
-            (Value::Bool(x), Value::Bool(y)) => {
+            (Json::Null, Json::Null) => {}
+            (Json::Bool(x), Json::Bool(y)) => {
                 if x != y {
                     self.record(DiffKind::Value);
                 }
             }
-            (Value::String(x), Value::String(y)) => {
+            (Json::String(x), Json::String(y)) => {
                 if x != y {
                     self.record(DiffKind::Value);
                 }
@@ -144,7 +323,7 @@ impl<'r> Walker<'r> {
         }
     }
 
-    fn arrays(&mut self, x: &[Value], y: &[Value]) {
+    fn arrays(&mut self, x: &[Json], y: &[Json]) {
         let common = x.len().min(y.len());
         let length_differs =
             x.len() != y.len() && !self.surplus_ignored(common, x.len().max(y.len()));
@@ -194,7 +373,7 @@ impl<'r> Walker<'r> {
     /// primary element's index. Greedy pairing: exact when equality is
     /// transitive (no tolerance, no index-specific ignores), otherwise it may
     /// miss a valid pairing and report a difference.
-    fn same_multiset(&self, x: &[Value], y: &[Value]) -> bool {
+    fn same_multiset(&self, x: &[Json], y: &[Json]) -> bool {
         if x.len() != y.len() {
             return false;
         }
@@ -249,7 +428,7 @@ impl<'r> Walker<'r> {
     }
 
     /// For probes (`max_diffs == 0`): stops at the first difference.
-    fn equal(&mut self, a: &Value, b: &Value) -> bool {
+    fn equal(&mut self, a: &Json, b: &Json) -> bool {
         self.differs = false;
         self.walk(Some(a), Some(b));
         !self.differs
@@ -261,7 +440,7 @@ impl<'r> Walker<'r> {
 const MAX_PAIRING_ELEMENTS: usize = 1000;
 
 /// The canonical forms of an array's elements, sorted.
-fn sorted_canonical(items: &[Value]) -> Vec<String> {
+fn sorted_canonical(items: &[Json]) -> Vec<String> {
     let mut out: Vec<String> = items
         .iter()
         .map(|v| {
@@ -274,29 +453,32 @@ fn sorted_canonical(items: &[Value]) -> Vec<String> {
     out
 }
 
-/// A text form in which two values are equal exactly when the comparator
+/// A text form in which two values are equal only when the comparator
 /// (without tolerance) calls them equal: object keys sorted (serde_json's
-/// map is ordered), numbers written so that `1` and `1.0` agree.
-fn canonical(v: &Value, out: &mut String) {
+/// map is ordered), numbers written so that `1` and `1.0` agree. A number
+/// is written as its f64 (`1`, `1.0`, `-0`: the same) when that is its exact
+/// value; an integer that no f64 holds is written with all its digits, so
+/// that two such integers equal only when they are the same (and never
+/// paired with a float, which they equal only as rounded).
+fn canonical(v: &Json, out: &mut String) {
     use std::fmt::Write;
     match v {
-        Value::Null => out.push('n'),
-        Value::Bool(b) => out.push(if *b { 't' } else { 'f' }),
-        Value::Number(n) => {
-            let _ = match (as_i128(n), n.as_f64()) {
-                (Some(i), _) => write!(out, "#{i}"),
-                // An integral float equals the integer of the same value.
-                (None, Some(f)) if f.fract() == 0.0 && f.abs() < 1.7e38 => {
-                    write!(out, "#{}", f as i128)
-                }
-                (None, Some(f)) => write!(out, "#{f:?}"),
-                (None, None) => write!(out, "#?{n}"),
+        Json::Null => out.push('n'),
+        Json::Bool(b) => out.push(if *b { 't' } else { 'f' }),
+        Json::Number(n) => {
+            // `+ 0.0` makes -0.0 0.0.
+            let f = n.f64() + 0.0;
+            let _ = match n.int() {
+                Some(Int::Fits(i)) if format!("{f:.0}") != i.to_string() => write!(out, "#i{i}"),
+                Some(Int::Wide(text)) => write!(out, "#w{text}"),
+                // Debug prints the shortest text that reads back as `f`.
+                _ => write!(out, "#f{f:?}"),
             };
         }
-        Value::String(s) => {
+        Json::String(s) => {
             let _ = write!(out, "{s:?}");
         }
-        Value::Array(a) => {
+        Json::Array(a) => {
             out.push('[');
             for item in a {
                 canonical(item, out);
@@ -304,7 +486,7 @@ fn canonical(v: &Value, out: &mut String) {
             }
             out.push(']');
         }
-        Value::Object(m) => {
+        Json::Object(m) => {
             out.push('{');
             for (k, item) in m {
                 let _ = write!(out, "{k:?}:");
@@ -316,19 +498,24 @@ fn canonical(v: &Value, out: &mut String) {
     }
 }
 
-/// Integers (i64/u64) compare exactly, anything else as f64; with a positive
-/// tolerance, equal when |a−b| ≤ tol × max(|a|,|b|).
-fn numbers_equal(a: &Number, b: &Number, tol: f64) -> bool {
-    if let (Some(x), Some(y)) = (as_i128(a), as_i128(b)) {
-        // Exact difference: as f64, u64::MAX and u64::MAX-1 would be equal.
-        return x == y
-            || (tol > 0.0
-                && x.abs_diff(y) as f64 <= tol * x.unsigned_abs().max(y.unsigned_abs()) as f64);
+/// Two integers (as written) compare exactly, whatever their size; anything
+/// else as f64. With a positive tolerance, equal when |a−b| ≤ tol ×
+/// max(|a|,|b|): exactly for integers that fit i128, as f64 otherwise.
+fn numbers_equal(a: &Num, b: &Num, tol: f64) -> bool {
+    if let (Some(x), Some(y)) = (a.int(), b.int()) {
+        if x == y {
+            return true;
+        }
+        if tol <= 0.0 {
+            return false;
+        }
+        if let (Int::Fits(x), Int::Fits(y)) = (x, y) {
+            // Exact difference: as f64, u64::MAX and u64::MAX-1 would be equal.
+            return x.abs_diff(y) as f64 <= tol * x.unsigned_abs().max(y.unsigned_abs()) as f64;
+        }
     }
-    match (a.as_f64(), b.as_f64()) {
-        (Some(x), Some(y)) => x == y || (tol > 0.0 && (x - y).abs() <= tol * x.abs().max(y.abs())),
-        _ => false,
-    }
+    let (x, y) = (a.f64(), b.f64());
+    x == y || (tol > 0.0 && (x - y).abs() <= tol * x.abs().max(y.abs()))
 }
 
 fn as_i128(n: &Number) -> Option<i128> {

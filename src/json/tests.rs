@@ -308,6 +308,7 @@ fn values_and_spans() {
     let items: Vec<Value<'_>> = first.elements().collect();
     assert_eq!(items.len(), 3);
     assert_eq!(items[0].number(), Some(Number::U64(1)));
+    assert_eq!(items[0].integer(), Some(Integer::Small(1)));
     assert_eq!(items[1].text(), r#""x\n""#);
     assert_eq!(items[1].str_raw(), r"x\n");
     assert!(items[1].has_escapes());
@@ -316,6 +317,7 @@ fn values_and_spans() {
     // Scalars have no children; strings are not numbers.
     assert_eq!(items[0].elements().count(), 0);
     assert_eq!(items[1].number(), None);
+    assert_eq!(items[1].integer(), None);
     assert_eq!(items[0].str(), None);
     // Sorted, last of repeated keys.
     let mut keys = Vec::new();
@@ -399,7 +401,9 @@ fn random_number(rng: &mut Rng) -> String {
             s.push(char::from(b'0' + rng.below(10) as u8));
         }
     };
-    let int_len = rng.pick(&[1, 1, 2, 5, 15, 17, 18, 19, 19, 20, 20, 21, 25, 40, 310, 330]);
+    let int_len = rng.pick(&[
+        1, 1, 2, 5, 15, 17, 18, 19, 19, 20, 20, 21, 25, 38, 39, 39, 40, 310, 330,
+    ]);
     if rng.chance(15) {
         s.push('0');
     } else {
@@ -446,6 +450,12 @@ fn random_number(rng: &mut Rng) -> String {
                 "1e-2147483648",
                 "1e-2147483649",
                 "123456789012345678901234567890e-2147483600",
+                "170141183460469231731687303715884105727",
+                "170141183460469231731687303715884105728",
+                "-170141183460469231731687303715884105728",
+                "-170141183460469231731687303715884105729",
+                "340282366920938463463374607431768211455",
+                "340282366920938463463374607431768211456",
             ])
             .to_string();
     }
@@ -474,6 +484,91 @@ fn numbers_match_serde_json() {
             (None, None) => {}
             (x, y) => panic!("{n}: ours {x:?}, serde_json {y:?}"),
         }
+    }
+}
+
+/// A number written as an integer has its exact value, whatever its size:
+/// what Rust's own i128 parser says, or else the text.
+#[test]
+fn integers_are_exact() {
+    let mut rng = Rng::new(7);
+    let mut seen = [0; 3];
+    for _ in 0..20_000 {
+        let n = random_number(&mut rng);
+        let Ok(doc) = parse(n.as_bytes()) else {
+            continue;
+        };
+        let got = doc.root().unwrap().integer();
+        assert_eq!(got, eval_integer(n.as_bytes()), "{n}");
+        let want = if n.contains(['.', 'e', 'E']) {
+            None
+        } else if let Ok(i) = n.parse::<i128>() {
+            Some(Integer::Small(i))
+        } else {
+            let digits = n.trim_start_matches('-').as_bytes();
+            assert!(digits.len() >= 39 && digits[0] != b'0', "{n}");
+            Some(Integer::Big {
+                negative: n.starts_with('-'),
+                digits,
+            })
+        };
+        assert_eq!(got, want, "{n}");
+        seen[match got {
+            None => 0,
+            Some(Integer::Small(_)) => 1,
+            Some(Integer::Big { .. }) => 2,
+        }] += 1;
+    }
+    assert!(seen.iter().all(|&k| k > 500), "{seen:?}");
+    let int = |s: &'static str| {
+        let doc = parse(s.as_bytes()).unwrap();
+        let v = doc.root().unwrap().integer();
+        assert_eq!(v, eval_integer(s.as_bytes()));
+        eval_integer(s.as_bytes())
+    };
+    // `-0` is 0; i128's limits are small, one past them big.
+    assert_eq!(int("-0"), Some(Integer::Small(0)));
+    assert_eq!(int("-0"), int("0"));
+    let max = "170141183460469231731687303715884105727";
+    let min = "-170141183460469231731687303715884105728";
+    assert_eq!(int(max), Some(Integer::Small(i128::MAX)));
+    assert_eq!(int(min), Some(Integer::Small(i128::MIN)));
+    let big = |s: &'static str| Integer::Big {
+        negative: s.starts_with('-'),
+        digits: s.trim_start_matches('-').as_bytes(),
+    };
+    assert_eq!(
+        int("170141183460469231731687303715884105728"),
+        Some(big("170141183460469231731687303715884105728"))
+    );
+    assert_eq!(
+        int("-170141183460469231731687303715884105729"),
+        Some(big("-170141183460469231731687303715884105729"))
+    );
+    // Equality is numeric: sign and every digit.
+    let n = "1234567890123456789012345678901234567890";
+    assert_eq!(int(n), int(n));
+    assert_ne!(int(n), int("1234567890123456789012345678901234567891"));
+    assert_ne!(int(n), int("-1234567890123456789012345678901234567890"));
+    assert_ne!(int(n), int("123456789012345678901234567890123456789"));
+    // A fraction or an exponent: not an integer, whatever the value.
+    for s in [
+        "1.0",
+        "1e2",
+        "-0.0",
+        "0e0",
+        "1E+2",
+        "123456789012345678901234567890.0",
+    ] {
+        assert_eq!(int(s), None, "{s}");
+    }
+    assert_eq!(int(r#""1""#), None);
+    assert_eq!(int("[1]"), None);
+    // Text outside the integer grammar.
+    for s in [
+        "", "-", "01", "-01", "+1", "1a", "--1", " 1", "1.", "\u{0661}",
+    ] {
+        assert_eq!(eval_integer(s.as_bytes()), None, "{s:?}");
     }
 }
 

@@ -93,6 +93,39 @@ def test_tolerance_wildcard_ignore_and_unordered_arrays(upstream_factory, envoy_
     assert fam[("darklaunch_field_mismatch", (("launch", "l"), ("path", "other")))] == 0.0
 
 
+def test_big_integers_compare_exactly(upstream_factory, envoy_factory):
+    """Ids past 64 bits (as 64-bit floats ...890 and ...891 are one number)
+    compare digit for digit, in place and in an unordered array."""
+    big = 123456789012345678901234567890
+
+    def primary(r):
+        return json_reply({"id": big, "name": "order", "ids": [big, big + 1]})
+
+    def dark(r):
+        kind = r.path.rsplit("/", 1)[1]
+        if kind == "id":
+            return json_reply({"id": big + 1, "name": "order", "ids": [big, big + 1]})
+        if kind == "ids":
+            return json_reply({"id": big, "name": "order", "ids": [big, big]})
+        # The same document in other bytes: keys and the unordered array
+        # reordered, so the JSON comparison (not byte equality) decides.
+        return json_reply({"ids": [big + 1, big], "name": "order", "id": big})
+
+    up1, up2 = upstream_factory(primary, "v1"), upstream_factory(dark, "v2")
+    env = envoy_factory(config(launch(compare={"unordered_arrays": ["/ids"]})),
+                        primary=up1, clusters={"dark": up2})
+    for kind in ["same", "same", "id", "ids"]:
+        r = env.request(f"/o/{kind}")
+        assert r.status == 200 and r.json()["id"] == big
+    s = env.wait_settled("l")
+    assert_invariants(s)
+    assert s["compared"] == 4 and s["mismatch"] == 2 and s["mismatch_kind.body"] == 2
+    assert sorted(p for m in env.mismatch_logs() for p in m["paths"]) == ["/id", "/ids"]
+    fam = prom_families(env)
+    for p in ["/id", "/ids"]:
+        assert fam[("darklaunch_field_mismatch", (("launch", "l"), ("path", p)))] == 1.0
+
+
 def test_per_field_counters_are_bounded_per_launch(upstream_factory, envoy_factory):
     up1 = upstream_factory(json_reply({}), "v1")
     up2 = upstream_factory(lambda r: json_reply({f"k{r.path.rsplit('/', 1)[1]}": 1}), "v2")
