@@ -1,7 +1,7 @@
 # darklaunch — everything a fresh machine with rustup/cargo, python3 and make needs.
 #
 #   make demo   build, start Envoy + demo services on loopback, drive traffic, print the summary
-#   make test   native unit tests, then end-to-end tests in real Envoy
+#   make test   lint, native unit tests, the fuzz targets built, then end-to-end tests in real Envoy
 #   make build  the module: target/wasm32-wasip1/release/darklaunch.wasm
 #               (FEATURES=brotli also decodes `br` bodies; the module grows ~170 KiB)
 #   make lint   rustfmt check and clippy (unwrap/expect/panic/indexing denied)
@@ -33,7 +33,7 @@ export ENVOY_BIN
 export DARKLAUNCH_WASM := $(abspath $(WASM))
 export DARKLAUNCH_REPORT := $(abspath $(REPORT))
 
-.PHONY: all build toolchain envoy report prometheus test unit e2e e2e-compat demo lint fuzz soak bench bench-hostcalls fault-latency tools clean
+.PHONY: all build toolchain envoy report prometheus test unit e2e e2e-compat demo lint fuzz fuzz-build soak bench bench-hostcalls fault-latency tools clean
 
 all: build
 
@@ -88,7 +88,10 @@ e2e: build envoy report prometheus
 e2e-compat: build envoy report prometheus $(VENV_COMPAT)/.envoy-$(ENVOY_COMPAT_VERSION)
 	ENVOY_BIN=$(abspath $(VENV_COMPAT))/bin/envoy $(PY) -m pytest -q -rfE tests/e2e
 
-test: unit e2e e2e-compat
+# CI gates what the README claims: formatting and the clippy denies behind
+# "never panics" (lint), the native tests, the fuzz targets still building,
+# and the end-to-end suite on both Envoys.
+test: lint unit fuzz-build e2e e2e-compat
 
 demo: build envoy report
 	$(PY) demo/run.py
@@ -106,9 +109,13 @@ tools:
 	@command -v wrk >/dev/null && command -v h2load >/dev/null || \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nghttp2-client >/dev/null; }
 
-# Coverage-guided fuzzing of config, comparison, header/cookie parsing and the decision, bounded in time.
+# Coverage-guided fuzzing of config, comparison, header/cookie parsing, the decision and the engine, bounded in time.
 fuzz: toolchain
 	scripts/fuzz.sh
+
+# The fuzz targets built (not run), so that they cannot rot unnoticed.
+fuzz-build: toolchain
+	cd fuzz && cargo build --bins
 
 # At least 10 minutes of 100% shadow load against a slow and failing dark mix; reports memory at start and end.
 soak: build envoy tools

@@ -119,11 +119,6 @@ impl<'a> Doc<'a> {
         self.value(0)
     }
 
-    /// The whole input.
-    pub fn text(&self) -> &'a str {
-        self.text
-    }
-
     /// The member whose key is node `key` (as given by [`sorted_keys`]):
     /// (key, value).
     pub fn member(&self, key: u32) -> Option<(Value<'_>, Value<'_>)> {
@@ -201,6 +196,7 @@ impl<'a> Value<'a> {
         self.slot.len as usize
     }
 
+    #[cfg(any(test, feature = "fuzzing"))]
     pub fn is_empty(&self) -> bool {
         self.slot.len == 0
     }
