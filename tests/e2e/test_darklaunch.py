@@ -13,7 +13,7 @@ import socket
 import harness
 from harness import Reply, sum_prefix
 
-SKIP_REASONS = ["sampled_out", "flag_off", "user_never", "loop", "unsafe_method",
+SKIP_REASONS = ["sampled_out", "flag_off", "user_never", "loop", "upgrade", "unsafe_method",
                 "body_too_large", "rate_limited", "in_flight", "breaker_open",
                 "dispatch_failed"]
 

@@ -17,8 +17,8 @@ DARKLAUNCH_STATS = [
     ("shadowed", "darklaunch.shadowed", {}),
     ("forced", "darklaunch.forced", {}),
     *[(f"skipped.{r}", "darklaunch.skipped", {"reason": r}) for r in (
-        "sampled_out", "flag_off", "user_never", "loop", "unsafe_method", "body_too_large",
-        "rate_limited", "in_flight", "breaker_open", "dispatch_failed")],
+        "sampled_out", "flag_off", "user_never", "loop", "upgrade", "unsafe_method",
+        "body_too_large", "rate_limited", "in_flight", "breaker_open", "dispatch_failed")],
     *[(f"dark_response.{c}", "darklaunch.dark_response", {"class": c})
       for c in ("2xx", "3xx", "4xx", "5xx", "timeout", "reset")],
     *[(f"primary_response.{c}", "darklaunch.primary_response", {"class": c})
