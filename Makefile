@@ -124,10 +124,11 @@ soak: build envoy tools
 NOOP_WASM := benches/noop-filter/target/wasm32-wasip1/release/noop_filter.wasm
 
 # Side-by-side throughput/latency against no filter, an empty proxy-wasm filter
-# and native mirroring; writes BENCHMARKS.md.
+# and native mirroring; writes BENCHMARKS.md. BASELINE=path/to/darklaunch.wasm
+# (an earlier build) also runs C, D, E, F with it, alternating, to compare.
 bench: build envoy tools
 	cd benches/noop-filter && cargo build --release --target wasm32-wasip1
-	NOOP_WASM=$(abspath $(NOOP_WASM)) $(PY) scripts/bench.py
+	NOOP_WASM=$(abspath $(NOOP_WASM)) $(PY) scripts/bench.py $(if $(BASELINE),--baseline $(abspath $(BASELINE)))
 
 # What one proxy-wasm host call costs Envoy (the empty filter making 50 calls
 # of one kind per request, against the empty filter); prints a table.

@@ -54,7 +54,6 @@ there should be); 2 when a prerequisite is missing.
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import os
 import re
@@ -65,6 +64,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -120,6 +120,10 @@ INFO_RATIOS = [
     ("E/B by CPU (B µs/req ÷ E µs/req)", "B", "E", "us_per_req"),
 ]
 DELAY_LIMIT_US = 1000.0
+# `--baseline WASM`: configurations c, d, e, f are C, D, E, F run by that
+# earlier build of darklaunch, alternating with them in the same run.
+BASELINE: Optional[Path] = None
+BASELINE_OF = {"C": "c", "D": "d", "E": "e", "F": "f"}
 # Host calls per request in the probe configurations of scripts/hostcall_cost.py.
 PROBE_CALLS = 50
 
@@ -257,6 +261,10 @@ def front_envoy(kind: str, workdir: Path, ports: dict) -> harness.Envoy:
     if kind in "CDEF":
         return U.filter_envoy(workdir, ports["primary"], [U.cluster("dark", ports["dark"])],
                               launches_for(kind), concurrency=1, name=f"front-{kind}")
+    if kind in "cdef" and BASELINE is not None:
+        return U.filter_envoy(workdir, ports["primary"], [U.cluster("dark", ports["dark"])],
+                              launches_for(kind.upper()), concurrency=1,
+                              name=f"front-baseline-{kind}", wasm_path=BASELINE)
     if kind == "A":
         return U.filter_envoy_plain(workdir, ports["primary"], concurrency=1, name="front-A")
     if kind == "B":
@@ -388,7 +396,7 @@ def wait_quiet(max_wait_s: float, deadline: float) -> tuple:
 
 
 def counters(env: harness.Envoy, kind: str) -> dict:
-    out = env.launch_stats(LAUNCH) if kind in "CDEF" else {}
+    out = env.launch_stats(LAUNCH) if kind.upper() in "CDEF" else {}
     dark = env.stats("cluster.dark.upstream_rq_total")
     out["dark_rq"] = dark.get("cluster.dark.upstream_rq_total", 0)
     return out
@@ -453,7 +461,7 @@ def problems(r: dict) -> list:
     out = []
     if r["errors"] or r["non_2xx"]:
         out.append(f"client saw {r['errors']} socket errors and {r['non_2xx']} non-2xx answers")
-    k = r["kind"]
+    k = r["kind"].upper()  # a baseline run is checked like its configuration
     if k in "BMDE" and r["shadow_share"] < 0.95:
         out.append(f"only {r['dark_rq']} dark requests for {r['requests']} client requests")
     if k in "DE" and r["skipped"]:
@@ -775,7 +783,10 @@ def report(rows: list, delays: list, args, info: dict, pin: Pinning, cmdline: st
     targets_md = U.markdown_table(["target", "median of per-repetition ratios",
                                    "ratio of medians", "target", "verdict"], targets)
     info_rows = []
-    for name, num, den, metric in INFO_RATIOS:
+    baseline_ratios = [
+        (f"{k} vs baseline {b} by CPU ({b} µs/req ÷ {k} µs/req; > 1: this build is cheaper)",
+         b, k, "us_per_req") for k, b in BASELINE_OF.items()]
+    for name, num, den, metric in INFO_RATIOS + baseline_ratios:
         r_med, r_of_med = ratio(rows, med, num, den, metric)
         if r_med is not None:
             info_rows.append([name, f"{r_med:.3f}", f"{r_of_med:.3f}"])
@@ -811,8 +822,8 @@ def report(rows: list, delays: list, args, info: dict, pin: Pinning, cmdline: st
                          f"{r['us_per_req']:.0f}", f"{r['cpu_upstream']:.2f}",
                          f"{r['cpu_wrk']:.2f}", f"{r['cpu_others']:.2f}",
                          f"{r['cpu0_busy']:.2f}", f"{r['cpu1_busy']:.2f}", r["dark_rq"],
-                         r["shadowed"] if r["kind"] in "CDEF" else "-",
-                         r["compared"] if r["kind"] in "CDEF" else "-",
+                         r["shadowed"] if r["kind"].upper() in "CDEF" else "-",
+                         r["compared"] if r["kind"].upper() in "CDEF" else "-",
                          r["errors"] + r["non_2xx"]])
     runs_md = U.markdown_table(["run", "rep", "cfg", "req/s", "p50 ms", "p99 ms", "max ms",
                                 "CPU front", "µs/req", "CPU upstream", "CPU wrk",
@@ -824,7 +835,7 @@ def report(rows: list, delays: list, args, info: dict, pin: Pinning, cmdline: st
     noisy = [r["run"] for r in rows if r["cpu_others"] > NOISY]
     example = " ".join(shlex.quote(x) for x in wrk_cmd(
         f"http://127.0.0.1:PORT{PATH}", args, args.seconds)).replace(str(U.ROOT) + "/", "")
-    seq = [k for k in args.configs.upper() if k in CONFIGS]
+    seq = with_baseline([k for k in args.configs.upper() if k in CONFIGS])
     order = (f"alternating: {' '.join(seq)} on even repetitions, "
              f"{' '.join(reversed(seq))} on odd ones")
     lines = [
@@ -866,6 +877,8 @@ def report(rows: list, delays: list, args, info: dict, pin: Pinning, cmdline: st
         f"sends `x-user-id: user-00001` … `user-{USERS:05d}` in turn (varied ids, every "
         f"configuration); for F, {share * 100:.2f}% of those users are sampled in "
         "(sticky sampling: murmur3_x86_32(launch name + key) < percent/100 × 2^32)",
+        *([f"- baseline module of c, d, e, f: `{BASELINE}` "
+            f"({BASELINE.stat().st_size:,} B)"] if BASELINE is not None else []),
         f"- front Envoy: `--concurrency 1`, HTTP/1.1 to the upstreams, cluster circuit "
         "breakers raised; darklaunch `FAIL_CLOSED`, one launch, `timeout_ms` 1000, "
         "`max_in_flight` 100000, breaker off in effect (min_calls 4e9), compare "
@@ -1000,6 +1013,16 @@ def load_arguments(ap: argparse.ArgumentParser, seconds: int) -> None:
     ap.add_argument("--threads", type=int, default=1, help="wrk threads (1)")
 
 
+def with_baseline(configs: list) -> list:
+    """Each of C, D, E, F followed by its baseline run when there is a baseline."""
+    out = []
+    for c in configs:
+        out.append(c)
+        if BASELINE is not None and c in BASELINE_OF:
+            out.append(BASELINE_OF[c])
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     load_arguments(ap, seconds=10)
@@ -1018,6 +1041,10 @@ def main(argv=None) -> int:
     ap.add_argument("--budget-min", type=float, default=7.0,
                     help="minutes after which throughput runs no longer wait for quiet nor "
                          "repeat a run disturbed by other processes (7)")
+    ap.add_argument("--baseline", type=Path, default=None,
+                    help="an earlier build of darklaunch.wasm: adds configurations c, d, e, "
+                         "f (C, D, E, F run by it), alternating with them, and their CPU "
+                         "ratios")
     ap.add_argument("--no-pin", action="store_true", help="do not pin processes to CPUs")
     ap.add_argument("--no-write", action="store_true", help="do not update BENCHMARKS.md")
     ap.add_argument("--wait-quiet", type=float, default=0,
@@ -1025,7 +1052,15 @@ def main(argv=None) -> int:
                          "to drop below 0.5 (0)")
     args = ap.parse_args(argv)
     U.install_signal_exit()
-    configs = [c for c in args.configs.upper() if c in CONFIGS]
+    global BASELINE
+    if args.baseline is not None:
+        if not args.baseline.is_file():
+            print(f"baseline module not found: {args.baseline}", file=sys.stderr)
+            return 2
+        BASELINE = args.baseline.resolve()
+        for k, b in BASELINE_OF.items():
+            CONFIGS[b] = f"{CONFIGS[k]} — baseline module"
+    configs = with_baseline([c for c in args.configs.upper() if c in CONFIGS])
     delay_configs = [c for c in args.delay_configs.upper() if c in CONFIGS]
     for tool in ("wrk",):
         if not shutil.which(tool):

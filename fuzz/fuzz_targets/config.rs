@@ -1,5 +1,5 @@
 //! `config::parse` on arbitrary bytes, and on JSON documents generated from
-//! the same bytes in the shape of SPEC §2 (so validation is reached, not only
+//! the same bytes in the shape of the documented configuration (so validation is reached, not only
 //! the JSON parser). Every configuration that parses is then checked against
 //! the documented limits and run once through matching, deciding, shadow
 //! headers and comparison, as the filter would.
@@ -131,7 +131,7 @@ fn exercise(cfg: &Config) {
 }
 
 // ---------------------------------------------------------------------------
-// Structured generation: documents shaped like SPEC §2, each field present or
+// Structured generation: documents shaped like the documented configuration, each field present or
 // not, values mostly plausible (valid and boundary), sometimes arbitrary.
 
 const NAMES: &[&str] = &[

@@ -185,6 +185,15 @@ pub fn run(ops: &[Op]) {
     check_counts(&process, &workers);
 }
 
+/// (worker, token) of every call not answered yet.
+fn outstanding(workers: &[Worker]) -> Vec<(usize, u32)> {
+    workers
+        .iter()
+        .enumerate()
+        .flat_map(|(i, w)| w.outstanding().into_iter().map(move |c| (i, c.token)))
+        .collect()
+}
+
 fn pick<T>(items: &[T], i: u8) -> Option<usize> {
     (!items.is_empty()).then(|| usize::from(i) % items.len())
 }
@@ -246,11 +255,7 @@ fn step(process: &Process, workers: &mut [Worker], streams: &mut Vec<Open>, op: 
             workers[worker(w)].host.worker.borrow_mut().doorbell_broken = broken;
         }
         Op::Answer { call, answer } => {
-            let calls: Vec<(usize, u32)> = workers
-                .iter()
-                .enumerate()
-                .flat_map(|(i, w)| w.outstanding().into_iter().map(move |c| (i, c.token)))
-                .collect();
+            let calls = outstanding(workers);
             if let Some(i) = pick(&calls, call) {
                 let (w, token) = calls[i];
                 let a = usize::from(answer);
@@ -270,11 +275,7 @@ fn step(process: &Process, workers: &mut [Worker], streams: &mut Vec<Open>, op: 
             }
         }
         Op::Lose { call } => {
-            let calls: Vec<(usize, u32)> = workers
-                .iter()
-                .enumerate()
-                .flat_map(|(i, w)| w.outstanding().into_iter().map(move |c| (i, c.token)))
-                .collect();
+            let calls = outstanding(workers);
             if let Some(i) = pick(&calls, call) {
                 let (w, token) = calls[i];
                 workers[w].lose(token);

@@ -18,20 +18,15 @@ import h2.events
 import h2.exceptions
 import h2.settings
 
+from .headers import HeaderList
+
 
 @dataclass
-class Response:
+class Response(HeaderList):
     status: int
     headers: list  # [(lowercased-name, value)]
     body: bytes
     elapsed: float = 0.0
-
-    def header(self, name: str, default: Optional[str] = None) -> Optional[str]:
-        name = name.lower()
-        for k, v in self.headers:
-            if k == name:
-                return v
-        return default
 
     def json(self):
         return json.loads(self.body)

@@ -14,28 +14,18 @@ import urllib.parse
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Union
 
+from .headers import HeaderList
 from .ports import LOOPBACK
 from .process import _register, _unregister
 
 
 @dataclass
-class Request:
+class Request(HeaderList):
     method: str
     path: str  # with query string
     headers: list  # [(lowercased-name, value)] in arrival order
     body: bytes
     time: float  # time.monotonic() when the request was fully read
-
-    def header(self, name: str, default: Optional[str] = None) -> Optional[str]:
-        name = name.lower()
-        for k, v in self.headers:
-            if k == name:
-                return v
-        return default
-
-    def header_all(self, name: str) -> list:
-        name = name.lower()
-        return [v for k, v in self.headers if k == name]
 
     @property
     def path_only(self) -> str:
