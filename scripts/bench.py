@@ -1169,7 +1169,7 @@ def main(argv=None) -> int:
         {"args": vars(args), "machine": info, "module_size": module_size,
          "sampled_share": share, "targets": results, "medians": med, "runs": rows,
          "discarded": discarded, "discarded_delays": discarded_delays,
-         "delays": delays, "broken": broken}, indent=2))
+         "delays": delays, "broken": broken}, indent=2, default=str))
     return 1 if broken or bad or not rows else 0
 
 

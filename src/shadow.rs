@@ -6,6 +6,7 @@
 //! sides correlate. The mismatch log line never carries a body or header
 //! value.
 
+use crate::compare::MAX_PATHS;
 use crate::config::Launch;
 use crate::noise::Kinds;
 
@@ -82,6 +83,7 @@ pub struct MismatchLog<'a> {
     /// Path with the query string already removed.
     pub path: &'a str,
     pub kinds: Kinds,
+    /// The differing pointers; the line lists the first [`MAX_PATHS`].
     pub paths: &'a [String],
     pub primary_status: u16,
     pub dark_status: u16,
@@ -90,7 +92,7 @@ pub struct MismatchLog<'a> {
 impl MismatchLog<'_> {
     pub fn line(&self) -> String {
         let kinds: Vec<&str> = self.kinds.iter().map(|k| k.as_str()).collect();
-        let paths: Vec<&String> = self.paths.iter().take(10).collect();
+        let paths: Vec<&String> = self.paths.iter().take(MAX_PATHS).collect();
         let obj = serde_json::json!({
             "launch": self.launch,
             "request_id": self.request_id,

@@ -61,8 +61,6 @@ const SWEEP_GRACE_MS: u64 = 5_000;
 const PRIMARY_WAIT_MS: u64 = 60_000;
 /// Learned-noise pointers announced in the log, per launch and worker.
 const MAX_ANNOUNCED: usize = 256;
-/// Differing pointers listed in one mismatch log line.
-const LOG_PATHS: usize = 10;
 
 type PairId = u64;
 
@@ -581,10 +579,7 @@ impl<H: Host> Engine<H> {
                         method: &pair.request.method,
                         path: &pair.request.path,
                         kinds: judgement.kinds,
-                        paths: judgement
-                            .real
-                            .get(..judgement.real.len().min(LOG_PATHS))
-                            .unwrap_or_default(),
+                        paths: &judgement.real,
                         primary_status: st.primary_status.unwrap_or(0),
                         dark_status: st.dark_status.unwrap_or(0),
                     }

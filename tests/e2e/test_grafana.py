@@ -82,7 +82,7 @@ def test_dashboard_structure():
     assert rows == ["Executive", "On-call", "Debug"]
     titles = {p["title"] for p in panels(dash) if p["type"] != "row"}
     for seed in ["Divergence rate", "Shadow share", "Error rate: dark vs primary",
-                 "Latency p95 / p99: dark vs primary", "Shadow calls in flight",
+                 "Latency p95 / p99: dark vs primary", "Shadowed pairs in flight",
                  "Breaker open (Envoys)", "Top diverging fields", "Skip reasons / s",
                  "Compare-skipped reasons / s", "Noise cancelled"]:
         assert seed in titles, seed
