@@ -14,6 +14,9 @@
 * ``stats``        - stat sums, mismatch log lines, the Prometheus text format;
 * ``sampling``     - the sticky sampling model;
 * ``memory``       - the wasm heap of a process, from /proc;
+* ``istio``        - WasmPlugin manifests against Istio's CRD schema, and
+                     pluginConfigs rendered as istiod delivers them (inline,
+                     ECDS); ``from harness import istio``;
 * ``ports``, ``paths``, ``waiting`` - loopback ports, where things are, polling.
 
 Also used by demo/, scripts/, tests/validate_config.py and
