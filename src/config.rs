@@ -70,6 +70,7 @@ struct RawLaunch {
     breaker: Option<RawBreaker>,
     compare: Option<RawCompare>,
     noise: Option<RawNoise>,
+    expires: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -182,6 +183,8 @@ pub struct Launch {
     pub breaker: Breaker,
     pub compare: CompareRules,
     pub noise: Option<Noise>,
+    /// When the launch stops shadowing: ms since the Unix epoch.
+    pub expires_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -259,6 +262,7 @@ pub struct Noise {
 
 /// Parse, validate and compile a plugin configuration.
 pub fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
+    not_json_text(bytes)?;
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let raw: RawConfig = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
@@ -267,6 +271,40 @@ pub fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
     })?;
     de.end().map_err(|e| err("", e.to_string()))?;
     validate(raw)
+}
+
+/// What Envoy hands over when the plugin `configuration` is not a
+/// `google.protobuf.StringValue` holding JSON: nothing (no configuration),
+/// or the serialized bytes of another message (a `google.protobuf.Struct`,
+/// the natural move when porting an Istio `pluginConfig`). Say so instead
+/// of a JSON syntax error at "line 2 column 1".
+fn not_json_text(bytes: &[u8]) -> Result<(), ConfigError> {
+    const WANT: &str = "the plugin `configuration` must be a google.protobuf.StringValue \
+                        whose value is the JSON configuration";
+    let json_space = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r');
+    let start = bytes.iter().position(|b| !json_space(b));
+    let Some(first) = start.and_then(|i| bytes.get(i)) else {
+        return Err(err("", format!("the configuration is empty: {WANT}")));
+    };
+    if *first == b'{' {
+        return Ok(());
+    }
+    let binary = std::str::from_utf8(bytes).is_err()
+        || bytes.iter().any(|b| b.is_ascii_control() && !json_space(b));
+    let what = if binary {
+        format!(
+            "{} bytes of binary data (a serialized google.protobuf.Struct or other message?)",
+            bytes.len()
+        )
+    } else {
+        let rest = bytes.get(start.unwrap_or(0)..).unwrap_or_default();
+        let head: String = String::from_utf8_lossy(rest)
+            .chars()
+            .take(16)
+            .collect();
+        format!("text that is not a JSON object (it starts with {head:?})")
+    };
+    Err(err("", format!("the configuration is {what}: {WANT}")))
 }
 
 fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
@@ -454,6 +492,16 @@ fn validate_launch(rl: RawLaunch, at: &str) -> Result<Launch, ConfigError> {
         }
     };
 
+    let expires_ms = match &rl.expires {
+        None => None,
+        Some(t) => Some(parse_utc(t).ok_or_else(|| {
+            err(
+                format!("{at}.expires"),
+                "must be an RFC 3339 UTC time such as 2026-12-31T23:59:59Z",
+            )
+        })?),
+    };
+
     Ok(Launch {
         name: rl.name,
         dark_cluster: rl.dark_cluster,
@@ -473,7 +521,15 @@ fn validate_launch(rl: RawLaunch, at: &str) -> Result<Launch, ConfigError> {
         breaker,
         compare,
         noise,
+        expires_ms,
     })
+}
+
+/// An RFC 3339 time in UTC (`Z`), in ms since the Unix epoch.
+fn parse_utc(t: &str) -> Option<u64> {
+    let at = humantime::parse_rfc3339(t).ok()?;
+    let since = at.duration_since(std::time::UNIX_EPOCH).ok()?;
+    u64::try_from(since.as_millis()).ok()
 }
 
 type MatchParts = (PathMatch, Vec<String>, Vec<HeaderMatch>);
@@ -855,6 +911,15 @@ mod tests {
     }
 
     #[test]
+    fn expires_is_an_rfc3339_utc_time() {
+        let c = parse(
+            br#"{"launches":[{"name":"a","dark_cluster":"c","sample":{"percent":5},"expires":"2026-12-31T23:59:59.5Z"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(c.launches[0].expires_ms, Some(1_798_761_599_500));
+    }
+
+    #[test]
     fn every_rule_is_checked() {
         let with = |extra: &str| {
             error_of(&format!(
@@ -899,6 +964,11 @@ mod tests {
                 "launches[0].match.headers[0].name:",
             ),
             (r#""users":{"key":"body:x"}"#, "launches[0].users.key:"),
+            (r#""expires":"2026-12-31""#, "launches[0].expires: must be an RFC 3339 UTC"),
+            (
+                r#""expires":"2026-12-31T23:59:59+01:00""#,
+                "launches[0].expires: must be an RFC 3339 UTC",
+            ),
             (r#""timeout_ms":0"#, "launches[0].timeout_ms:"),
             (r#""timeout_ms":60001"#, "launches[0].timeout_ms:"),
             (
@@ -971,7 +1041,8 @@ mod tests {
         }
         assert!(error_of(r#"{"launches":[]}"#).starts_with("launches: must hold"));
         assert!(error_of(r#"{"launches":[],"x":1}"#).contains("unknown field `x`"));
-        assert!(error_of("not json").contains("expected"));
+        assert!(error_of("not json").contains("not a JSON object"));
+        assert!(error_of("{not json").contains("at line 1 column 2"));
         assert!(error_of(
             &MINIMAL.replace("{\"launches\"", "{\"flag_header\":\"x y\",\"launches\"")
         )

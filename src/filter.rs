@@ -27,8 +27,8 @@ use std::rc::Rc;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType};
 
-use crate::engine::{Engine, Stream};
-use crate::host::Level;
+use crate::engine::{Engine, InvalidConfig, Stream};
+use crate::host::{Host, Level};
 use crate::proxy::{self, Proxy};
 
 type Shared = Rc<RefCell<Engine<Proxy>>>;
@@ -69,19 +69,27 @@ impl Root {
     fn configure(&self) -> Result<(), String> {
         let bytes = proxy::buffer(BufferType::PluginConfiguration, 0, usize::MAX)
             .map_err(|s| format!("cannot read the plugin configuration: host status {}", s.0))?;
+        // The VM's environment: `vm_config.environment_variables` in Envoy,
+        // `vmConfig.env` of an Istio WasmPlugin.
+        let policy = InvalidConfig::from_env(std::env::var(InvalidConfig::ENV).ok().as_deref())?;
+        let plugin = proxy::property(&["plugin_name"])
+            .and_then(|b| String::from_utf8(b).ok())
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| "darklaunch".to_string());
         with_engine(&self.engine, |e| {
             if e.host().queue.get().is_none() {
                 // One queue per root context, so per worker: a queue belongs
                 // to the last VM that registered its name.
-                let name = format!("darklaunch.doorbell.{}.{:08x}", self.id, {
-                    use crate::host::Host;
+                let name = format!(
+                    "darklaunch.doorbell.{}.{:08x}",
+                    self.id,
                     e.host().random_u32()
-                });
+                );
                 let q = proxy::register_queue(&name)
                     .map_err(|s| format!("cannot register shared queue: host status {}", s.0))?;
                 e.host().queue.set(Some(q));
             }
-            e.configure(&bytes)
+            e.configure(&bytes, policy, &plugin).map(|_| ())
         })
         .unwrap_or_else(|| Err("configuration while busy".to_string()))?;
         proxy::set_tick_period_ms(1000)

@@ -11,11 +11,15 @@ use crate::vocab::MetricKind;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HostError(pub u32);
 
+/// The status Envoy answers a call to a cluster it does not know with.
+pub const BAD_ARGUMENT: u32 = 2;
+
 /// Log levels, as proxy-wasm numbers them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
     Debug = 1,
     Info = 2,
+    Warn = 3,
     Error = 4,
     Critical = 5,
 }

@@ -8,7 +8,7 @@
 #![deny(unsafe_code)]
 // Natively the glue is absent, so what only it uses looks unused; dead code
 // is checked by the wasm32 build (`make lint`), which has the glue.
-#![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+#![cfg_attr(not(target_arch = "wasm32"), allow(dead_code, unused_imports))]
 
 pub mod vocab;
 

@@ -94,6 +94,12 @@ extern "C" {
     fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
     fn proxy_record_metric(metric_id: u32, value: u64) -> u32;
     fn proxy_set_tick_period_milliseconds(period: u32) -> u32;
+    fn proxy_get_property(
+        path_data: *const u8,
+        path_size: usize,
+        return_value_data: *mut *mut u8,
+        return_value_size: *mut usize,
+    ) -> u32;
 }
 
 fn check(status: u32) -> Result<(), HostError> {
@@ -127,6 +133,18 @@ fn now_ms() -> u64 {
     match unsafe { proxy_get_current_time_nanoseconds(&mut t) } {
         OK => t / 1_000_000,
         _ => 0,
+    }
+}
+
+/// A host property such as `plugin_name`; None when absent or unreadable.
+pub fn property(path: &[&str]) -> Option<Vec<u8>> {
+    // The path's segments, NUL-separated.
+    let key = path.join("\0");
+    let (mut data, mut size) = (null_mut(), 0usize);
+    // SAFETY: key pointer/length of a live String, out-pointers to locals.
+    match unsafe { proxy_get_property(key.as_ptr(), key.len(), &mut data, &mut size) } {
+        OK => Some(take(data, size)),
+        _ => None,
     }
 }
 

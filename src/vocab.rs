@@ -10,6 +10,10 @@
 /// The first segment of every stat name.
 pub const NAMESPACE: &str = "darklaunch";
 
+/// Process-wide gauge: 1 while the plugin runs without the configuration
+/// it was last given, because that one is invalid (`keep_last_good`).
+pub const CONFIG_INVALID: &str = "darklaunch.config_invalid";
+
 /// `darklaunch.<launch>.<stat>`.
 pub fn stat_name(launch: &str, stat: &str) -> String {
     format!("{NAMESPACE}.{launch}.{stat}")
@@ -62,13 +66,14 @@ names! {
         Noise = "noise",
         InFlight = "in_flight",
         BreakerOpen = "breaker_open",
+        Expired = "expired",
     }
 }
 
 impl Scalar {
     pub fn kind(self) -> MetricKind {
         match self {
-            Scalar::InFlight | Scalar::BreakerOpen => MetricKind::Gauge,
+            Scalar::InFlight | Scalar::BreakerOpen | Scalar::Expired => MetricKind::Gauge,
             _ => MetricKind::Counter,
         }
     }
@@ -127,6 +132,7 @@ impl Family {
 names! {
     /// Why a matched request was not shadowed (`skipped.R`).
     SkipReason {
+        Expired = "expired",
         SampledOut = "sampled_out",
         FlagOff = "flag_off",
         UserNever = "user_never",
@@ -137,6 +143,7 @@ names! {
         RateLimited = "rate_limited",
         InFlight = "in_flight",
         BreakerOpen = "breaker_open",
+        UnknownCluster = "unknown_cluster",
         DispatchFailed = "dispatch_failed",
     }
 }

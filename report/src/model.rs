@@ -57,6 +57,8 @@ pub struct LaunchCounters {
     pub noise: u64,
     pub in_flight: u64,
     pub breaker_open: u64,
+    /// Envoys (workers) reporting the launch past its `expires`.
+    pub expired: u64,
     pub skipped: BTreeMap<String, u64>,
     pub dark_response: BTreeMap<String, u64>,
     pub primary_response: BTreeMap<String, u64>,
@@ -79,6 +81,7 @@ impl LaunchCounters {
             Scalar::Noise => self.noise,
             Scalar::InFlight => self.in_flight,
             Scalar::BreakerOpen => self.breaker_open,
+            Scalar::Expired => self.expired,
         }
     }
 
@@ -110,6 +113,7 @@ impl LaunchCounters {
             Scalar::Noise => &mut self.noise,
             Scalar::InFlight => &mut self.in_flight,
             Scalar::BreakerOpen => &mut self.breaker_open,
+            Scalar::Expired => &mut self.expired,
         }
     }
 

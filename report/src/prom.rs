@@ -203,7 +203,7 @@ mod tests {
     #[test]
     fn query_text() {
         let q = queries(&Options::default());
-        assert_eq!(q.len(), 8 + 6 + 6);
+        assert_eq!(q.len(), 9 + 6 + 6);
         let texts: Vec<&str> = q.iter().map(|(_, t)| t.as_str()).collect();
         assert!(texts.contains(&"sum by (launch) (darklaunch_compared)"));
         assert!(texts.contains(&"sum by (launch, reason) (darklaunch_skipped)"));

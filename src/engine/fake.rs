@@ -19,13 +19,12 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::rc::Rc;
 
-use super::{Engine, Stream};
+use super::{Engine, InvalidConfig, Stream};
 use crate::headermap;
-use crate::host::{Body, Call, Host, HostError, Level, Headers, SetResult};
+use crate::host::{Body, Call, Headers, Host, HostError, Level, SetResult, BAD_ARGUMENT};
 use crate::vocab::MetricKind;
 
-/// Statuses the fake answers with (proxy-wasm numbering).
-const BAD_ARGUMENT: u32 = 2;
+/// A status the fake answers with (proxy-wasm numbering).
 const NOT_FOUND: u32 = 1;
 
 /// What all workers of one process share.
@@ -352,7 +351,7 @@ impl Worker {
             })),
         };
         let mut engine = Engine::new(host.clone());
-        if let Err(e) = engine.configure(config.as_bytes()) {
+        if let Err(e) = engine.configure(config.as_bytes(), InvalidConfig::Refuse, "test") {
             panic!("test configuration refused: {e}");
         }
         Worker { engine, host }

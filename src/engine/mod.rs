@@ -27,6 +27,7 @@
 //!    normally, and **teardown** ([`Engine::teardown`]) every pair still
 //!    pending, so each pair is counted exactly once.
 
+mod configure;
 mod metrics;
 mod stream;
 
@@ -42,16 +43,19 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::rc::Rc;
 
 use crate::compare::BodyMode;
-use crate::config::{self, Config, Launch};
+use crate::config::{Config, Launch};
 use crate::fields::FieldCounters;
 use crate::headermap;
-use crate::host::{Body, Call, Host, Level, Headers};
+use crate::host::{Body, Call, Headers, Host, HostError, Level, BAD_ARGUMENT};
 use crate::limits::{Admit, SharedBreaker, SharedBucket};
 use crate::noise::{Class, NoiseModel};
 use crate::outcome::{self, Captured, DarkAnswer};
 use crate::shadow::{LogLimiter, MismatchLog};
 use crate::vocab::{Histogram, Scalar, SkipReason};
 
+#[cfg(any(test, feature = "fuzzing"))]
+pub use configure::Configured;
+pub use configure::InvalidConfig;
 use metrics::LaunchStats;
 pub use stream::Stream;
 
@@ -61,6 +65,10 @@ const SWEEP_GRACE_MS: u64 = 5_000;
 const PRIMARY_WAIT_MS: u64 = 60_000;
 /// Learned-noise pointers announced in the log, per launch and worker.
 const MAX_ANNOUNCED: usize = 256;
+/// How often a worker repeats that a launch has expired.
+const EXPIRED_LOG_MS: u64 = 3_600_000;
+/// How often the process repeats that a dark cluster does not exist.
+const UNKNOWN_CLUSTER_LOG_MS: u64 = 60_000;
 
 type PairId = u64;
 
@@ -86,6 +94,10 @@ struct LaunchState {
     fields: RefCell<FieldCounters>,
     /// Pointers already announced as learned noise in the log.
     announced_noise: RefCell<HashSet<String>>,
+    /// The `expired` gauge as this worker last recorded it, and when it
+    /// last said so in the log.
+    expired: Cell<bool>,
+    expiry_logged_ms: Cell<Option<u64>>,
 }
 
 impl LaunchState {
@@ -105,9 +117,41 @@ impl LaunchState {
             pending: Cell::new(0),
             noise: RefCell::new(NoiseModel::default()),
             announced_noise: RefCell::new(HashSet::new()),
+            expired: Cell::new(false),
+            expiry_logged_ms: Cell::new(None),
             stats,
             cfg,
         })
+    }
+
+    /// Past its `expires`: the launch no longer shadows.
+    fn expired(&self, now: u64) -> bool {
+        self.cfg.expires_ms.is_some_and(|t| now >= t)
+    }
+
+    /// Record the `expired` gauge when it changes, and say in the log once
+    /// an hour that an expired launch is still configured.
+    fn check_expiry<H: Host>(&self, host: &H, now: u64) {
+        let expired = self.expired(now);
+        if expired != self.expired.replace(expired) {
+            host.record(self.stats.scalar(Scalar::Expired), u64::from(expired));
+        }
+        let due = self
+            .expiry_logged_ms
+            .get()
+            .is_none_or(|t| now.saturating_sub(t) >= EXPIRED_LOG_MS);
+        if expired && due {
+            self.expiry_logged_ms.set(Some(now));
+            let at = configure::rfc3339(self.cfg.expires_ms.unwrap_or(0));
+            host.log(
+                Level::Warn,
+                &format!(
+                    "darklaunch: launch '{}' expired at {at}: it no longer shadows; remove it \
+                     from the configuration",
+                    self.cfg.name
+                ),
+            );
+        }
     }
 
     /// May a call of `role` leave now? The one admission order: the
@@ -218,6 +262,10 @@ pub struct Engine<H: Host> {
     /// The doorbell was rung and has not been answered yet: jobs queued
     /// meanwhile need no second ring.
     doorbell_rung: bool,
+    /// The plugin's name, which keys its shared configuration state.
+    plugin: String,
+    /// The error of the invalid configuration the plugin runs without.
+    invalid: Option<String>,
 }
 
 impl<H: Host> Engine<H> {
@@ -231,24 +279,13 @@ impl<H: Host> Engine<H> {
             next_pair: 0,
             log_limiter: LogLimiter::default(),
             doorbell_rung: false,
+            plugin: String::new(),
+            invalid: None,
         }
     }
 
     pub fn host(&self) -> &H {
         &self.host
-    }
-
-    /// Parse, validate and compile a plugin configuration and run it from
-    /// now on; streams and pairs already started keep theirs. Err names the
-    /// JSON path of a bad field.
-    pub fn configure(&mut self, bytes: &[u8]) -> Result<(), String> {
-        let mut cfg = config::parse(bytes).map_err(|e| format!("invalid configuration: {e}"))?;
-        let launches = std::mem::take(&mut cfg.launches)
-            .into_iter()
-            .map(|l| LaunchState::new(&self.host, l).map(Rc::new))
-            .collect::<Result<Vec<_>, _>>()?;
-        self.rt = Some(Rc::new(Runtime { cfg, launches }));
-        Ok(())
     }
 
     /// The state of a new HTTP stream, under the current configuration.
@@ -308,17 +345,21 @@ impl<H: Host> Engine<H> {
     }
 
     /// The periodic tick: send what a lost ring left queued, expire pairs
-    /// that can no longer finish, write batched breaker results.
+    /// that can no longer finish, write batched breaker results, and keep
+    /// the log and gauges of expired launches and of an invalid
+    /// configuration current.
     pub fn tick(&mut self) {
         self.doorbell_rung = false;
         self.dispatch_jobs();
         self.sweep();
+        let now = self.host.now_ms();
         if let Some(rt) = &self.rt {
-            let now = self.host.now_ms();
             for l in &rt.launches {
                 l.breaker.flush_due(&self.host, now);
+                l.check_expiry(&self.host, now);
             }
         }
+        self.log_invalid(now);
     }
 
     /// The answer to call `token` is in (the host's call response buffers
@@ -420,6 +461,21 @@ impl<H: Host> Engine<H> {
                 at_ms: now,
                 trial,
             }),
+            // The host's answer for a cluster it does not know.
+            Err(HostError(BAD_ARGUMENT)) => {
+                self.log_every(
+                    &format!("cluster.{}.{cluster}", self.plugin),
+                    UNKNOWN_CLUSTER_LOG_MS,
+                    now,
+                    Level::Warn,
+                    &format!(
+                        "darklaunch: launch '{}': Envoy has no cluster '{cluster}': no shadow \
+                         call can leave (skipped.unknown_cluster)",
+                        l.cfg.name
+                    ),
+                );
+                Err(SkipReason::UnknownCluster)
+            }
             Err(e) => {
                 self.host.log(
                     Level::Debug,

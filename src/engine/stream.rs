@@ -127,12 +127,17 @@ impl<H: Host> Engine<H> {
             headers: &headers,
         };
         let flag = decision::read_flag(&rt.cfg, &view);
+        let now = self.host.now_ms();
         let mut candidates = Vec::new();
         for l in &rt.launches {
             if !decision::matches(&l.cfg, &view) {
                 continue;
             }
             self.count(l, Scalar::Matched);
+            if l.expired(now) {
+                self.host.increment(l.stats.skipped(SkipReason::Expired), 1);
+                continue;
+            }
             let random = &mut || self.host.random_u32();
             match decision::decide(&rt.cfg, &l.cfg, &view, &flag, random) {
                 Decision::Skip(r) => self.host.increment(l.stats.skipped(r), 1),
@@ -163,7 +168,7 @@ impl<H: Host> Engine<H> {
             candidates,
             headers,
             info,
-            started_ms: self.host.now_ms(),
+            started_ms: now,
             body: StreamedBody::new(body_cap),
             finished: false,
         });

@@ -5,6 +5,7 @@ use proptest::prelude::*;
 
 use super::fake::{Answer, Process, Worker};
 use super::sim::{self, Op};
+use super::{Configured, InvalidConfig};
 use crate::host::{Body, Level};
 
 const NOW: u64 = 1_700_000_000_000;
@@ -31,6 +32,14 @@ fn stats(p: &Process) -> Vec<(String, i64)> {
     p.launch_stats("l")
         .into_iter()
         .filter(|(_, v)| *v != 0)
+        .collect()
+}
+
+/// The mismatch log lines so far.
+fn mismatch_lines(p: &Process) -> Vec<String> {
+    p.logs(Level::Info)
+        .into_iter()
+        .filter(|l| l.starts_with("darklaunch mismatch "))
         .collect()
 }
 
@@ -116,7 +125,7 @@ fn primary_first_then_dark_mismatch_counts_fields_kinds_and_logs() {
             ("shadowed", 1),
         ],
     );
-    let logs = p.logs(Level::Info);
+    let logs = mismatch_lines(&p);
     assert_eq!(logs.len(), 1);
     let line: serde_json::Value =
         serde_json::from_str(logs[0].strip_prefix("darklaunch mismatch ").unwrap()).unwrap();
@@ -266,15 +275,34 @@ fn a_request_that_never_ends_counts_dispatch_failed() {
 }
 
 #[test]
-fn unknown_cluster_counts_dispatch_failed_and_logs_at_debug() {
+fn unknown_cluster_counts_and_warns_once_a_minute() {
     let p = Process::new(NOW, &[]);
     let mut w = Worker::new(&p, 1, &config(""));
     let mut s = w.get("/a", &[]);
     w.doorbell();
     w.respond_json(&mut s, 200, "{}");
     w.done(&mut s);
-    expect(&p, &[("matched", 1), ("skipped.dispatch_failed", 1)]);
-    assert!(p.logs(Level::Debug)[0].contains("dispatch to cluster 'dark' failed"));
+    expect(&p, &[("matched", 1), ("skipped.unknown_cluster", 1)]);
+    let warn = p.logs(Level::Warn);
+    assert_eq!(
+        warn,
+        ["darklaunch: launch 'l': Envoy has no cluster 'dark': no shadow call can leave \
+          (skipped.unknown_cluster)"]
+    );
+    // Once a minute for the whole process, whatever the traffic.
+    let mut w2 = Worker::new(&p, 2, &config(""));
+    for w in [&mut w, &mut w2] {
+        let mut s = w.get("/a", &[]);
+        w.doorbell();
+        w.done(&mut s);
+    }
+    assert_eq!(p.logs(Level::Warn).len(), 1);
+    p.advance(60_000);
+    let mut s = w2.get("/a", &[]);
+    w2.doorbell();
+    w2.done(&mut s);
+    assert_eq!(p.logs(Level::Warn).len(), 2);
+    assert_eq!(p.stat("darklaunch.l.skipped.unknown_cluster"), 4);
 }
 
 #[test]
@@ -470,7 +498,7 @@ fn mismatch_log_is_rate_limited() {
         w.done(&mut s);
     }
     assert_eq!(p.stat("darklaunch.l.mismatch"), 4);
-    assert_eq!(p.logs(Level::Info).len(), 2);
+    assert_eq!(mismatch_lines(&p).len(), 2);
 }
 
 #[test]
@@ -478,7 +506,11 @@ fn streams_keep_the_configuration_they_started_under() {
     let (p, mut w) = worker("");
     let mut s = w.get("/a", &[]);
     w.engine
-        .configure(br#"{"launches":[{"name":"m","dark_cluster":"dark","sample":{"percent":100}}]}"#)
+        .configure(
+            br#"{"launches":[{"name":"m","dark_cluster":"dark","sample":{"percent":100}}]}"#,
+            InvalidConfig::Refuse,
+            "test",
+        )
         .unwrap();
     w.doorbell();
     let call = w.outstanding().remove(0);
@@ -488,7 +520,8 @@ fn streams_keep_the_configuration_they_started_under() {
     assert_eq!(p.stat("darklaunch.l.compared"), 1);
     let _t = w.get("/a", &[]);
     assert_eq!(p.stat("darklaunch.m.matched"), 1);
-    assert!(w.engine.configure(b"{}").unwrap_err().contains("launches"));
+    let e = w.engine.configure(b"{}", InvalidConfig::Refuse, "test");
+    assert!(e.unwrap_err().contains("launches"));
 }
 
 #[test]
@@ -528,4 +561,170 @@ proptest! {
     fn every_interleaving_counts_each_pair_once(ops in proptest::collection::vec(op(), 0..120)) {
         sim::run(&ops);
     }
+}
+
+// ---------------------------------------------------------------------------
+// Configuration delivery and expiry
+
+const GOOD: &str = r#"{"launches":[{"name":"l","dark_cluster":"dark","sample":{"percent":5}}]}"#;
+const BAD: &str = r#"{"launches":[{"name":"l","dark_cluster":"dark","sample":{"percent":500}}]}"#;
+
+fn bare_worker(p: &Process, seed: u64) -> Worker {
+    let host = super::fake::FakeHost {
+        process: p.clone(),
+        worker: Default::default(),
+    };
+    let _ = seed;
+    Worker {
+        engine: super::Engine::new(host.clone()),
+        host,
+    }
+}
+
+#[test]
+fn invalid_config_policy_comes_from_the_environment() {
+    assert_eq!(InvalidConfig::from_env(None), Ok(InvalidConfig::Refuse));
+    assert_eq!(InvalidConfig::from_env(Some("refuse")), Ok(InvalidConfig::Refuse));
+    assert_eq!(
+        InvalidConfig::from_env(Some(" keep_last_good ")),
+        Ok(InvalidConfig::KeepLastGood)
+    );
+    let e = InvalidConfig::from_env(Some("keep-last-good")).unwrap_err();
+    assert_eq!(
+        e,
+        r#"DARKLAUNCH_INVALID_CONFIG="keep-last-good": must be refuse or keep_last_good"#
+    );
+}
+
+#[test]
+fn refuse_rejects_an_invalid_configuration_with_its_path() {
+    let p = Process::new(NOW, &["dark"]);
+    let mut w = bare_worker(&p, 1);
+    let e = w
+        .engine
+        .configure(BAD.as_bytes(), InvalidConfig::Refuse, "dl")
+        .unwrap_err();
+    assert_eq!(
+        e,
+        "invalid configuration: launches[0].sample.percent: must be between 0 and 100"
+    );
+}
+
+#[test]
+fn keep_last_good_passes_through_until_a_valid_config_then_keeps_it() {
+    let p = Process::new(NOW, &["dark"]);
+    let keep = InvalidConfig::KeepLastGood;
+    let mut w = bare_worker(&p, 1);
+    // No valid configuration yet: pass everything through, gauge up, error logged.
+    let got = w.engine.configure(BAD.as_bytes(), keep, "dl");
+    assert_eq!(got, Ok(Configured::PassThrough));
+    assert_eq!(p.stat("darklaunch.config_invalid"), 1);
+    let mut s = w.get("/a", &[("x-dark-launch", "on")]);
+    w.respond_json(&mut s, 200, "{}");
+    w.done(&mut s);
+    w.doorbell();
+    assert!(w.sent().is_empty());
+    assert_eq!(p.stat("darklaunch.l.matched"), 0);
+    let errors = p.logs(Level::Error);
+    assert_eq!(
+        errors,
+        ["darklaunch: invalid configuration: launches[0].sample.percent: must be between 0 \
+          and 100; running no configuration: every request passes through untouched \
+          (DARKLAUNCH_INVALID_CONFIG=keep_last_good)"]
+    );
+    assert!(p
+        .logs(Level::Info)
+        .contains(&"darklaunch: no valid configuration yet: every request passes through untouched".to_string()));
+    // A valid configuration: runs, gauge down, the launches listed once.
+    assert_eq!(w.engine.configure(GOOD.as_bytes(), keep, "dl"), Ok(Configured::Valid));
+    assert_eq!(p.stat("darklaunch.config_invalid"), 0);
+    let listed = "darklaunch: configured 1 launches: l (dark cluster dark, 5%)";
+    assert_eq!(p.logs(Level::Info).last().map(String::as_str), Some(listed));
+    // Another worker of the process gets the same one: not listed again.
+    let mut w2 = bare_worker(&p, 2);
+    assert_eq!(w2.engine.configure(GOOD.as_bytes(), keep, "dl"), Ok(Configured::Valid));
+    assert_eq!(p.logs(Level::Info).iter().filter(|l| *l == listed).count(), 1);
+    // An invalid update: the last valid configuration keeps running.
+    let mut w3 = bare_worker(&p, 3);
+    assert_eq!(w3.engine.configure(BAD.as_bytes(), keep, "dl"), Ok(Configured::LastGood));
+    assert_eq!(p.stat("darklaunch.config_invalid"), 1);
+    let mut s = w3.get("/a", &[("x-dark-launch", "on")]);
+    w3.doorbell();
+    assert_eq!(w3.outstanding().len(), 1);
+    w3.done(&mut s);
+    // The error is not repeated within the minute, whichever worker; after
+    // it, on tick.
+    assert_eq!(p.logs(Level::Error).len(), 1, "{:?}", p.logs(Level::Error));
+    w3.tick();
+    assert_eq!(p.logs(Level::Error).len(), 1);
+    p.advance(60_000);
+    w3.tick();
+    assert_eq!(p.logs(Level::Error).len(), 2);
+    assert!(p.logs(Level::Error)[1].contains("running the last valid configuration"));
+    // Another plugin's last good configuration is its own.
+    let mut other = bare_worker(&p, 4);
+    let got = other.engine.configure(BAD.as_bytes(), keep, "other");
+    assert_eq!(got, Ok(Configured::PassThrough));
+}
+
+#[test]
+fn a_configuration_that_is_not_json_text_says_what_it_must_be() {
+    let p = Process::new(NOW, &["dark"]);
+    let mut w = bare_worker(&p, 1);
+    let want = "the plugin `configuration` must be a google.protobuf.StringValue whose value is \
+                the JSON configuration";
+    let e = w.engine.configure(b"", InvalidConfig::Refuse, "dl").unwrap_err();
+    assert_eq!(e, format!("invalid configuration: the configuration is empty: {want}"));
+    // What Envoy hands over for a google.protobuf.Struct: its serialized bytes.
+    let e = w
+        .engine
+        .configure(b"\n\x1e\n\x08launches\x12\x12\x32\x10", InvalidConfig::Refuse, "dl")
+        .unwrap_err();
+    assert_eq!(
+        e,
+        format!(
+            "invalid configuration: the configuration is 16 bytes of binary data (a serialized \
+             google.protobuf.Struct or other message?): {want}"
+        )
+    );
+    let e = w
+        .engine
+        .configure(b"launches:\n  - name: x", InvalidConfig::Refuse, "dl")
+        .unwrap_err();
+    assert_eq!(
+        e,
+        format!(
+            "invalid configuration: the configuration is text that is not a JSON object (it \
+             starts with \"launches:\\n  - na\"): {want}"
+        )
+    );
+}
+
+#[test]
+fn an_expired_launch_stops_shadowing_and_says_so() {
+    let p = Process::new(NOW, &["dark"]);
+    // NOW is 2023-11-14T22:13:20Z.
+    let mut w = Worker::new(&p, 1, &config(r#","expires":"2023-11-14T22:13:21Z""#));
+    assert_eq!(p.stat("darklaunch.l.expired"), 0);
+    let mut s = w.get("/a", &[]);
+    w.doorbell();
+    assert_eq!(w.outstanding().len(), 1);
+    w.done(&mut s);
+    p.advance(1_000);
+    let mut s = w.get("/a", &[("x-dark-launch", "on")]);
+    w.doorbell();
+    w.done(&mut s);
+    assert_eq!(w.outstanding().len(), 1, "forcing does not revive it");
+    assert_eq!(p.stat("darklaunch.l.skipped.expired"), 1);
+    w.tick();
+    assert_eq!(p.stat("darklaunch.l.expired"), 1);
+    let warn = "darklaunch: launch 'l' expired at 2023-11-14T22:13:21Z: it no longer shadows; \
+                remove it from the configuration";
+    assert_eq!(p.logs(Level::Warn), [warn]);
+    p.advance(3_599_000);
+    w.tick();
+    assert_eq!(p.logs(Level::Warn).len(), 1);
+    p.advance(1_000);
+    w.tick();
+    assert_eq!(p.logs(Level::Warn).len(), 2, "once an hour per worker");
 }

@@ -95,9 +95,11 @@ def test_demo_yaml_serves_and_labels_stats(envoy_path, wasm_path, tmp_path):
         assert ("darklaunch_primary_ms_count", (L,)) in got
         assert any(n == "darklaunch_dark_ms_bucket" and lab.get("launch") == LAUNCH
                    for n, lab, _ in samples)
-        # every darklaunch series carries its launch as a label, never in the name
+        # every darklaunch series carries its launch as a label, never in the
+        # name, but the process-wide darklaunch_config_invalid
         assert all(lab.get("launch") == LAUNCH for n, lab, _ in samples
-                   if n.startswith("darklaunch_"))
+                   if n.startswith("darklaunch_") and n != "darklaunch_config_invalid")
+        assert got[("darklaunch_config_invalid", ())] == "0"
 
         logs = env.mismatch_logs()
         by_path = {m["path"]: m for m in logs}

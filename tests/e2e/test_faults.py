@@ -154,13 +154,20 @@ def test_absent_dark_cluster_beside_a_healthy_launch(upstream_factory, envoy_fac
         assert_invariants(s)
     expect(healthy, matched=12, shadowed=12, forced=6, compared=12, mismatch=0,
            dark_response__2xx=12, primary_response__2xx=12, skipped__sampled_out=0)
-    expect(absent, matched=12, shadowed=0, skipped__dispatch_failed=12, compared=0)
-    expect(also, matched=6, shadowed=0, skipped__dispatch_failed=6)
+    expect(absent, matched=12, shadowed=0, skipped__unknown_cluster=12, compared=0)
+    expect(also, matched=6, shadowed=0, skipped__unknown_cluster=6)
     assert unmatched["matched"] == 0
+    # Named where the user looks: one warning per missing cluster for the
+    # whole process (two workers), not one per request.
+    for launch_name, cluster in (("absent", "no_such_cluster"), ("also-absent", "missing_too")):
+        warning = (f"darklaunch: launch '{launch_name}': Envoy has no cluster '{cluster}': "
+                   "no shadow call can leave (skipped.unknown_cluster)")
+        lines = [ln for ln in env.log_text().splitlines() if warning in ln]
+        assert len(lines) == 1 and "[warning]" in lines[0], lines
     assert up1.count() == 12
     assert [r.header("x-darklaunch-shadow") for r in dk.requests()] == ["healthy"] * 12
     final_check(env, "healthy", "/a/final", dk)
-    assert env.launch_stats("absent")["skipped.dispatch_failed"] == 13
+    assert env.launch_stats("absent")["skipped.unknown_cluster"] == 13
 
 
 # --------------------------------------------------------------------------

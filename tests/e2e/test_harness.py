@@ -17,8 +17,9 @@ DARKLAUNCH_STATS = [
     ("shadowed", "darklaunch.shadowed", {}),
     ("forced", "darklaunch.forced", {}),
     *[(f"skipped.{r}", "darklaunch.skipped", {"reason": r}) for r in (
-        "sampled_out", "flag_off", "user_never", "loop", "upgrade", "unsafe_method",
-        "body_too_large", "rate_limited", "in_flight", "breaker_open", "dispatch_failed")],
+        "expired", "sampled_out", "flag_off", "user_never", "loop", "upgrade", "unsafe_method",
+        "body_too_large", "rate_limited", "in_flight", "breaker_open", "unknown_cluster",
+        "dispatch_failed")],
     *[(f"dark_response.{c}", "darklaunch.dark_response", {"class": c})
       for c in ("2xx", "3xx", "4xx", "5xx", "timeout", "reset")],
     *[(f"primary_response.{c}", "darklaunch.primary_response", {"class": c})
@@ -34,6 +35,7 @@ DARKLAUNCH_STATS = [
     ("dark_ms", "darklaunch.dark_ms", {}),
     ("in_flight", "darklaunch.in_flight", {}),
     ("breaker_open", "darklaunch.breaker_open", {}),
+    ("expired", "darklaunch.expired", {}),
 ]
 
 
