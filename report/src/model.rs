@@ -2,7 +2,7 @@
 //! the numbers of several Envoys combine.
 
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 pub use darklaunch::vocab::{DarkOutcome, Family, Histogram, PrimaryOutcome, Scalar};
 
@@ -181,6 +181,8 @@ impl LaunchCounters {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Snapshot {
     pub launches: BTreeMap<String, LaunchCounters>,
+    /// Prometheus only: darklaunch series without a `launch` label.
+    pub untagged: BTreeSet<String>,
 }
 
 impl Snapshot {
@@ -192,6 +194,7 @@ impl Snapshot {
         for (name, counters) in &other.launches {
             self.launch_mut(name).merge(counters);
         }
+        self.untagged.extend(other.untagged.iter().cloned());
     }
 
     /// Keeps only the named launches; a named launch that is absent is added

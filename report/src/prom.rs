@@ -59,7 +59,13 @@ pub enum Target {
     Family(Family),
     /// (histogram, quantile in percent)
     Quantile(Histogram, f64),
+    /// darklaunch series without a `launch` label: the Envoys lack the
+    /// stats tags.
+    Untagged,
 }
+
+/// The one darklaunch stat that has no launch.
+const PROCESS_WIDE: &str = "darklaunch_config_invalid";
 
 /// Every query the report makes, in order.
 pub fn queries(opts: &Options) -> Vec<(Target, String)> {
@@ -94,6 +100,16 @@ pub fn queries(opts: &Options) -> Vec<(Target, String)> {
             out.push((Target::Quantile(hist, q), promql));
         }
     }
+    let extra = match &opts.selector {
+        Some(sel) if !sel.trim().is_empty() => format!(",{}", sel.trim()),
+        _ => String::new(),
+    };
+    out.push((
+        Target::Untagged,
+        format!(
+            "count by (__name__) ({{__name__=~\"darklaunch_.+\",__name__!=\"{PROCESS_WIDE}\",launch=\"\"{extra}}})"
+        ),
+    ));
     out
 }
 
@@ -156,6 +172,14 @@ fn count(v: f64) -> u64 {
 
 /// Applies one query's samples to the snapshot.
 pub fn apply(snap: &mut Snapshot, target: Target, samples: &[Sample]) {
+    if target == Target::Untagged {
+        snap.untagged.extend(
+            samples
+                .iter()
+                .filter_map(|(l, _)| l.get("__name__").cloned()),
+        );
+        return;
+    }
     for (labels, value) in samples {
         let Some(launch) = labels.get("launch") else {
             continue;
@@ -172,6 +196,7 @@ pub fn apply(snap: &mut Snapshot, target: Target, samples: &[Sample]) {
                 let v = Some(*value).filter(|v| v.is_finite());
                 l.quantiles_mut(hist).set(q, v);
             }
+            Target::Untagged => {}
         }
     }
 }
@@ -200,10 +225,31 @@ pub fn snapshot(fetch: &dyn Fetch, base: &str, opts: &Options) -> Result<Snapsho
 mod tests {
     use super::*;
 
+    fn texts_have_untagged(q: &[(Target, String)]) -> bool {
+        q.iter().any(|(t, text)| {
+            *t == Target::Untagged
+                && text
+                    == "count by (__name__) ({__name__=~\"darklaunch_.+\",__name__!=\"darklaunch_config_invalid\",launch=\"\"})"
+        })
+    }
+
+    #[test]
+    fn untagged_series_are_collected() {
+        let mut snap = Snapshot::default();
+        let samples = vec![(
+            BTreeMap::from([("__name__".to_string(), "darklaunch_x_compared".to_string())]),
+            3.0,
+        )];
+        apply(&mut snap, Target::Untagged, &samples);
+        assert!(snap.untagged.contains("darklaunch_x_compared"));
+        assert!(snap.launches.is_empty());
+    }
+
     #[test]
     fn query_text() {
         let q = queries(&Options::default());
-        assert_eq!(q.len(), 9 + 6 + 6);
+        assert_eq!(q.len(), 9 + 6 + 6 + 1);
+        assert!(texts_have_untagged(&q));
         let texts: Vec<&str> = q.iter().map(|(_, t)| t.as_str()).collect();
         assert!(texts.contains(&"sum by (launch) (darklaunch_compared)"));
         assert!(texts.contains(&"sum by (launch, reason) (darklaunch_skipped)"));

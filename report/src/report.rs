@@ -31,6 +31,8 @@ pub struct Report {
     pub generated_at: u64,
     pub source: Source,
     pub thresholds: Thresholds,
+    /// Problems with the source itself (e.g. stats without their labels).
+    pub warnings: Vec<String>,
     pub launches: Vec<LaunchReport>,
 }
 
@@ -90,6 +92,8 @@ pub struct LaunchReport {
     pub noise_rate: Option<f64>,
     pub in_flight: u64,
     pub breaker_open: u64,
+    /// Envoys (workers) reporting the launch past its `expires`.
+    pub expired: u64,
     pub divergence: Divergence,
     pub mismatch_kinds: BTreeMap<String, u64>,
     /// Every non-zero field counter, largest first (ties by path).
@@ -141,6 +145,7 @@ pub fn launch_report(name: &str, c: &LaunchCounters, t: &Thresholds) -> LaunchRe
         noise_rate: ratio(c.noise, c.compared),
         in_flight: c.in_flight,
         breaker_open: c.breaker_open,
+        expired: c.expired,
         divergence: Divergence {
             rate: e.divergence.rate,
             low: e.divergence.low,
@@ -177,6 +182,22 @@ pub fn build(snap: &Snapshot, t: &Thresholds, source: Source, generated_at: u64)
         .map(|(name, c)| launch_report(name, c, t))
         .collect();
     let verdict = Verdict::worst(launches.iter().map(|l| l.verdict));
+    let mut warnings = Vec::new();
+    if !snap.untagged.is_empty() {
+        let names: Vec<&str> = snap.untagged.iter().take(3).map(String::as_str).collect();
+        warnings.push(format!(
+            "Prometheus has darklaunch series without a launch label ({}{}): those Envoys \
+             lack darklaunch's stats tags, so their launches cannot be read. Add the \
+             stats_config of envoy/stats_config.yaml to their bootstrap (Istio: the bootstrap \
+             override in examples/istio/telemetry.yaml).",
+            names.join(", "),
+            if snap.untagged.len() > names.len() {
+                ", …"
+            } else {
+                ""
+            }
+        ));
+    }
     Report {
         schema: SCHEMA,
         verdict,
@@ -184,6 +205,7 @@ pub fn build(snap: &Snapshot, t: &Thresholds, source: Source, generated_at: u64)
         generated_at,
         source,
         thresholds: *t,
+        warnings,
         launches,
     }
 }
@@ -278,6 +300,9 @@ pub fn table(r: &Report, top: usize) -> String {
         t.max_error_delta * 100.0,
         t.min_compared
     );
+    for w in &r.warnings {
+        let _ = writeln!(out, "WARNING: {w}");
+    }
     if r.launches.is_empty() {
         let _ = writeln!(out, "\nno darklaunch stats found");
     }
@@ -296,10 +321,10 @@ pub fn table(r: &Report, top: usize) -> String {
                 l.compared,
                 l.forced,
                 l.in_flight,
-                if l.breaker_open > 0 {
-                    "   BREAKER OPEN"
-                } else {
-                    ""
+                match (l.breaker_open > 0, l.expired > 0) {
+                    (_, true) => "   EXPIRED",
+                    (true, false) => "   BREAKER OPEN",
+                    (false, false) => "",
                 }
             ),
             None,
@@ -514,6 +539,50 @@ mod tests {
             text.contains("verdict FAIL (exit 2): 1 FAIL, 1 INCONCLUSIVE"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn the_causes_of_no_traffic_are_named() {
+        let mut snap = Snapshot::default();
+        let l = snap.launch_mut("orders-v2");
+        l.matched = 40;
+        l.skipped.insert("unknown_cluster".into(), 40);
+        let l = snap.launch_mut("old-v1");
+        l.matched = 7;
+        l.expired = 2;
+        l.skipped.insert("expired".into(), 7);
+        snap.untagged.insert("darklaunch_search_v3_compared".into());
+        snap.untagged.insert("darklaunch_search_v3_matched".into());
+        let r = build(&snap, &Thresholds::default(), source(), 0);
+        let by_name = |n: &str| r.launches.iter().find(|l| l.launch == n).unwrap();
+        let orders = by_name("orders-v2");
+        assert_eq!(orders.verdict, Verdict::Inconclusive);
+        assert!(
+            orders.reasons[0].starts_with(
+                "40 matched requests were not shadowed because Envoy has no cluster by the \
+                 launch's dark_cluster name (skipped.unknown_cluster)"
+            ),
+            "{:?}",
+            orders.reasons
+        );
+        let old = by_name("old-v1");
+        assert_eq!(old.expired, 2);
+        assert!(old.reasons[0].starts_with("the launch is past its expires time"));
+        assert_eq!(r.warnings.len(), 1);
+        assert!(r.warnings[0].starts_with(
+            "Prometheus has darklaunch series without a launch label \
+             (darklaunch_search_v3_compared, darklaunch_search_v3_matched)"
+        ));
+        assert!(r.warnings[0].contains("envoy/stats_config.yaml"));
+        let text = table(&r, 5);
+        assert!(
+            text.contains("WARNING: Prometheus has darklaunch series"),
+            "{text}"
+        );
+        assert!(text.contains("EXPIRED"), "{text}");
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["warnings"][0], r.warnings[0].as_str());
+        assert_eq!(json["launches"][0]["expired"], 2);
     }
 
     #[test]

@@ -305,6 +305,22 @@ pub fn evaluate(c: &LaunchCounters, t: &Thresholds) -> Evaluation {
         .filter(|(check, _)| shown.contains(check))
         .map(|(_, text)| text)
         .collect();
+    // Causes that explain few pairs, said before the count.
+    let unknown = c.skipped.get("unknown_cluster").copied().unwrap_or(0);
+    if unknown > 0 {
+        reasons.push(format!(
+            "{unknown} matched requests were not shadowed because Envoy has no cluster by the \
+             launch's dark_cluster name (skipped.unknown_cluster): fix dark_cluster or define \
+             the cluster"
+        ));
+    }
+    if c.expired > 0 {
+        reasons.push(
+            "the launch is past its expires time and no longer shadows (remove it, or move \
+             expires)"
+                .to_string(),
+        );
+    }
     if c.compared < t.min_compared {
         reasons.push(format!(
             "{} compared pairs, fewer than min-compared {}",

@@ -111,7 +111,7 @@ def envoy_factory(request, envoy_path, tmp_path_factory):
         listener_kwargs = None
         if lds:
             listener_kwargs = {"plugin_config": plugin_config, "failure_policy": failure_policy}
-            for key in ("wasm_path", "http2_downstream", "route_timeout"):
+            for key in ("wasm_path", "http2_downstream", "route_timeout", "upgrades", "vm_env"):
                 if key in bootstrap_kwargs:
                     listener_kwargs[key] = bootstrap_kwargs.pop(key)
             bootstrap_kwargs["lds_path"] = harness.Envoy.lds_file(workdir)

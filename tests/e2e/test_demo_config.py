@@ -95,6 +95,9 @@ def test_demo_yaml_serves_and_labels_stats(envoy_path, wasm_path, tmp_path):
         assert ("darklaunch_primary_ms_count", (L,)) in got
         assert any(n == "darklaunch_dark_ms_bucket" and lab.get("launch") == LAUNCH
                    for n, lab, _ in samples)
+        # envoy/stats_config.yaml's latency buckets (Envoy's defaults have no 2 or 20)
+        bounds = {lab.get("le") for n, lab, _ in samples if n == "darklaunch_dark_ms_bucket"}
+        assert {"2", "20", "60000"} <= bounds, bounds
         # every darklaunch series carries its launch as a label, never in the
         # name, but the process-wide darklaunch_config_invalid
         assert all(lab.get("launch") == LAUNCH for n, lab, _ in samples

@@ -318,13 +318,15 @@ def test_dockerfile_is_a_compat_wasm_image():
 
 
 def test_stats_settings_are_the_projects(vc, docs):
-    """telemetry.yaml's ConfigMap carries exactly harness.STATS_TAGS (those of
-    envoy/demo.yaml), and the live pods point at it and keep the stats."""
+    """telemetry.yaml's ConfigMap carries exactly envoy/stats_config.yaml (the
+    harness's STATS_TAGS and the latency buckets), and the live pods point at
+    it and keep the stats."""
     cm = _one(docs, "telemetry.yaml", "ConfigMap")
     # Istio mounts the ConfigMap and reads this key (ISTIO_BOOTSTRAP_OVERRIDE=
     # /etc/istio/custom-bootstrap/custom_bootstrap.json in the injection template).
     override = json.loads(cm["data"]["custom_bootstrap.json"])
-    assert override == {"stats_config": {"stats_tags": harness.STATS_TAGS}}
+    assert override == harness.stats_config()
+    assert override["stats_config"]["stats_tags"] == harness.STATS_TAGS
     for file in ("workload.yaml", "wasmplugin-file.yaml"):
         dep = _one(docs, file, "Deployment", "orders-v1")
         ann = dep["spec"]["template"]["metadata"]["annotations"]
@@ -373,6 +375,8 @@ def test_plugin_config_is_accepted_by_the_module(vc, docs, file, envoy_path, was
 def test_broken_plugin_config_is_rejected_with_its_path(vc, docs, envoy_path, wasm_path,
                                                         path, value, message):
     plugin = copy.deepcopy(_one(docs, "wasmplugin.yaml", "WasmPlugin"))
+    # The default policy (refuse), so that Envoy's validate mode fails on it.
+    plugin["spec"].pop("vmConfig")
     node = plugin["spec"]["pluginConfig"]
     for key in path[:-1]:
         node = node[key]
@@ -527,8 +531,12 @@ def test_istio_ecds_delivery_of_a_refused_config(vc, docs, envoy_path, wasm_path
     * on a proxy running a good one, the update is rejected and the previous
       configuration keeps serving and shadowing.
 
-    Hence tests/validate_config.py before applying (examples/istio/README.md)."""
-    good = _one(docs, "wasmplugin.yaml", "WasmPlugin")
+    Hence keep_last_good in the examples (test_delivery.py shows what it does
+    on the same paths), and a check before applying (examples/istio/README.md).
+    Here the example without it: the default, refuse."""
+    good = copy.deepcopy(_one(docs, "wasmplugin.yaml", "WasmPlugin"))
+    assert good["spec"].pop("vmConfig")["env"] == [
+        {"name": "DARKLAUNCH_INVALID_CONFIG", "value": "keep_last_good"}]
     bad = copy.deepcopy(good)
     bad["spec"]["pluginConfig"]["launches"][0]["sample"]["percent"] = 150
     launch = good["spec"]["pluginConfig"]["launches"][0]

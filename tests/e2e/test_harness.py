@@ -61,6 +61,13 @@ def test_demo_yaml_carries_the_harness_stats_tags():
     assert harness.stats_tags_yaml(4) in text
 
 
+def test_stats_config_snippet_is_the_harness_tags_and_demo_carries_it():
+    assert harness.stats_config()["stats_config"]["stats_tags"] == harness.STATS_TAGS
+    snippet = harness.STATS_CONFIG_YAML.read_text()
+    block = snippet[snippet.index("stats_config:"):]
+    assert block in (harness.REPO_ROOT / "envoy" / "demo.yaml").read_text()
+
+
 # ---------------------------------------------------------------- sampling model
 
 def test_murmur3_vectors():

@@ -114,7 +114,8 @@ def test_promtool_checks_the_example_config_and_rules(promtool_path):
     alerts = re.findall(r"^\s*- alert: (\S+)", (EXAMPLES / "rules.yaml").read_text(), re.M)
     assert f"SUCCESS: {len(records) + len(alerts)} rules found" in out, out
     assert set(alerts) == {"DarklaunchDivergenceHigh", "DarklaunchDarkErrorsHigh",
-                           "DarklaunchDarkSlow", "DarklaunchBreakerOpen"}
+                           "DarklaunchDarkSlow", "DarklaunchBreakerOpen",
+                           "DarklaunchConfigInvalid", "DarklaunchLaunchExpired"}
 
 
 def test_promtool_rule_unit_tests_pass(promtool_path):

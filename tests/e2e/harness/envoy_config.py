@@ -76,6 +76,14 @@ def stats_tags_yaml(indent: int = 4) -> str:
 
 
 DEMO_YAML = REPO_ROOT / "envoy" / "demo.yaml"
+STATS_CONFIG_YAML = REPO_ROOT / "envoy" / "stats_config.yaml"
+
+
+def stats_config() -> dict:
+    """envoy/stats_config.yaml, the stats settings users copy into a bootstrap."""
+    import yaml  # PyYAML, from .venv
+
+    return yaml.safe_load(STATS_CONFIG_YAML.read_text())
 DEMO_PORTS = {"admin": 9901, "listener": 10000, "v1": 8081, "v2": 8082}
 DEMO_WASM = "target/wasm32-wasip1/release/darklaunch.wasm"
 
@@ -153,13 +161,21 @@ def static_cluster(name: str, host: str, port: int, connect_timeout: str = "1s",
 
 
 def wasm_filter(plugin_config: Union[dict, str], wasm_path: Union[str, Path],
-                failure_policy: str = "FAIL_CLOSED") -> dict:
+                failure_policy: str = "FAIL_CLOSED", vm_env: Optional[dict] = None) -> dict:
     """The envoy.filters.http.wasm entry running darklaunch with ``plugin_config``.
 
     ``plugin_config`` is a dict (serialized with json.dumps) or a raw string
-    (to feed the plugin invalid JSON).
+    (to feed the plugin invalid JSON); ``vm_env``: the VM's environment
+    variables (``DARKLAUNCH_INVALID_CONFIG``).
     """
     value = plugin_config if isinstance(plugin_config, str) else json.dumps(plugin_config)
+    vm_config = {
+        "vm_id": "darklaunch",
+        "runtime": "envoy.wasm.runtime.v8",
+        "code": {"local": {"filename": str(wasm_path)}},
+    }
+    if vm_env:
+        vm_config["environment_variables"] = {"key_values": dict(vm_env)}
     return {
         "name": "envoy.filters.http.wasm",
         "typed_config": {
@@ -167,11 +183,7 @@ def wasm_filter(plugin_config: Union[dict, str], wasm_path: Union[str, Path],
             "config": {
                 "name": "darklaunch",
                 "root_id": "darklaunch",
-                "vm_config": {
-                    "vm_id": "darklaunch",
-                    "runtime": "envoy.wasm.runtime.v8",
-                    "code": {"local": {"filename": str(wasm_path)}},
-                },
+                "vm_config": vm_config,
                 "configuration": {
                     "@type": "type.googleapis.com/google.protobuf.StringValue",
                     "value": value,
@@ -192,16 +204,19 @@ def listener(listener_port: int,
              http2_downstream: bool = False,
              route_timeout: str = "30s",
              name: str = "ingress",
-             upgrades: Iterable[str] = ()) -> dict:
+             upgrades: Iterable[str] = (),
+             vm_env: Optional[dict] = None) -> dict:
     """The test listener: 127.0.0.1:listener_port, HCM stat_prefix ``ingress``,
     codec AUTO (HTTP/1.1 and h2c prior knowledge) or HTTP2 with
     ``http2_downstream``; route ``/`` -> cluster ``primary``; the darklaunch
     wasm filter when ``plugin_config`` is not None, then the router;
-    ``upgrades``: upgrade types the HCM lets through (``websocket``).
+    ``upgrades``: upgrade types the HCM lets through (``websocket``);
+    ``vm_env``: the wasm VM's environment variables.
     """
     http_filters = []
     if plugin_config is not None:
-        http_filters.append(wasm_filter(plugin_config, wasm_path or wasm_file(), failure_policy))
+        http_filters.append(wasm_filter(plugin_config, wasm_path or wasm_file(), failure_policy,
+                                        vm_env))
     http_filters.append({
         "name": "envoy.filters.http.router",
         "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"},
@@ -264,7 +279,8 @@ def bootstrap(admin_port: int, listener_port: int,
               stats_flush_interval: Optional[str] = "1s",
               stats_tags: Optional[list] = None,
               lds_path: Union[str, Path, None] = None,
-              upgrades: Iterable[str] = ()) -> dict:
+              upgrades: Iterable[str] = (),
+              vm_env: Optional[dict] = None) -> dict:
     """An Envoy bootstrap as a dict (write it with json.dumps; Envoy reads JSON as YAML).
 
     * the ``listener(...)`` above on 127.0.0.1:listener_port, route ``/`` ->
@@ -295,7 +311,7 @@ def bootstrap(admin_port: int, listener_port: int,
     if lds_path is None:
         config["static_resources"]["listeners"] = [listener(
             listener_port, plugin_config, failure_policy, wasm_path, http2_downstream,
-            route_timeout, upgrades=upgrades)]
+            route_timeout, upgrades=upgrades, vm_env=vm_env)]
     else:
         lds_path = Path(lds_path).resolve()
         config["dynamic_resources"] = {"lds_config": {

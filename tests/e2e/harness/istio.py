@@ -294,6 +294,19 @@ def istio_wasm_filter(plugin: dict, wasm_path) -> dict:
             "code": {"local": {"filename": str(wasm_path)}},
         },
     }
+    # vmConfig.env: INLINE values (the default) become key_values, HOST ones
+    # host_env_keys (pilot/pkg/model/extensions.go).
+    env = (spec.get("vmConfig") or {}).get("env") or []
+    if env:
+        inline = {e["name"]: e.get("value", "") for e in env
+                  if e.get("valueFrom", "INLINE") == "INLINE"}
+        host = [e["name"] for e in env if e.get("valueFrom") == "HOST"]
+        variables = {}
+        if inline:
+            variables["key_values"] = inline
+        if host:
+            variables["host_env_keys"] = host
+        config["vm_config"]["environment_variables"] = variables
     if spec.get("pluginConfig"):
         config["configuration"] = {"@type": STRING_VALUE,
                                    "value": istio_plugin_config_json(spec["pluginConfig"])}
