@@ -57,7 +57,7 @@ pub struct LaunchCounters {
     pub noise: u64,
     pub in_flight: u64,
     pub breaker_open: u64,
-    /// Envoys (workers) reporting the launch past its `expires`.
+    /// Envoys reporting the launch past its `expires`.
     pub expired: u64,
     pub skipped: BTreeMap<String, u64>,
     pub dark_response: BTreeMap<String, u64>,

@@ -92,7 +92,7 @@ pub struct LaunchReport {
     pub noise_rate: Option<f64>,
     pub in_flight: u64,
     pub breaker_open: u64,
-    /// Envoys (workers) reporting the launch past its `expires`.
+    /// Envoys reporting the launch past its `expires`.
     pub expired: u64,
     pub divergence: Divergence,
     pub mismatch_kinds: BTreeMap<String, u64>,

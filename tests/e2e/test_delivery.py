@@ -10,12 +10,14 @@ one, under both settings of DARKLAUNCH_INVALID_CONFIG (the VM's environment):
   everything through, and ``darklaunch.config_invalid`` is 1 meanwhile.
 
 Paths: static bootstrap, LDS update (filesystem LDS), ECDS at start and ECDS
-update (filesystem ECDS, as istiod delivers a WasmPlugin).
+update (filesystem ECDS, as istiod delivers a WasmPlugin). Also here: a
+configuration that is not a JSON string, and a launch's expiry.
 """
 
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 
@@ -219,3 +221,66 @@ def test_ecds_at_start_and_updates_with_keep_last_good(first, upstream_factory, 
         assert up1.count() == 20
     finally:
         env.stop()
+
+
+# --------------------------------------------------------------------------
+# What Envoy hands over when the configuration is not a StringValue
+
+
+def _bootstrap_with_configuration(wasm_path, configuration) -> dict:
+    cfg = harness.bootstrap(harness.free_port(), harness.free_port(), plugin_config=GOOD,
+                            wasm_path=wasm_path, clusters={"dark": None})
+    wasm = cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0][
+        "typed_config"]["http_filters"][0]["typed_config"]["config"]
+    if configuration is None:
+        del wasm["configuration"]
+    else:
+        wasm["configuration"] = configuration
+    return cfg
+
+
+def test_a_configuration_that_is_not_a_json_string_says_what_it_must_be(envoy_path, wasm_path):
+    must = ("the plugin `configuration` must be a google.protobuf.StringValue whose value is "
+            "the JSON configuration")
+    # Porting an Istio pluginConfig to plain Envoy: a Struct. Envoy hands the
+    # module the Struct's serialized bytes.
+    struct = {"@type": "type.googleapis.com/google.protobuf.Struct",
+              "value": {"launches": [{"name": "l", "dark_cluster": "dark",
+                                      "sample": {"percent": 5}}]}}
+    code, out = harness.Envoy.validate(_bootstrap_with_configuration(wasm_path, struct),
+                                       envoy_path)
+    assert code != 0
+    assert re.search(r"the configuration is \d+ bytes of binary data \(a serialized "
+                     r"google\.protobuf\.Struct or other message\?\): " + re.escape(must), out), out
+    # No configuration at all.
+    code, out = harness.Envoy.validate(_bootstrap_with_configuration(wasm_path, None), envoy_path)
+    assert code != 0
+    assert f"the configuration is empty: {must}" in out, out
+
+
+# --------------------------------------------------------------------------
+# Expiry
+
+
+def test_a_launch_stops_shadowing_at_its_expiry(upstream_factory, envoy_factory):
+    up1, up2 = primary_up(upstream_factory), upstream_factory(Reply.json(PRIMARY), "v2")
+    soon = time.time() + 3
+    expires = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(soon))
+    past = config(launch("old", expires="2020-01-01T00:00:00Z"), launch(expires=expires))
+    env = envoy_factory(past, primary=up1, clusters={"dark": up2})
+    assert_primary_answers(env, 3)
+    s = env.wait_settled("l")
+    assert s["shadowed"] == 3 and s["expired"] == 0
+    old = env.wait_settled("old")
+    assert old["matched"] == 3 and old["skipped.expired"] == 3 and old["shadowed"] == 0
+    env.wait_until(lambda: env.stat("darklaunch.old.expired") == 1, what="old expired")
+    env.wait_log(r"\[warning\].*darklaunch: launch 'old' expired at 2020-01-01T00:00:00Z: it no "
+                 r"longer shadows; remove it from the configuration")
+    # Past its time the other one stops too, whatever forces it.
+    time.sleep(max(0.0, soon - time.time()) + 0.5)
+    assert_primary_answers(env, 3, "/later")
+    s = env.wait_settled("l")
+    assert_invariants(s)
+    assert s["shadowed"] == 3 and s["skipped.expired"] == 3
+    env.wait_until(lambda: env.stat("darklaunch.l.expired") == 1, what="l expired")
+    assert up2.count() == 3 and up1.count() == 6

@@ -25,7 +25,7 @@ import harness
 from harness import Reply
 # darklaunch-report's hooks (the binary, its JSON against launch_stats()).
 from test_report import (ROOMY_LATENCY, assert_report_matches_stats, report_json,  # noqa: F401
-                         report_path, sum_stats)
+                         report_path, run_report, sum_stats)
 
 EXAMPLES = harness.REPO_ROOT / "examples" / "prometheus"
 
@@ -325,3 +325,25 @@ def test_report_judges_the_fleet_from_prometheus(report_path, upstream_factory, 
     lr = rep["launches"][0]
     assert exp["shadowed"][ORDERS] <= lr["compared"] <= 1.25 * exp["shadowed"][ORDERS], lr
     assert (code, lr["verdict"]) == (2, "FAIL")
+
+
+def test_report_warns_when_an_envoy_lacks_the_stats_tags(report_path, upstream_factory,
+                                                         envoy_factory, prometheus_factory):
+    """An Envoy whose bootstrap lacks darklaunch's stats_tags: its series are
+    darklaunch_orders_v2_shadowed and so on, without a launch label. The report
+    cannot read them, and says so instead of waiting for traffic."""
+    up1, up2 = upstream_factory(primary, "v1"), upstream_factory(dark, "v2")
+    env = envoy_factory(plugin_config(), primary=up1, clusters={"dark": up2}, stats_tags=[],
+                        name="envoy-untagged")
+    prom = prometheus_factory([env])
+    prom.wait_targets_up(1)
+    prom.wait_query('count({__name__="darklaunch_orders_v2_shadowed"})', lambda v: len(v) == 1,
+                    what="the untagged series scraped")
+    code, rep = report_json("--prometheus", prom.url)
+    assert (code, rep["verdict"], rep["launches"]) == (3, "INCONCLUSIVE", [])
+    assert len(rep["warnings"]) == 1
+    warning = rep["warnings"][0]
+    assert warning.startswith("Prometheus has darklaunch series without a launch label (darklaunch_")
+    assert "envoy/stats_config.yaml" in warning
+    proc = run_report("--prometheus", prom.url)
+    assert f"WARNING: {warning}" in proc.stdout
