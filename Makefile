@@ -101,11 +101,11 @@ unit: toolchain
 prometheus:
 	scripts/install_prometheus.sh
 
-e2e: build envoy report prometheus
+e2e: build envoy report prometheus image image-registry
 	$(PY) -m pytest -q -rfE tests/e2e
 
 # The whole end-to-end suite again against the oldest supported Envoy.
-e2e-compat: build envoy report prometheus $(VENV_COMPAT)/.envoy-$(ENVOY_COMPAT_VERSION)
+e2e-compat: build envoy report prometheus image image-registry $(VENV_COMPAT)/.envoy-$(ENVOY_COMPAT_VERSION)
 	ENVOY_BIN=$(abspath $(VENV_COMPAT))/bin/envoy $(PY) -m pytest -q -rfE tests/e2e
 
 # CI gates what the README claims: formatting and the clippy denies behind
