@@ -318,7 +318,7 @@ def test_make_image_is_reproducible(image, wasm_path, tmp_path):
     module_line = f"module  sha256:{sha256_hex(wasm_path.read_bytes())}"
     assert module_line in printed
     # what the README tells users to run and to pin
-    assert f"skopeo copy --preserve-digests oci:" in printed
+    assert "skopeo copy --preserve-digests oci:" in printed
     assert f'spec.sha256: "{digest.split(":")[1]}"' in printed
 
 
