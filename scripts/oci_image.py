@@ -19,8 +19,9 @@ The image is the "compat" variant of the Wasm image format, the one a
 What Istio's agent does with it (istio/istio pkg/wasm: imagefetcher.go, and
 cache.go for the checksum): it fetches the manifest with go-containerregistry;
 a manifest whose mediaType is not Docker's schema 2 is read as OCI and the
-"compat" reader tries first: the image must have a layer (older releases:
-exactly one) whose media type is application/vnd.oci.image.layer.v1.tar+gzip;
+"compat" reader tries first: the image must have a layer (some releases
+require exactly one, others take the last) whose media type is
+application/vnd.oci.image.layer.v1.tar+gzip;
 it gunzips and walks the tar for the first entry whose base name is
 `plugin.wasm`, and checks the bytes start with the Wasm magic number. For an
 oci:// URL the WasmPlugin's `sha256` is compared with the hex digest of the

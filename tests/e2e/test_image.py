@@ -148,8 +148,8 @@ def istio_extract(manifest: dict, get_blob) -> bytes:
     istio/istio pkg/wasm/imagefetcher.go: a manifest whose mediaType is
     Docker's schema 2 goes to extractDockerImage; any other is tried as the
     compat variant (extractOCIStandardImage) first: the layer list must not
-    be empty (releases before 1.17 required exactly one layer; later ones
-    take the last), the layer's media type must be OCI's tar+gzip; then
+    be empty (some releases require exactly one layer, others take the
+    last), the layer's media type must be OCI's tar+gzip; then
     extractWasmPluginBinary gunzips it and walks the tar to the first entry
     whose base name is plugin.wasm. cache.go then refuses a module without
     the Wasm header (isValidWasmBinary: 8 bytes at least, \\0asm).
