@@ -221,7 +221,7 @@ struct RawRequestHeaders {
     remove: Option<Vec<String>>,
     /// Headers set on the shadow request: name to value (a string without
     /// control characters), e.g. `{"x-env": "dark"}`.
-    #[cfg_attr(feature = "schema", schemars(schema_with = "schema::set_headers"))]
+    #[cfg_attr(feature = "schema", schemars(with = "Option<schema::SetHeaders>"))]
     set: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
@@ -1033,12 +1033,24 @@ mod schema {
 
     /// `validate_request_headers`'s `set`: token names, string values
     /// without control characters.
-    pub fn set_headers(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({
-            "type": ["object", "null"],
-            "propertyNames": { "pattern": TOKEN },
-            "additionalProperties": { "type": "string", "pattern": HEADER_VALUE },
-        })
+    pub struct SetHeaders;
+
+    impl schemars::JsonSchema for SetHeaders {
+        fn inline_schema() -> bool {
+            true
+        }
+
+        fn schema_name() -> std::borrow::Cow<'static, str> {
+            "SetHeaders".into()
+        }
+
+        fn json_schema(_: &mut SchemaGenerator) -> Schema {
+            json_schema!({
+                "type": "object",
+                "propertyNames": { "pattern": TOKEN },
+                "additionalProperties": { "type": "string", "pattern": HEADER_VALUE },
+            })
+        }
     }
 
     /// The generated schema made stable and readable: every object's keys
