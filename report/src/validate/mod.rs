@@ -195,8 +195,13 @@ pub fn check(c: &Candidate) -> Verdict {
         Err(e) => Verdict {
             error: Some(Finding {
                 line: line_of(&e.path),
+                // serde's position is in the JSON rendered from the YAML,
+                // which the user never sees: the line above replaces it.
+                message: match tree {
+                    Some(_) => without_json_position(&e.message).to_string(),
+                    None => e.message,
+                },
                 path: e.path,
-                message: e.message,
             }),
             warnings: Vec::new(),
             launches: 0,
@@ -214,6 +219,20 @@ pub fn check(c: &Candidate) -> Verdict {
             launches: summary.launches.len(),
         },
     }
+}
+
+/// `message` without serde_json's trailing ` at line L column C`.
+fn without_json_position(message: &str) -> &str {
+    if let Some(i) = message.rfind(" at line ") {
+        let tail = message.get(i + " at line ".len()..).unwrap_or_default();
+        if let Some((l, c)) = tail.split_once(" column ") {
+            let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+            if digits(l) && digits(c) {
+                return message.get(..i).unwrap_or(message);
+            }
+        }
+    }
+    message
 }
 
 const SAFE_METHODS: [&str; 4] = ["GET", "HEAD", "OPTIONS", "TRACE"];
@@ -429,6 +448,19 @@ mod tests {
     }
 
     const GOOD: &str = r#"{"launches":[{"name":"a","dark_cluster":"c","sample":{"percent":5}}]}"#;
+
+    #[test]
+    fn json_positions_dropped() {
+        assert_eq!(
+            without_json_position("unknown field `x` at line 1 column 34"),
+            "unknown field `x`"
+        );
+        assert_eq!(without_json_position("at line 2"), "at line 2");
+        assert_eq!(
+            without_json_position("x at line 1 column y"),
+            "x at line 1 column y"
+        );
+    }
 
     #[test]
     fn arguments() {

@@ -336,7 +336,10 @@ fn wasm_filter(at: &Node, config: Option<&Node>, ctx: &Context) -> Candidate {
         .and_then(|c| c.get_str("name"))
         .filter(|n| !n.is_empty())
     {
-        ctx = ctx.with(format!("plugin {name}"));
+        // ECDS names the extension config and the plugin alike.
+        if !ctx.labels.iter().any(|l| l.ends_with(&format!(" {name}"))) {
+            ctx = ctx.with(format!("plugin {name}"));
+        }
     }
     if ctx.labels.is_empty() {
         ctx = ctx.with("Wasm filter".into());
