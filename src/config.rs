@@ -42,108 +42,274 @@ pub const MAX_BODY_LIMIT: u64 = 16 * 1024 * 1024;
 
 // ---------------------------------------------------------------------------
 // Raw shape, exactly as users write it.
+//
+// With the `schema` feature (darklaunch-report only, never the module) these
+// types also derive the JSON Schema of schema/darklaunch.schema.json: the doc
+// comments become its descriptions, `deny_unknown_fields` its
+// `additionalProperties: false`, and the `schemars(...)` attributes the
+// bounds and patterns of the rules in `validate` below that JSON Schema can
+// state. The patterns live in `schema` at the end of this file, next to the
+// checks they mirror.
 
+/// A darklaunch plugin configuration: the JSON the filter receives as its
+/// plugin `configuration` (a google.protobuf.StringValue in Envoy, the
+/// `pluginConfig` of an Istio WasmPlugin).
 #[derive(Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(title = "darklaunch plugin configuration"))]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
+    /// One entry per dark launch, 1 to 32, with unique names. A request can
+    /// match several launches; each gets its own shadow call.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = MAX_LAUNCHES)))]
     launches: Vec<RawLaunch>,
+    /// Client header (default `x-dark-launch`): `off` suppresses every
+    /// launch, `on` forces every matching launch, a launch name forces that
+    /// launch (case-insensitive). Must differ from `shadow_header`.
+    #[cfg_attr(feature = "schema", schemars(regex(pattern = schema::TOKEN)))]
     flag_header: Option<String>,
+    /// Header set on every shadow request, valued with the launch name
+    /// (default `x-darklaunch-shadow`); a request carrying it is never
+    /// shadowed (loop prevention).
+    #[cfg_attr(feature = "schema", schemars(regex(pattern = schema::TOKEN)))]
     shadow_header: Option<String>,
+    /// Mismatch log lines per minute per worker (default 60); 0 disables them.
     mismatch_log_per_minute: Option<u32>,
 }
 
+/// One dark launch: which requests are copied to which cluster, and how the
+/// answers are compared.
 #[derive(Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(rename = "Launch"))]
 #[serde(deny_unknown_fields)]
 struct RawLaunch {
+    /// Unique name of the launch, `^[a-z0-9][a-z0-9_-]{0,63}$`; appears in
+    /// stats and logs.
+    #[cfg_attr(feature = "schema", schemars(regex(pattern = schema::LAUNCH_NAME)))]
     name: String,
+    /// Envoy cluster receiving the shadow calls (not blank).
+    #[cfg_attr(feature = "schema", schemars(regex(pattern = schema::NOT_BLANK)))]
     dark_cluster: String,
+    /// `:authority` of the shadow request. Default: the primary's host with
+    /// `-shadow` appended (`api:8080` becomes `api-shadow:8080`).
+    #[cfg_attr(feature = "schema", schemars(regex(pattern = schema::AUTHORITY)))]
     dark_authority: Option<String>,
+    /// Which requests the launch applies to; absent, every request.
     #[serde(rename = "match")]
     matcher: Option<RawMatch>,
+    /// Which share of the matching requests is shadowed.
     sample: RawSample,
+    /// Users always or never shadowed, identified by a key source.
     users: Option<RawUsers>,
+    /// When false (the default) only GET, HEAD, OPTIONS and TRACE are
+    /// shadowed. Set true only when the dark side has dark dependencies or
+    /// treats shadow requests (they carry `shadow_header`) as rehearsals.
     unsafe_methods: Option<bool>,
+    /// Shadow call timeout in milliseconds, 1 to 60000 (default 1000).
+    #[cfg_attr(feature = "schema", schemars(range(min = 1, max = 60_000)))]
     timeout_ms: Option<u64>,
+    /// At most 16 MiB (default 65536): a larger request body is not
+    /// shadowed, a larger response body is not compared.
+    #[cfg_attr(feature = "schema", schemars(range(min = 0, max = MAX_BODY_LIMIT)))]
     max_body_bytes: Option<u64>,
+    /// Header edits applied to the shadow copy (hop-by-hop headers are always
+    /// dropped).
     request_headers: Option<RawRequestHeaders>,
+    /// Bounds on the shadow calls of the launch.
     limits: Option<RawLimits>,
+    /// Circuit breaker on dark failures (timeouts, resets, 5xx), one per
+    /// launch for the whole Envoy process.
     breaker: Option<RawBreaker>,
+    /// What is compared between the primary and the dark answers.
     compare: Option<RawCompare>,
+    /// A/A noise cancellation: a share of the shadowed requests also goes to
+    /// a second instance of the primary version, to learn which fields
+    /// differ between any two answers.
     noise: Option<RawNoise>,
+    /// When the launch stops shadowing: an RFC 3339 UTC time such as
+    /// `2026-12-31T23:59:59Z`.
+    #[cfg_attr(feature = "schema", schemars(regex(pattern = schema::UTC_TIME)))]
     expires: Option<String>,
 }
 
+/// Request matching; every given rule must hold. At most one of
+/// `path_prefix`, `path_exact` and `path_template`.
 #[derive(Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(
+    feature = "schema",
+    schemars(rename = "Match", transform = schema::at_most_one_path)
+)]
 #[serde(deny_unknown_fields)]
 struct RawMatch {
+    /// Path prefix, starting with `/`; the query string is ignored.
+    #[cfg_attr(feature = "schema", schemars(regex(pattern = schema::PATH)))]
     path_prefix: Option<String>,
+    /// Exact path, starting with `/`; the query string is ignored.
+    #[cfg_attr(feature = "schema", schemars(regex(pattern = schema::PATH)))]
     path_exact: Option<String>,
+    /// Path template such as `/users/{id}/orders`: each `{name}` (letters,
+    /// digits, `_`; each name once) is one whole segment.
+    #[cfg_attr(feature = "schema", schemars(regex(pattern = schema::PATH_TEMPLATE)))]
     path_template: Option<String>,
+    /// Upper-case method names such as `GET`; absent, any method.
+    #[cfg_attr(feature = "schema", schemars(inner(regex(pattern = schema::METHOD))))]
     methods: Option<Vec<String>>,
+    /// Request headers that must all match.
     headers: Option<Vec<RawHeaderMatch>>,
 }
 
+/// A request header rule: exactly one of `exact` and `present`.
 #[derive(Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(
+    feature = "schema",
+    schemars(rename = "HeaderMatch", transform = schema::exact_or_present)
+)]
 #[serde(deny_unknown_fields)]
 struct RawHeaderMatch {
+    /// Header name (case-insensitive).
+    #[cfg_attr(feature = "schema", schemars(regex(pattern = schema::TOKEN)))]
     name: String,
+    /// The header's value must be exactly this.
     exact: Option<String>,
+    /// true: the header must be present; false: it must be absent.
     present: Option<bool>,
 }
 
+/// Sampling of the matching requests.
 #[derive(Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(rename = "Sample"))]
 #[serde(deny_unknown_fields)]
 struct RawSample {
+    /// Share of the matching requests shadowed, 0 to 100 (fractions allowed).
+    #[cfg_attr(feature = "schema", schemars(range(min = 0, max = 100)))]
     percent: f64,
+    /// Key sources (`header:NAME`, `cookie:NAME`, `query:NAME`); the first
+    /// present decides, so that the same user always gets the same decision
+    /// (murmur3, as flagd's `fractional`). None present: random.
+    #[cfg_attr(feature = "schema", schemars(inner(regex(pattern = schema::KEY_SOURCE))))]
     sticky_key: Option<Vec<String>>,
 }
 
+/// Users always or never shadowed.
 #[derive(Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(rename = "Users"))]
 #[serde(deny_unknown_fields)]
 struct RawUsers {
+    /// Where the user id is read: `header:NAME`, `cookie:NAME` or `query:NAME`.
+    #[cfg_attr(feature = "schema", schemars(regex(pattern = schema::KEY_SOURCE)))]
     key: String,
+    /// User ids shadowed whenever the request matches (still subject to
+    /// method safety, body size and limits).
     always: Option<Vec<String>>,
+    /// User ids never shadowed.
     never: Option<Vec<String>>,
 }
 
+/// Header edits on the shadow request.
 #[derive(Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(rename = "RequestHeaders"))]
 #[serde(deny_unknown_fields)]
 struct RawRequestHeaders {
+    /// Header names removed from the shadow request (e.g. credentials).
+    #[cfg_attr(feature = "schema", schemars(inner(regex(pattern = schema::TOKEN))))]
     remove: Option<Vec<String>>,
+    /// Headers set on the shadow request: name to value (a string without
+    /// control characters), e.g. `{"x-env": "dark"}`.
+    #[cfg_attr(feature = "schema", schemars(with = "Option<schema::SetHeaders>"))]
     set: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
+/// Bounds on the shadow calls of a launch.
 #[derive(Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(rename = "Limits"))]
 #[serde(deny_unknown_fields)]
 struct RawLimits {
+    /// Shadow calls per second for the launch across the whole Envoy
+    /// process (burst: one second's worth); 0, the default, is no limit.
+    #[cfg_attr(feature = "schema", schemars(range(min = 0)))]
     max_rps: Option<f64>,
+    /// Shadowed pairs of the launch pending at once, per worker (default 100).
+    #[cfg_attr(feature = "schema", schemars(range(min = 1)))]
     max_in_flight: Option<u32>,
 }
 
+/// The launch's circuit breaker: when within `window_s` at least
+/// `min_calls` dark calls finished and the failure ratio reached
+/// `failure_ratio`, the launch stops shadowing for `open_s`, then one trial
+/// call decides.
 #[derive(Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(rename = "Breaker"))]
 #[serde(deny_unknown_fields)]
 struct RawBreaker {
+    /// Greater than 0 and at most 1 (default 0.5).
+    #[cfg_attr(
+        feature = "schema",
+        schemars(range(max = 1), extend("exclusiveMinimum" = 0))
+    )]
     failure_ratio: Option<f64>,
+    /// At least 1 (default 20).
+    #[cfg_attr(feature = "schema", schemars(range(min = 1)))]
     min_calls: Option<u32>,
+    /// Seconds, 1 to 3600 (default 10).
+    #[cfg_attr(feature = "schema", schemars(range(min = 1, max = 3600)))]
     window_s: Option<u32>,
+    /// Seconds, 1 to 86400 (default 30).
+    #[cfg_attr(feature = "schema", schemars(range(min = 1, max = 86_400)))]
     open_s: Option<u32>,
 }
 
+/// What is compared between the primary and the dark answers.
 #[derive(Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(rename = "Compare"))]
 #[serde(deny_unknown_fields)]
 struct RawCompare {
+    /// Compare status codes (default true).
     status: Option<bool>,
+    /// Response headers compared (case-insensitive names).
+    #[cfg_attr(feature = "schema", schemars(inner(regex(pattern = schema::TOKEN))))]
     headers: Option<Vec<String>>,
+    /// `none`, `bytes`, `json`, or `auto` (the default: json when both sides
+    /// are `application/json` or `*+json`, else bytes).
+    #[cfg_attr(
+        feature = "schema",
+        schemars(extend("enum" = ["none", "bytes", "json", "auto", null]))
+    )]
     body: Option<String>,
+    /// RFC 6901 JSON pointers (`*` matches any key or index); differences at
+    /// or below them do not count.
+    #[cfg_attr(feature = "schema", schemars(inner(regex(pattern = schema::POINTER))))]
     ignore: Option<Vec<String>>,
+    /// Pointers (with `*`) of arrays compared as multisets.
+    #[cfg_attr(feature = "schema", schemars(inner(regex(pattern = schema::POINTER))))]
     unordered_arrays: Option<Vec<String>>,
+    /// Relative tolerance for numbers, at least 0 and below 1 (default 0).
+    #[cfg_attr(
+        feature = "schema",
+        schemars(range(min = 0), extend("exclusiveMaximum" = 1))
+    )]
     numeric_tolerance: Option<f64>,
 }
 
+/// A/A noise cancellation.
 #[derive(Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(rename = "Noise"))]
 #[serde(deny_unknown_fields)]
 struct RawNoise {
+    /// Envoy cluster of a second instance of the primary version (not blank).
+    #[cfg_attr(feature = "schema", schemars(regex(pattern = schema::NOT_BLANK)))]
     cluster: String,
+    /// Share of the shadowed requests also sent there, 0 to 100.
+    #[cfg_attr(feature = "schema", schemars(range(min = 0, max = 100)))]
     percent: f64,
 }
 
@@ -762,6 +928,175 @@ fn is_launch_name(s: &str) -> bool {
                 })
         }
         None => false,
+    }
+}
+
+/// The JSON Schema of a plugin configuration, derived from the raw types:
+/// what `darklaunch-report schema` prints and schema/darklaunch.schema.json
+/// holds. Object keys are sorted, so the text does not depend on serde_json's
+/// `preserve_order` feature.
+#[cfg(feature = "schema")]
+pub fn json_schema() -> serde_json::Value {
+    let generator = schemars::generate::SchemaSettings::draft2020_12().into_generator();
+    let mut root = generator.into_root_schema_for::<RawConfig>();
+    root.insert(
+        "$comment".into(),
+        "Generated from the darklaunch configuration types (src/config.rs) by \
+         `darklaunch-report schema`; do not edit."
+            .into(),
+    );
+    schema::finish(root.to_value())
+}
+
+/// The JSON Schema side of the rules in `validate`: patterns written from
+/// the checks above (`is_token`, `is_launch_name`, `check_path`,
+/// `parse_template`, `key_source`, `is_header_value`, `PointerPattern::parse`,
+/// `parse_utc`) and the combinations of fields the derive cannot state.
+/// tests/e2e/test_schema.py holds them against the module on a corpus.
+#[cfg(feature = "schema")]
+mod schema {
+    use schemars::{json_schema, Schema, SchemaGenerator};
+    use serde_json::{json, Value};
+
+    macro_rules! token_char {
+        () => {
+            "[!#$%&'*+.^_`|~0-9A-Za-z-]"
+        };
+    }
+
+    /// `is_token`: an RFC 7230 token (header and cookie names).
+    pub const TOKEN: &str = concat!("^", token_char!(), "+$");
+    /// `is_launch_name`.
+    pub const LAUNCH_NAME: &str = "^[a-z0-9][a-z0-9_-]{0,63}$";
+    /// Not empty once trimmed (`dark_cluster`, `noise.cluster`).
+    pub const NOT_BLANK: &str = r"\S";
+    /// `is_header_value` and not empty: no control character but tab.
+    pub const AUTHORITY: &str = r"^[^\u0000-\u0008\u000A-\u001F\u007F]+$";
+    /// `is_header_value`.
+    pub const HEADER_VALUE: &str = r"^[^\u0000-\u0008\u000A-\u001F\u007F]*$";
+    /// `check_path`: starts with `/`; no `?`, space or control character.
+    pub const PATH: &str = r"^/[^?\u0000-\u0020\u007F]*$";
+    /// `check_path`, then `parse_template`'s segments: a whole-segment
+    /// `{name}` or no brace at all. (Each name once: not expressed.)
+    pub const PATH_TEMPLATE: &str =
+        r"^(/(\{[A-Za-z0-9_]+\}|[^/{}?\u0000-\u0020\u007F]*))+$";
+    /// `validate_match`'s methods.
+    pub const METHOD: &str = "^[A-Z_-]+$";
+    /// `key_source`.
+    pub const KEY_SOURCE: &str = concat!(
+        "^(header:",
+        token_char!(),
+        "+|cookie:",
+        token_char!(),
+        r"+|query:[^\u0000-\u001F\u007F&=]+)$"
+    );
+    /// `PointerPattern::parse`: empty, or `/`-separated tokens whose `~` is
+    /// followed by `0` or `1`.
+    pub const POINTER: &str = "^(/([^~]|~[01])*)?$";
+    /// `parse_utc` (humantime's RFC 3339, UTC only). Days past the end of
+    /// the month (`2026-02-30`): not expressed.
+    pub const UTC_TIME: &str = concat!(
+        r"^(19[7-9][0-9]|[2-9][0-9]{3})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])",
+        r"T([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\.[0-9]*)?(Z|\+00:00)$"
+    );
+
+    /// Both given (`null` is absent to serde) and strings.
+    fn both(a: &str, b: &str) -> Value {
+        json!({
+            "required": [a, b],
+            "properties": { a: { "type": "string" }, b: { "type": "string" } }
+        })
+    }
+
+    /// `validate_match`: at most one of the three path matchers.
+    pub fn at_most_one_path(schema: &mut Schema) {
+        schema.insert(
+            "not".into(),
+            json!({ "anyOf": [
+                both("path_prefix", "path_exact"),
+                both("path_prefix", "path_template"),
+                both("path_exact", "path_template"),
+            ]}),
+        );
+    }
+
+    /// `validate_match`'s headers: exactly one of `exact` and `present`.
+    pub fn exact_or_present(schema: &mut Schema) {
+        schema.insert(
+            "oneOf".into(),
+            json!([
+                { "required": ["exact"], "properties": { "exact": { "type": "string" } } },
+                { "required": ["present"], "properties": { "present": { "type": "boolean" } } },
+            ]),
+        );
+    }
+
+    /// `validate_request_headers`'s `set`: token names, string values
+    /// without control characters.
+    pub struct SetHeaders;
+
+    impl schemars::JsonSchema for SetHeaders {
+        fn inline_schema() -> bool {
+            true
+        }
+
+        fn schema_name() -> std::borrow::Cow<'static, str> {
+            "SetHeaders".into()
+        }
+
+        fn json_schema(_: &mut SchemaGenerator) -> Schema {
+            json_schema!({
+                "type": "object",
+                "propertyNames": { "pattern": TOKEN },
+                "additionalProperties": { "type": "string", "pattern": HEADER_VALUE },
+            })
+        }
+    }
+
+    /// The generated schema made stable and readable: every object's keys
+    /// sorted, doc-comment line breaks joined (paragraphs kept), and the
+    /// upper bound of the unsigned integers serde enforces.
+    pub fn finish(value: Value) -> Value {
+        match value {
+            Value::Object(map) => {
+                let mut entries: Vec<(String, Value)> = map.into_iter().collect();
+                let max = match entries.iter().find(|(k, _)| k == "format").map(|(_, v)| v) {
+                    Some(Value::String(f)) if f == "uint32" => Some(json!(u32::MAX)),
+                    Some(Value::String(f)) if f == "uint64" => Some(json!(u64::MAX)),
+                    _ => None,
+                };
+                if let Some(max) = max {
+                    if !entries.iter().any(|(k, _)| k == "maximum") {
+                        entries.push(("maximum".into(), max));
+                    }
+                }
+                entries.sort_by(|a, b| a.0.cmp(&b.0));
+                Value::Object(
+                    entries
+                        .into_iter()
+                        .map(|(k, v)| {
+                            let v = match v {
+                                Value::String(text) if k == "description" => {
+                                    Value::String(unwrap_lines(&text))
+                                }
+                                other => finish(other),
+                            };
+                            (k, v)
+                        })
+                        .collect(),
+                )
+            }
+            Value::Array(items) => Value::Array(items.into_iter().map(finish).collect()),
+            other => other,
+        }
+    }
+
+    /// Doc-comment text as one line per paragraph.
+    fn unwrap_lines(text: &str) -> String {
+        text.split("\n\n")
+            .map(|p| p.split('\n').map(str::trim).collect::<Vec<_>>().join(" "))
+            .collect::<Vec<_>>()
+            .join("\n\n")
     }
 }
 

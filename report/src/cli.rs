@@ -21,6 +21,9 @@ USAGE
   darklaunch-report --envoy URL [--envoy URL ...] [OPTIONS]
   darklaunch-report --prometheus URL [--window 1h] [--selector 'k=\"v\"'] [OPTIONS]
   darklaunch-report --envoy-json FILE [--envoy-json FILE ...] [OPTIONS]
+  darklaunch-report validate FILE...   check plugin configurations (see
+                                       `darklaunch-report validate --help`)
+  darklaunch-report schema             print the configuration's JSON Schema
 
 SOURCES (exactly one kind)
   --envoy URL          Envoy admin base URL, e.g. http://127.0.0.1:9901; repeat

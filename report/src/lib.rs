@@ -2,7 +2,8 @@
 //! Envoy admin endpoints or from Prometheus), computes per-launch divergence
 //! with a 95% Wilson interval, error rates and latency, and gives each launch
 //! a verdict (PASS / MARGINAL / FAIL / INCONCLUSIVE) for CI and rollout gates.
-//! See report/README.md.
+//! `validate` checks plugin configurations with the filter's own parser
+//! and `schema` prints their JSON Schema. See report/README.md.
 
 pub mod cli;
 pub mod envoy;
@@ -11,5 +12,6 @@ pub mod model;
 pub mod prom;
 pub mod report;
 pub mod serve;
+pub mod validate;
 pub mod verdict;
 pub mod wilson;

@@ -1,7 +1,14 @@
 use darklaunch_report::cli::{self, Command, EXIT_ERROR};
+use darklaunch_report::validate;
 
 fn main() {
-    let code = match cli::parse_args(std::env::args().skip(1)) {
+    let mut args = std::env::args().skip(1).peekable();
+    match args.peek().map(String::as_str) {
+        Some("validate") => std::process::exit(validate::main(args.skip(1))),
+        Some("schema") => std::process::exit(validate::schema_main(args.skip(1))),
+        _ => {}
+    }
+    let code = match cli::parse_args(args) {
         Ok(Command::Run(args)) => cli::run(&args),
         Ok(Command::Help) => {
             print!("{}", cli::HELP);

@@ -9,8 +9,12 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import os
 import re
+import subprocess
 import sys
+import types
+from pathlib import Path
 
 import pytest
 
@@ -29,13 +33,33 @@ ISTIO_STATS_PREFIXES = ["reporter=", "component", "istio"]
 
 @pytest.fixture(scope="session")
 def vc():
-    """tests/validate_config.py, which needs PyYAML and jsonschema (make test installs them)."""
+    """What the Envoy tests below take from the former tests/validate_config.py
+    (``darklaunch-report validate`` replaced its CLI): ``envoy --mode validate``
+    of a WasmPlugin's filter as istiod renders it, and darklaunch's refusal
+    lines in Envoy's output. Fails early without PyYAML and jsonschema."""
     try:
-        import validate_config
+        import jsonschema  # noqa: F401
+        import yaml  # noqa: F401
     except ImportError as exc:
         pytest.fail(f"{exc}: the example tests need PyYAML and jsonschema; `make test` "
                     "installs them into .venv (pip install pyyaml jsonschema)", pytrace=False)
-    return validate_config
+
+    def validate_in_envoy(plugin: dict, wasm_path=None, envoy_path=None) -> tuple:
+        """(exit code, output) of ``envoy --mode validate`` with the WasmPlugin's filter."""
+        cfg = istio.istio_bootstrap(plugin, wasm_path or harness.wasm_file())
+        return harness.Envoy.validate(cfg, envoy_path)
+
+    def config_errors_from_output(out: str) -> list:
+        """darklaunch's refusal lines (``darklaunch: invalid configuration: <path>: ...``)."""
+        found = []
+        for ln in out.splitlines():
+            m = re.search(r"darklaunch: ((?:invalid configuration|configuration).*)$", ln)
+            if m and "[error]" in ln:
+                found.append("darklaunch: " + m.group(1))
+        return found
+
+    return types.SimpleNamespace(validate_in_envoy=validate_in_envoy,
+                                 config_errors_from_output=config_errors_from_output)
 
 
 @pytest.fixture(scope="session")
@@ -506,17 +530,171 @@ def test_without_the_inclusion_prefix_istio_drops_the_stats(vc, docs, envoy_path
         env.stop()
 
 
-def test_validate_config_cli(vc, envoy_path, wasm_path, tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("ENVOY_BIN", envoy_path)
-    monkeypatch.setenv("DARKLAUNCH_WASM", str(wasm_path))
-    assert vc.main([str(ISTIO / "wasmplugin.yaml"), str(ISTIO / "wasmplugin-file.yaml")]) == 0
-    out = capsys.readouterr().out
-    assert out.count(": OK") == 2, out
-    bad = tmp_path / "bad.json"
-    bad.write_text(json.dumps({"launches": [{"name": "x", "dark_cluster": "c",
-                                             "sample": {"percent": 101}}]}))
-    assert vc.main([str(bad)]) == 1
-    assert "launches[0].sample.percent: must be between 0 and 100" in capsys.readouterr().out
+VALIDATE_DATA = harness.REPO_ROOT / "tests" / "data" / "validate"
+
+
+def _run_validate(*args, stdin: str = None) -> subprocess.CompletedProcess:
+    """``darklaunch-report validate ARGS`` from the repository root (``make
+    report`` builds it; DARKLAUNCH_REPORT points at it)."""
+    exe = Path(os.environ.get("DARKLAUNCH_REPORT")
+               or harness.REPO_ROOT / "target" / "debug" / "darklaunch-report")
+    if not exe.is_file():
+        pytest.fail(f"darklaunch-report not found at {exe}: run `make report` "
+                    "or set DARKLAUNCH_REPORT", pytrace=False)
+    return subprocess.run([str(exe), "validate", *map(str, args)], cwd=harness.REPO_ROOT,
+                          input=stdin, capture_output=True, text=True, timeout=60)
+
+
+def _bad_cases() -> list:
+    """tests/data/bad_configs.json: (name, configuration, error prefix, case)."""
+    data = json.loads((harness.REPO_ROOT / "tests" / "data" / "bad_configs.json").read_text())
+    out = []
+    for case in data["cases"]:
+        cfg = copy.deepcopy(data["base"])
+        for pointer, value in case.get("set", {}).items():
+            *parents, last = pointer.strip("/").split("/")
+            node = cfg
+            for key in parents:
+                node = node[int(key)] if isinstance(node, list) else node.setdefault(key, {})
+            if isinstance(node, list):
+                node.insert(int(last), value)
+            else:
+                node[last] = value
+        for pointer in case.get("delete", []):
+            *parents, last = pointer.strip("/").split("/")
+            node = cfg
+            for key in parents:
+                node = node[int(key)] if isinstance(node, list) else node[key]
+            del node[last]
+        out.append((case["name"], cfg, case["error"], case))
+    return out
+
+
+def test_validate_config_cli(tmp_path, envoy_path, wasm_path):
+    """``darklaunch-report validate``: the filter's own parser (no Envoy, no
+    module) over every shape a configuration comes in. The shipped examples
+    pass; each file of the bad corpus (tests/data/validate/) gives exactly
+    the expected lines, with the library's JSON paths; every single-rule
+    mutation of tests/data/bad_configs.json is refused, as a JSON file and as
+    a WasmPlugin; the three warnings do not fail the run unless asked; exit
+    codes 0/1/2. Envoy refuses the bad Envoy corpus the same way."""
+    # The shipped examples and the demo: valid, no warning.
+    shipped = sorted(p.relative_to(harness.REPO_ROOT) for p in ISTIO.glob("*.yaml"))
+    proc = _run_validate(*shipped, "envoy/demo.yaml")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    oks = [ln for ln in lines if ": ok (" in ln]
+    assert len(oks) == 3, proc.stdout
+    assert re.fullmatch(r"examples/istio/wasmplugin\.yaml:\d+: WasmPlugin shop/darklaunch: "
+                        r"ok \(1 launch\)", oks[1]), oks
+    assert re.fullmatch(r"examples/istio/wasmplugin-file\.yaml:\d+: WasmPlugin "
+                        r"shop/darklaunch: ok \(1 launch\)", oks[0]), oks
+    assert re.fullmatch(r"envoy/demo\.yaml:\d+: listener ingress, http filter "
+                        r"envoy\.filters\.http\.wasm, plugin darklaunch: ok \(1 launch\)",
+                        oks[2]), oks
+    assert "examples/istio/workload.yaml: no darklaunch configuration" in lines
+    assert lines[-1] == "3 configurations in 6 files: 0 invalid, 0 warnings"
+    assert not [ln for ln in lines if "warning:" in ln or "error:" in ln]
+
+    # The bad corpus: one line per configuration, in file order.
+    corpus = ["bad.json", "ecds-bad.json", "envoy-bad.yaml", "wasmplugins-bad.yaml"]
+    proc = _run_validate(*(f"tests/data/validate/{f}" for f in corpus))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    want = [
+        r"tests/data/validate/bad\.json: error: launches\[0\]\.match: at most one of "
+        r"path_prefix, path_exact and path_template",
+        r"tests/data/validate/ecds-bad\.json: extension config shop\.darklaunch: error: "
+        r"launches\[0\]\.timeout_ms: must be between 1 and 60000",
+        r"tests/data/validate/envoy-bad\.yaml:\d+: listener public, http filter "
+        r"envoy\.filters\.http\.wasm, plugin darklaunch: error: launches\[0\]\.name: must match "
+        r"\^\[a-z0-9\]\[a-z0-9_-\]\{0,63\}\$",
+        r"tests/data/validate/envoy-bad\.yaml:\d+: listener internal, http filter "
+        r"envoy\.filters\.http\.wasm, plugin darklaunch: error: the configuration is a "
+        r"google\.protobuf\.Struct, which the module refuses .*: the plugin `configuration` "
+        r"must be a google\.protobuf\.StringValue whose value is the JSON configuration; its "
+        r"content, as JSON in a StringValue, would be accepted",
+        r"tests/data/validate/wasmplugins-bad\.yaml:14: WasmPlugin shop/percent-150: error: "
+        r"launches\[0\]\.sample\.percent: must be between 0 and 100",
+        r"tests/data/validate/wasmplugins-bad\.yaml:40: WasmPlugin shop/unquoted-off: error: "
+        r"launches\[0\]\.request_headers\.set\.x-cache: must be a string",
+        r"tests/data/validate/wasmplugins-bad\.yaml:\d+: WasmPlugin shop/no-config: error: the "
+        r"configuration is empty: the plugin `configuration` must be a "
+        r"google\.protobuf\.StringValue whose value is the JSON configuration",
+        r"tests/data/validate/wasmplugins-bad\.yaml:63: WasmPlugin shop/misspelled: error: "
+        r"launches\[0\]\.compare\.ignored: unknown field `ignored`, expected one of .*`ignore`.*",
+    ]
+    lines = proc.stdout.splitlines()
+    assert len(lines) == len(want) + 1, proc.stdout  # the ConfigMap is skipped silently
+    for pattern, line in zip(want, lines):
+        assert re.fullmatch(pattern, line), (pattern, line)
+    assert lines[-1] == "8 configurations in 4 files: 8 invalid, 0 warnings"
+
+    # The three warnings: exit 0, or 1 with --deny-warnings.
+    proc = _run_validate("tests/data/validate/lds-warnings.yaml")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    where = r"tests/data/validate/lds-warnings\.yaml:\d+: listener public, http filter " \
+            r"envoy\.filters\.http\.wasm, plugin darklaunch: "
+    warn = [ln for ln in proc.stdout.splitlines() if "warning:" in ln]
+    assert len(warn) == 3, proc.stdout
+    assert re.fullmatch(where + r'warning: launches\[0\]\.dark_cluster: "orders" is also the '
+                        r'cluster the primary route sends these requests to \(prefix "/" of '
+                        r"this HTTP connection manager\): .*compare it with itself", warn[0])
+    assert re.fullmatch(where + r"warning: launches\[1\]\.sample\.percent: 100% of the matching "
+                        r"requests are shadowed and limits\.max_rps is not set: .*", warn[1])
+    assert re.fullmatch(where + r"warning: launches\[2\]\.unsafe_methods: true, and "
+                        r"request_headers\.set marks nothing on the shadow requests: .*"
+                        r"`x-darklaunch-shadow` header.*", warn[2])
+    assert re.fullmatch(where + r"ok \(3 launches\)", proc.stdout.splitlines()[3])
+    assert proc.stdout.splitlines()[-1] == "1 configuration in 1 file: 0 invalid, 3 warnings"
+    assert _run_validate("--deny-warnings", "tests/data/validate/lds-warnings.yaml") \
+        .returncode == 1
+
+    # Every single-rule mutation, as a JSON file and as a WasmPlugin (stdin).
+    cases = _bad_cases()
+    files = []
+    for i, (_, cfg, _, _) in enumerate(cases):
+        files.append(tmp_path / f"case-{i:02d}.json")
+        files[-1].write_text(json.dumps(cfg, indent=2))
+    proc = _run_validate("-q", *files)
+    assert proc.returncode == 1
+    lines = proc.stdout.splitlines()
+    assert len(lines) == len(cases) + 1, proc.stdout
+    for (name, _, error, _), path, line in zip(cases, files, lines):
+        assert line.startswith(f"{path}: error: {error}"), (name, line)
+    import yaml
+    plugins = [{"apiVersion": istio.WASMPLUGIN_API, "kind": "WasmPlugin",
+                "metadata": {"name": f"case-{i:02d}", "namespace": "shop"},
+                "spec": {"url": "file:///darklaunch.wasm", "pluginConfig": cfg}}
+               for i, (_, cfg, _, _) in enumerate(cases)]
+    proc = _run_validate("-", stdin=yaml.safe_dump_all(plugins))
+    lines = proc.stdout.splitlines()
+    for i, (name, cfg, error, _) in enumerate(cases):
+        (line,) = [ln for ln in lines if f"WasmPlugin shop/case-{i:02d}:" in ln]
+        if name == "integer written as a float":
+            # istiod writes 1000.0 as 1000: the module accepts it from a WasmPlugin
+            assert line.endswith("ok (1 launch)"), line
+        else:
+            assert re.match(rf"<stdin>:\d+: WasmPlugin shop/case-{i:02d}: error: ", line), line
+            assert error.split(" at line ")[0] in line, (name, line)
+
+    # Usage and I/O errors: 2; nothing to check at all: 1.
+    assert _run_validate("--bogus", "x.json").returncode == 2
+    missing = _run_validate("tests/data/validate/no-such-file.json")
+    assert missing.returncode == 2 and "no-such-file.json" in missing.stderr
+    nothing = _run_validate("examples/istio/workload.yaml")
+    assert nothing.returncode == 1 and "no darklaunch configuration found" in nothing.stdout
+
+    # Envoy refuses the bad Envoy corpus just so: the real module, in validate mode.
+    boot = yaml.safe_load((VALIDATE_DATA / "envoy-bad.yaml").read_text())
+    listeners = boot["static_resources"]["listeners"]
+    for listener, message in ((listeners[0], "launches[0].name: must match"),
+                              (listeners[1], "must be a google.protobuf.StringValue")):
+        one = copy.deepcopy(boot)
+        one["static_resources"]["listeners"] = [listener]
+        wasm = listener["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"][0]
+        wasm["typed_config"]["config"]["vm_config"]["code"]["local"]["filename"] = str(wasm_path)
+        code, out = harness.Envoy.validate(one, envoy_path)
+        assert code != 0 and message in out, out[-3000:]
 
 
 def test_istio_ecds_delivery_of_a_refused_config(vc, docs, envoy_path, wasm_path, tmp_path,
@@ -532,7 +710,8 @@ def test_istio_ecds_delivery_of_a_refused_config(vc, docs, envoy_path, wasm_path
       configuration keeps serving and shadowing.
 
     Hence keep_last_good in the examples (test_delivery.py shows what it does
-    on the same paths), and a check before applying (examples/istio/README.md).
+    on the same paths), and `darklaunch-report validate` before applying
+    (examples/istio/README.md).
     Here the example without it: the default, refuse."""
     good = copy.deepcopy(_one(docs, "wasmplugin.yaml", "WasmPlugin"))
     assert good["spec"].pop("vmConfig")["env"] == [

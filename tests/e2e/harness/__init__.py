@@ -19,8 +19,7 @@
                      ECDS); ``from harness import istio``;
 * ``ports``, ``paths``, ``waiting`` - loopback ports, where things are, polling.
 
-Also used by demo/, scripts/, tests/validate_config.py and
-report/tests/fixtures/capture.py.
+Also used by demo/, scripts/ and report/tests/fixtures/capture.py.
 """
 
 from .client import Client, Response, h2c_requests, http_request

@@ -182,7 +182,7 @@ def _x_validations(validator, rules, instance, schema):
         check = CEL_RULES.get(rule)
         if check is None:
             yield jsonschema.ValidationError(
-                f"CEL rule not implemented in tests/validate_config.py CEL_RULES: {rule}")
+                f"CEL rule not implemented in harness/istio.py CEL_RULES: {rule}")
             continue
         try:
             ok = check(instance)
