@@ -16,6 +16,8 @@ import sys
 import types
 from pathlib import Path
 
+from typing import Optional
+
 import pytest
 
 import harness
@@ -27,8 +29,15 @@ ISTIO = harness.REPO_ROOT / "examples" / "istio"
 LAUNCH = "orders-v2"
 ZERO_SHA = "0" * 64
 CONFIGMAP_LIMIT = 1024 * 1024  # Kubernetes: a ConfigMap's data, in bytes
-# The prefixes Istio's bootstrap always keeps (tools/packaging/common/envoy_bootstrap.json).
-ISTIO_STATS_PREFIXES = ["reporter=", "component", "istio"]
+# The stats Istio's bootstrap always keeps, whatever proxyStatsMatcher adds
+# (pkg/bootstrap/config.go: v2Prefixes "reporter=", the required prefixes
+# "cluster_manager,listener_manager,server,cluster.xds-grpc,wasm", v2Suffix
+# "component,istio"; the rbac suffixes; the vhost route regex). "wasm" is a
+# plain prefix, so it keeps darklaunch's wasmcustom.darklaunch.* stats too.
+ISTIO_STATS_PREFIXES = ["reporter=", "cluster_manager", "listener_manager", "server",
+                        "cluster.xds-grpc", "wasm", "component", "istio"]
+ISTIO_STATS_SUFFIXES = ["rbac.allowed", "rbac.denied", "shadow_allowed", "shadow_denied"]
+ISTIO_STATS_REGEXES = [r"vhost\..*\.route\..*"]
 
 
 @pytest.fixture(scope="session")
@@ -422,7 +431,8 @@ def _json_reply(tag: str):
 
 
 def _istio_like_envoy(vc, docs, tmp_path, envoy_path, wasm_path, upstreams: dict,
-                      inclusion_prefixes: list, name: str) -> harness.Envoy:
+                      inclusion_prefixes: list, name: str,
+                      matcher: Optional[list] = None) -> harness.Envoy:
     """Envoy configured the way an Istio sidecar of an orders-v1 pod would be
     for darklaunch: the WasmPlugin's filter as istiod renders it, clusters
     named the Istio way, Istio's stats_matcher with the pod's
@@ -434,8 +444,10 @@ def _istio_like_envoy(vc, docs, tmp_path, envoy_path, wasm_path, upstreams: dict
     cfg = istio.istio_bootstrap(plugin, wasm_path, admin, listener, primary=upstreams["primary"],
                              clusters={k: v for k, v in upstreams.items() if k != "primary"},
                              stats_tags=[{"tag_name": "base_tag", "regex": r"^base\.((.+?)\.)"}])
-    cfg["stats_config"]["stats_matcher"] = {"inclusion_list": {"patterns": [
-        {"prefix": p} for p in ISTIO_STATS_PREFIXES + inclusion_prefixes]}}
+    cfg["stats_config"]["stats_matcher"] = {"inclusion_list": {"patterns": matcher or [
+        *({"prefix": p} for p in ISTIO_STATS_PREFIXES + inclusion_prefixes),
+        *({"suffix": s} for s in ISTIO_STATS_SUFFIXES),
+        *({"safe_regex": {"regex": r}} for r in ISTIO_STATS_REGEXES)]}}
     override = json.dumps(json.loads(cm["data"]["custom_bootstrap.json"]))
     return harness.Envoy(cfg, admin, listener, envoy_path=envoy_path,
                          extra_args=["--config-yaml", override],
@@ -509,9 +521,12 @@ def test_istio_example_shadows_and_labels_stats(vc, docs, envoy_path, wasm_path,
         env.stop()
 
 
-def test_without_the_inclusion_prefix_istio_drops_the_stats(vc, docs, envoy_path, wasm_path,
-                                                            tmp_path, upstream_factory):
-    """Why workload.yaml needs proxyStatsMatcher: the filter runs, its stats do not show."""
+def test_istios_default_stats_matcher_keeps_the_stats(vc, docs, envoy_path, wasm_path,
+                                                      tmp_path, upstream_factory):
+    """Without workload.yaml's proxyStatsMatcher the stats still show: Istio
+    always keeps the prefix "wasm", which wasmcustom.darklaunch.* starts
+    with. (An Envoy matcher that lacks it, as a mesh may narrow it to, drops
+    every one of them: the last part.)"""
     launch = _one(docs, "wasmplugin.yaml", "WasmPlugin")["spec"]["pluginConfig"]["launches"][0]
     v1 = upstream_factory(_json_reply("v1"), "v1")
     v2 = upstream_factory(_json_reply("v1"), "v2")
@@ -523,11 +538,22 @@ def test_without_the_inclusion_prefix_istio_drops_the_stats(vc, docs, envoy_path
         r = env.request("/api/orders/1", headers={"x-user-id": "qa-1"})
         assert r.status == 200
         v2.wait_for_count(1)
-        assert env.stats("wasmcustom.") == {}
-        assert not [n for n, _, _ in harness.parse_prometheus(env.prometheus())
-                    if n.startswith("darklaunch_")]
+        env.wait_settled(LAUNCH)
+        assert env.stat(f"darklaunch.{LAUNCH}.shadowed") == 1
+        assert ("darklaunch_shadowed", {"launch": LAUNCH}, "1") in harness.parse_prometheus(
+            env.prometheus())
     finally:
         env.stop()
+    narrowed = _istio_like_envoy(vc, docs, tmp_path, envoy_path, wasm_path, {
+        "primary": v1, launch["dark_cluster"]: v2, launch["noise"]["cluster"]: None,
+    }, [], "istio-narrowed-stats", matcher=[{"prefix": "reporter="}, {"prefix": "server"}])
+    try:
+        narrowed.start()
+        assert narrowed.request("/api/orders/1", headers={"x-user-id": "qa-1"}).status == 200
+        v2.wait_for_count(2)
+        assert narrowed.stats("wasmcustom.") == {}
+    finally:
+        narrowed.stop()
 
 
 VALIDATE_DATA = harness.REPO_ROOT / "tests" / "data" / "validate"
