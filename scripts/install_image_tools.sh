@@ -8,10 +8,9 @@
 #   scripts/install_image_tools.sh skopeo [docker-registry]
 #
 # A no-op (and offline) when every program named is on PATH. Otherwise, as
-# root: apt-get update, then install the missing packages without their
-# recommends and without letting docker-registry start its service: the test
-# runs its own registry on a free loopback port with a temporary storage
-# directory, and nothing must keep listening on :5000 afterwards.
+# root, scripts/debian_install.sh installs the missing packages without their
+# recommends and without letting docker-registry start its service (the test
+# runs its own registry on a free loopback port).
 
 set -euo pipefail
 
@@ -32,40 +31,7 @@ done
 if [[ ${#missing[@]} -eq 0 ]]; then
   exit 0
 fi
-if [[ $(id -u) -ne 0 ]]; then
-  echo "install_image_tools: ${missing[*]} missing and not root;" \
-       "install Debian's package(s): apt-get install --no-install-recommends ${missing[*]}" >&2
-  exit 1
-fi
-
-# Keep maintainer scripts from starting the registry service: Docker-style
-# images ship a policy-rc.d that denies every start (exit 101); add one for
-# the install only when the machine has none.
-policy=/usr/sbin/policy-rc.d
-own_policy=""
-if [[ ! -e $policy ]]; then
-  printf '#!/bin/sh\n# temporary, scripts/install_image_tools.sh\nexit 101\n' >"$policy"
-  chmod 755 "$policy"
-  own_policy=1
-fi
-cleanup() { if [[ -n $own_policy ]]; then rm -f "$policy"; fi; }
-trap cleanup EXIT
-
-echo "install_image_tools: apt-get install ${missing[*]} (Debian)" >&2
-apt-get update -qq
-DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-  -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
-  "${missing[@]}" >/dev/null
-
-# If a service manager started the packaged registry anyway (a machine booted
-# with systemd), stop and disable it so :5000 stays free.
-if [[ " ${missing[*]} " == *" docker-registry "* ]]; then
-  if [[ -d /run/systemd/system ]] && have systemctl; then
-    systemctl disable --now docker-registry.service >/dev/null 2>&1 || true
-  elif [[ -x /etc/init.d/docker-registry ]]; then
-    /etc/init.d/docker-registry stop >/dev/null 2>&1 || true
-  fi
-fi
+"$(dirname "$0")/debian_install.sh" "${missing[@]}"
 
 for pkg in "${missing[@]}"; do
   have "$pkg" || {

@@ -571,31 +571,6 @@ def _run_validate(*args, stdin: str = None) -> subprocess.CompletedProcess:
                           input=stdin, capture_output=True, text=True, timeout=60)
 
 
-def _bad_cases() -> list:
-    """tests/data/bad_configs.json: (name, configuration, error prefix, case)."""
-    data = json.loads((harness.REPO_ROOT / "tests" / "data" / "bad_configs.json").read_text())
-    out = []
-    for case in data["cases"]:
-        cfg = copy.deepcopy(data["base"])
-        for pointer, value in case.get("set", {}).items():
-            *parents, last = pointer.strip("/").split("/")
-            node = cfg
-            for key in parents:
-                node = node[int(key)] if isinstance(node, list) else node.setdefault(key, {})
-            if isinstance(node, list):
-                node.insert(int(last), value)
-            else:
-                node[last] = value
-        for pointer in case.get("delete", []):
-            *parents, last = pointer.strip("/").split("/")
-            node = cfg
-            for key in parents:
-                node = node[int(key)] if isinstance(node, list) else node[key]
-            del node[last]
-        out.append((case["name"], cfg, case["error"], case))
-    return out
-
-
 def test_validate_config_cli(tmp_path, envoy_path, wasm_path):
     """``darklaunch-report validate``: the filter's own parser (no Envoy, no
     module) over every shape a configuration comes in. The shipped examples
@@ -676,25 +651,26 @@ def test_validate_config_cli(tmp_path, envoy_path, wasm_path):
         .returncode == 1
 
     # Every single-rule mutation, as a JSON file and as a WasmPlugin (stdin).
-    cases = _bad_cases()
+    cases = harness.bad_configs()
     files = []
-    for i, (_, cfg, _, _) in enumerate(cases):
+    for i, (_, cfg) in enumerate(cases):
         files.append(tmp_path / f"case-{i:02d}.json")
         files[-1].write_text(json.dumps(cfg, indent=2))
     proc = _run_validate("-q", *files)
     assert proc.returncode == 1
     lines = proc.stdout.splitlines()
     assert len(lines) == len(cases) + 1, proc.stdout
-    for (name, _, error, _), path, line in zip(cases, files, lines):
-        assert line.startswith(f"{path}: error: {error}"), (name, line)
+    for (case, _), path, line in zip(cases, files, lines):
+        assert line.startswith(f"{path}: error: {case['error']}"), (case["name"], line)
     import yaml
     plugins = [{"apiVersion": istio.WASMPLUGIN_API, "kind": "WasmPlugin",
                 "metadata": {"name": f"case-{i:02d}", "namespace": "shop"},
                 "spec": {"url": "file:///darklaunch.wasm", "pluginConfig": cfg}}
-               for i, (_, cfg, _, _) in enumerate(cases)]
+               for i, (_, cfg) in enumerate(cases)]
     proc = _run_validate("-", stdin=yaml.safe_dump_all(plugins))
     lines = proc.stdout.splitlines()
-    for i, (name, cfg, error, _) in enumerate(cases):
+    for i, (case, _) in enumerate(cases):
+        name, error = case["name"], case["error"]
         (line,) = [ln for ln in lines if f"WasmPlugin shop/case-{i:02d}:" in ln]
         if name == "integer written as a float":
             # istiod writes 1000.0 as 1000: the module accepts it from a WasmPlugin

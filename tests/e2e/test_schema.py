@@ -189,32 +189,8 @@ def test_schema_accepts_every_shipped_configuration(validator, tmp_path):
 # The bad corpus
 # --------------------------------------------------------------------------
 
-def bad_corpus() -> list:
-    data = json.loads((ROOT / "tests" / "data" / "bad_configs.json").read_text())
-    cases = []
-    for case in data["cases"]:
-        cfg = copy.deepcopy(data["base"])
-        for pointer, value in case.get("set", {}).items():
-            *parents, last = pointer.strip("/").split("/")
-            node = cfg
-            for key in parents:
-                node = node[int(key)] if isinstance(node, list) else node.setdefault(key, {})
-            if isinstance(node, list):
-                node.insert(int(last), value)
-            else:
-                node[last] = value
-        for pointer in case.get("delete", []):
-            *parents, last = pointer.strip("/").split("/")
-            node = cfg
-            for key in parents:
-                node = node[int(key)] if isinstance(node, list) else node[key]
-            del node[last]
-        cases.append((case, cfg))
-    return cases
-
-
 def test_schema_rejects_the_bad_corpus_where_it_can(validator, tmp_path):
-    cases = bad_corpus()
+    cases = harness.bad_configs()
     assert len(cases) >= 40
     verdicts = module_verdicts([cfg for _, cfg in cases], tmp_path)
     accepted = set()

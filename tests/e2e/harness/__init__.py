@@ -14,6 +14,7 @@
 * ``stats``        - stat sums, mismatch log lines, the Prometheus text format;
 * ``sampling``     - the sticky sampling model;
 * ``memory``       - the wasm heap of a process, from /proc;
+* ``corpus``       - the bad configurations of tests/data/bad_configs.json;
 * ``istio``        - WasmPlugin manifests against Istio's CRD schema, and
                      pluginConfigs rendered as istiod delivers them (inline,
                      ECDS); ``from harness import istio``;
@@ -23,6 +24,7 @@ Also used by demo/, scripts/ and report/tests/fixtures/capture.py.
 """
 
 from .client import Client, Response, h2c_requests, http_request
+from .corpus import BAD_CONFIGS, bad_configs
 from .envoy import DEFAULT_ENVOY, Envoy, EnvoyError, envoy_bin
 from .envoy_config import (
     DEMO_PORTS,
