@@ -146,8 +146,8 @@ pub struct Difference {
 pub struct Verdict {
     /// Statuses differ (and `rules.status`).
     pub status: bool,
-    /// Some listed header differs.
-    pub headers: bool,
+    /// The listed headers that differ (`rules.headers` names, in that order).
+    pub headers: Vec<String>,
     /// Body differs (outside ignored locations).
     pub body: bool,
     /// The first [`MAX_PATHS`] distinct pointers of `diffs`, in that order.
@@ -160,7 +160,7 @@ pub struct Verdict {
 
 impl Verdict {
     pub fn is_match(&self) -> bool {
-        !(self.status || self.headers || self.body)
+        !(self.status || !self.headers.is_empty() || self.body)
     }
 }
 
@@ -184,7 +184,9 @@ pub fn try_compare(
     let headers = rules
         .headers
         .iter()
-        .any(|name| !header_values(primary.headers, name).eq(header_values(dark.headers, name)));
+        .filter(|name| !header_values(primary.headers, name).eq(header_values(dark.headers, name)))
+        .cloned()
+        .collect();
     let (body, diffs) = compare_body(rules, primary, dark)?;
     let mut paths: Vec<String> = Vec::new();
     for d in &diffs {
@@ -1060,7 +1062,12 @@ mod tests {
         assert!(verdict(&r, &side(&a, b""), &side(&b, b"")).is_match());
         r.headers = vec!["x-b".into()];
         let v = verdict(&r, &side(&a, b""), &side(&b, b""));
-        assert!(v.headers && !v.status && !v.body);
+        assert!(!v.status && !v.body);
+        assert_eq!(v.headers, ["x-b"]);
+        r.headers = vec!["x-b".into(), "x-c".into(), "x-a".into()];
+        let c = hdrs(&[("x-a", "1"), ("x-c", "3")]);
+        let v = verdict(&r, &side(&a, b""), &side(&c, b""));
+        assert_eq!(v.headers, ["x-b", "x-c"], "the differing ones, in the listed order");
     }
 
     #[test]
@@ -1072,7 +1079,7 @@ mod tests {
         assert!(verdict(&r, &side(&a, b""), &side(&b, b"")).is_match());
         // Values are bytes: case matters.
         let c = hdrs(&[("x-a", "V")]);
-        assert!(verdict(&r, &side(&a, b""), &side(&c, b"")).headers);
+        assert!(!verdict(&r, &side(&a, b""), &side(&c, b"")).headers.is_empty());
     }
 
     #[test]
@@ -1082,8 +1089,8 @@ mod tests {
         let a = hdrs(&[("x-a", "")]);
         let none = hdrs(&[]);
         // Present (even empty) vs absent differs; absent on both is equal.
-        assert!(verdict(&r, &side(&a, b""), &side(&none, b"")).headers);
-        assert!(verdict(&r, &side(&none, b""), &side(&a, b"")).headers);
+        assert!(!verdict(&r, &side(&a, b""), &side(&none, b"")).headers.is_empty());
+        assert!(!verdict(&r, &side(&none, b""), &side(&a, b"")).headers.is_empty());
         assert!(verdict(&r, &side(&none, b""), &side(&none, b"")).is_match());
     }
 
@@ -1096,8 +1103,8 @@ mod tests {
         let swapped = hdrs(&[("set-cookie", "b=2"), ("set-cookie", "a=1")]);
         let fewer = hdrs(&[("set-cookie", "a=1")]);
         assert!(verdict(&r, &side(&a, b""), &side(&same, b"")).is_match());
-        assert!(verdict(&r, &side(&a, b""), &side(&swapped, b"")).headers);
-        assert!(verdict(&r, &side(&a, b""), &side(&fewer, b"")).headers);
+        assert!(!verdict(&r, &side(&a, b""), &side(&swapped, b"")).headers.is_empty());
+        assert!(!verdict(&r, &side(&a, b""), &side(&fewer, b"")).headers.is_empty());
     }
 
     #[test]
@@ -1837,21 +1844,20 @@ mod tests {
             &side(&bin(b"\xff\x00"), b"")
         )
         .is_match());
-        assert!(
-            verdict(
-                &r,
-                &side(&bin(b"\xff\x00"), b""),
-                &side(&bin(b"\xff\x01"), b"")
-            )
-            .headers
-        );
+        assert!(!verdict(
+            &r,
+            &side(&bin(b"\xff\x00"), b""),
+            &side(&bin(b"\xff\x01"), b"")
+        )
+        .headers
+        .is_empty());
         // Two values on one side, absent on the other.
         let two = hdrs(&[("x-b", "1"), ("x-b", "2")]);
-        assert!(verdict(&r, &side(&two, b""), &side(&[], b"")).headers);
-        assert!(verdict(&r, &side(&[], b""), &side(&two, b"")).headers);
+        assert!(!verdict(&r, &side(&two, b""), &side(&[], b"")).headers.is_empty());
+        assert!(!verdict(&r, &side(&[], b""), &side(&two, b"")).headers.is_empty());
         // A comma-joined line is not the same as two lines.
         let joined = hdrs(&[("x-b", "1, 2")]);
-        assert!(verdict(&r, &side(&two, b""), &side(&joined, b"")).headers);
+        assert!(!verdict(&r, &side(&two, b""), &side(&joined, b"")).headers.is_empty());
         // Headers and body differences are independent.
         let v = verdict(&r, &side(&two, b"a"), &side(&two, b"b"));
         assert!(v.is_match());

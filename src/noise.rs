@@ -93,13 +93,18 @@ pub enum Class {
     Mismatch,
 }
 
-/// What a raw pair amounts to once learned noise is taken out.
+/// What a raw pair amounts to once learned noise is taken out. When the
+/// statuses differ, the pair is a status mismatch and nothing else: an
+/// error page differs from a real answer everywhere, and counting its body
+/// fields or headers would bury the differences that point at the cause.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Judgement {
     pub class: Class,
     /// For a mismatch: the differing folded pointers that are not learned
     /// noise, each once, in the comparator's order.
     pub real: Vec<String>,
+    /// For a mismatch: the compared headers that differ.
+    pub headers: Vec<String>,
     /// For a mismatch: what differs. A body whose every listed difference
     /// is learned noise is not a body difference.
     pub kinds: Kinds,
@@ -323,7 +328,7 @@ impl NoiseModel {
         if verdict.is_match() {
             return Class::Match;
         }
-        let body_only = !verdict.status && !verdict.headers;
+        let body_only = !verdict.status && verdict.headers.is_empty();
         if body_only && lists_every_difference(verdict) && self.all_noise(verdict) {
             Class::Noise
         } else {
@@ -340,11 +345,15 @@ impl NoiseModel {
     pub fn judge(&mut self, now_ms: u64, verdict: &Verdict) -> Judgement {
         self.learn_raw(now_ms, verdict);
         let class = self.classify(verdict);
-        if class != Class::Mismatch {
+        if class != Class::Mismatch || verdict.status {
             return Judgement {
                 class,
                 real: Vec::new(),
-                kinds: Kinds::default(),
+                headers: Vec::new(),
+                kinds: Kinds {
+                    status: verdict.status,
+                    ..Kinds::default()
+                },
             };
         }
         let mut real: Vec<String> = Vec::new();
@@ -358,9 +367,10 @@ impl NoiseModel {
         Judgement {
             class,
             real,
+            headers: verdict.headers.clone(),
             kinds: Kinds {
-                status: verdict.status,
-                headers: verdict.headers,
+                status: false,
+                headers: !verdict.headers.is_empty(),
                 body: verdict.body && !body_is_noise,
             },
         }
@@ -411,7 +421,7 @@ mod tests {
         let diffs = diffs(pointers);
         Verdict {
             status: false,
-            headers: false,
+            headers: Vec::new(),
             body: !diffs.is_empty(),
             paths: diffs.iter().map(|d| d.pointer.clone()).collect(),
             diffs,
@@ -449,7 +459,7 @@ mod tests {
         v.status = true;
         assert_eq!(m.classify(&v), Class::Mismatch);
         let mut v = body_verdict(&["/ts"]);
-        v.headers = true;
+        v.headers = vec!["x-v".into()];
         assert_eq!(m.classify(&v), Class::Mismatch);
         // A byte difference (no pointers) is never noise.
         let mut v = body_verdict(&[]);
@@ -776,12 +786,23 @@ mod tests {
         assert_eq!(j.class, Class::Mismatch);
         assert_eq!(j.real, vec!["/price".to_string()]);
         assert_eq!(j.kinds.iter().collect::<Vec<_>>(), vec![MismatchKind::Body]);
-        // Statuses differ, the body only at a noise field: status only.
-        let mut v = body_verdict(&["/ts"]);
+        // Statuses differ: a status mismatch only, whatever else differs.
+        let mut v = body_verdict(&["/ts", "/error"]);
         v.status = true;
+        v.headers = vec!["content-type".into()];
         let j = m.judge(t, &v);
         assert_eq!(j.class, Class::Mismatch);
         assert_eq!(j.kinds.iter().collect::<Vec<_>>(), vec![MismatchKind::Status]);
+        assert!(j.real.is_empty() && j.headers.is_empty());
+        // Headers differ: named.
+        let mut v = body_verdict(&["/price"]);
+        v.headers = vec!["x-version".into()];
+        let j = m.judge(t, &v);
+        assert_eq!(j.headers, ["x-version"]);
+        assert_eq!(
+            j.kinds.iter().collect::<Vec<_>>(),
+            vec![MismatchKind::Headers, MismatchKind::Body]
+        );
         // Bytes differ (no pointers): a body mismatch.
         let v = Verdict {
             body: true,

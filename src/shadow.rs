@@ -85,6 +85,8 @@ pub struct MismatchLog<'a> {
     pub kinds: Kinds,
     /// The differing pointers; the line lists the first [`MAX_PATHS`].
     pub paths: &'a [String],
+    /// The compared headers that differ (names only, never values).
+    pub headers: &'a [String],
     pub primary_status: u16,
     pub dark_status: u16,
 }
@@ -100,6 +102,7 @@ impl MismatchLog<'_> {
             "path": self.path,
             "kinds": kinds,
             "paths": paths,
+            "headers": self.headers,
             "primary_status": self.primary_status,
             "dark_status": self.dark_status,
         });
@@ -216,6 +219,7 @@ mod tests {
                 body: true,
             },
             paths: &paths,
+            headers: &["x-version".to_string()],
             primary_status: 200,
             dark_status: 500,
         }
@@ -225,6 +229,7 @@ mod tests {
         assert_eq!(json["kinds"], serde_json::json!(["status", "body"]));
         assert_eq!(json["paths"].as_array().unwrap().len(), 10);
         assert_eq!(json["dark_status"], 500);
+        assert_eq!(json["headers"], serde_json::json!(["x-version"]));
     }
 
     #[test]

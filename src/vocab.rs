@@ -96,6 +96,7 @@ names! {
         MismatchKind = "mismatch_kind",
         CompareSkipped = "compare_skipped",
         FieldMismatch = "field_mismatch",
+        HeaderMismatch = "header_mismatch",
     }
 }
 
@@ -107,11 +108,13 @@ impl Family {
             Family::DarkResponse | Family::PrimaryResponse => "class",
             Family::MismatchKind => "kind",
             Family::FieldMismatch => "path",
+            Family::HeaderMismatch => "header",
         }
     }
 
     /// Every detail the family can have; empty for `field_mismatch`, whose
-    /// details are JSON pointers (and `other`).
+    /// details are JSON pointers (and `other`), and `header_mismatch`, whose
+    /// details are the launch's compared header names.
     pub fn details(self) -> &'static [&'static str] {
         match self {
             Family::Skipped => SkipReason::NAMES,
@@ -119,7 +122,7 @@ impl Family {
             Family::PrimaryResponse => PrimaryOutcome::NAMES,
             Family::MismatchKind => MismatchKind::NAMES,
             Family::CompareSkipped => CompareSkip::NAMES,
-            Family::FieldMismatch => &[],
+            Family::FieldMismatch | Family::HeaderMismatch => &[],
         }
     }
 

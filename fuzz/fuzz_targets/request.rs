@@ -218,6 +218,7 @@ fuzz_target!(|data: &[u8]| {
                 body: random & 4 == 4,
             },
             paths: &[path.to_string()],
+            headers: &[path.to_string()],
             primary_status: (random >> 16) as u16,
             dark_status: random as u16,
         }

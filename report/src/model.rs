@@ -66,6 +66,8 @@ pub struct LaunchCounters {
     pub compare_skipped: BTreeMap<String, u64>,
     /// `field_mismatch.<pointer>` (and `other`).
     pub field_mismatch: BTreeMap<String, u64>,
+    /// `header_mismatch.<name>`.
+    pub header_mismatch: BTreeMap<String, u64>,
     pub primary_ms: Quantiles,
     pub dark_ms: Quantiles,
 }
@@ -100,6 +102,7 @@ impl LaunchCounters {
             Family::MismatchKind => &self.mismatch_kind,
             Family::CompareSkipped => &self.compare_skipped,
             Family::FieldMismatch => &self.field_mismatch,
+            Family::HeaderMismatch => &self.header_mismatch,
         }
     }
 
@@ -125,6 +128,7 @@ impl LaunchCounters {
             Family::MismatchKind => &mut self.mismatch_kind,
             Family::CompareSkipped => &mut self.compare_skipped,
             Family::FieldMismatch => &mut self.field_mismatch,
+            Family::HeaderMismatch => &mut self.header_mismatch,
         }
     }
 

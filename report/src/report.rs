@@ -98,6 +98,8 @@ pub struct LaunchReport {
     pub mismatch_kinds: BTreeMap<String, u64>,
     /// Every non-zero field counter, largest first (ties by path).
     pub fields: Vec<Field>,
+    /// Mismatching pairs per compared header that differed (non-zero only).
+    pub headers: BTreeMap<String, u64>,
     pub errors: Errors,
     pub latency_ms: Latency,
     pub skipped: BTreeMap<String, u64>,
@@ -156,6 +158,12 @@ pub fn launch_report(name: &str, c: &LaunchCounters, t: &Thresholds) -> LaunchRe
         },
         mismatch_kinds: complete(&c.mismatch_kind, Family::MismatchKind.details()),
         fields,
+        headers: c
+            .header_mismatch
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(k, n)| (k.clone(), *n))
+            .collect(),
         errors: Errors {
             dark: e.dark_errors,
             primary: e.primary_errors,
@@ -344,6 +352,9 @@ pub fn table(r: &Report, top: usize) -> String {
             Some(d.check),
         );
         row(&mut out, "mismatch", &nonzero(&l.mismatch_kinds), None);
+        if !l.headers.is_empty() {
+            row(&mut out, "headers", &nonzero(&l.headers), None);
+        }
         if l.fields.is_empty() {
             row(&mut out, "top fields", "none", None);
         }

@@ -36,7 +36,7 @@ pub fn verdict(rules: &CompareRules, a: &[u8], b: &[u8]) -> Verdict {
     }
     Verdict {
         status: false,
-        headers: false,
+        headers: Vec::new(),
         body,
         paths,
         diffs,

@@ -16,12 +16,19 @@ pub(super) struct LaunchStats {
     primary_response: Vec<u32>,
     mismatch_kind: Vec<u32>,
     compare_skipped: Vec<u32>,
+    /// `header_mismatch.<name>` for each compared header.
+    header_mismatch: Vec<(String, u32)>,
     /// `field_mismatch.other`; the other fields' ids are found as they come.
     pub field_other: u32,
 }
 
 impl LaunchStats {
-    pub fn define<H: Host>(host: &H, launch: &str) -> Result<LaunchStats, String> {
+    /// `headers`: the launch's `compare.headers`.
+    pub fn define<H: Host>(
+        host: &H,
+        launch: &str,
+        headers: &[String],
+    ) -> Result<LaunchStats, String> {
         let def = |kind: MetricKind, stat: &str| {
             let name = stat_name(launch, stat);
             host.define_metric(kind, &name)
@@ -47,6 +54,13 @@ impl LaunchStats {
             primary_response: family(Family::PrimaryResponse)?,
             mismatch_kind: family(Family::MismatchKind)?,
             compare_skipped: family(Family::CompareSkipped)?,
+            header_mismatch: headers
+                .iter()
+                .map(|h| {
+                    let id = def(MetricKind::Counter, &Family::HeaderMismatch.stat(h))?;
+                    Ok((h.clone(), id))
+                })
+                .collect::<Result<_, String>>()?,
             field_other: def(
                 MetricKind::Counter,
                 &Family::FieldMismatch.stat(FIELD_OTHER),
@@ -76,6 +90,15 @@ impl LaunchStats {
 
     pub fn mismatch_kind(&self, k: MismatchKind) -> u32 {
         id(&self.mismatch_kind, k.index())
+    }
+
+    /// The counter of a compared header (one of the launch's
+    /// `compare.headers`, as the comparator names them).
+    pub fn header_mismatch(&self, name: &str) -> u32 {
+        self.header_mismatch
+            .iter()
+            .find(|(h, _)| h == name)
+            .map_or(0, |(_, id)| *id)
     }
 
     pub fn compare_skipped(&self, r: CompareSkip) -> u32 {

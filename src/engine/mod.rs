@@ -102,7 +102,7 @@ struct LaunchState {
 
 impl LaunchState {
     fn new<H: Host>(host: &H, cfg: Launch) -> Result<LaunchState, String> {
-        let stats = LaunchStats::define(host, &cfg.name)?;
+        let stats = LaunchStats::define(host, &cfg.name, &cfg.compare.headers)?;
         Ok(LaunchState {
             bucket: SharedBucket::new(
                 format!("darklaunch.bucket.{}", cfg.name),
@@ -624,6 +624,9 @@ impl<H: Host> Engine<H> {
                     let id = l.fields.borrow_mut().counter(&self.host, pointer);
                     self.host.increment(id, 1);
                 }
+                for name in &judgement.headers {
+                    self.host.increment(l.stats.header_mismatch(name), 1);
+                }
                 for kind in judgement.kinds.iter() {
                     self.host.increment(l.stats.mismatch_kind(kind), 1);
                 }
@@ -636,6 +639,7 @@ impl<H: Host> Engine<H> {
                         path: &pair.request.path,
                         kinds: judgement.kinds,
                         paths: &judgement.real,
+                        headers: &judgement.headers,
                         primary_status: st.primary_status.unwrap_or(0),
                         dark_status: st.dark_status.unwrap_or(0),
                     }

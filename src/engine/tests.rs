@@ -117,6 +117,7 @@ fn primary_first_then_dark_mismatch_counts_fields_kinds_and_logs() {
             ("dark_response.2xx", 1),
             ("field_mismatch./n/*", 1),
             ("field_mismatch./price", 1),
+            ("header_mismatch.x-v", 1),
             ("matched", 1),
             ("mismatch", 1),
             ("mismatch_kind.body", 1),
@@ -133,6 +134,38 @@ fn primary_first_then_dark_mismatch_counts_fields_kinds_and_logs() {
     assert_eq!(line["request_id"], "req-1");
     assert_eq!(line["kinds"], serde_json::json!(["headers", "body"]));
     assert_eq!(line["paths"], serde_json::json!(["/n/*", "/price"]));
+    assert_eq!(line["headers"], serde_json::json!(["x-v"]));
+}
+
+#[test]
+fn a_status_mismatch_counts_once_and_leaves_fields_and_headers_alone() {
+    let (p, mut w) = worker(r#","compare":{"headers":["content-type"]}"#);
+    let mut s = w.get("/a", &[]);
+    w.doorbell();
+    let call = w.outstanding().remove(0);
+    let error = Answer::Response(
+        500,
+        vec![("content-type".into(), b"text/plain".to_vec())],
+        b"boom".to_vec(),
+    );
+    w.answer(call.token, error);
+    w.respond_json(&mut s, 200, r#"{"id":1,"name":"x","tags":[]}"#);
+    w.done(&mut s);
+    expect(
+        &p,
+        &[
+            ("compared", 1),
+            ("dark_response.5xx", 1),
+            ("matched", 1),
+            ("mismatch", 1),
+            ("mismatch_kind.status", 1),
+            ("primary_response.2xx", 1),
+            ("shadowed", 1),
+        ],
+    );
+    let line = &mismatch_lines(&p)[0];
+    assert!(line.contains(r#""kinds":["status"]"#), "{line}");
+    assert!(line.contains(r#""paths":[]"#) && line.contains(r#""headers":[]"#), "{line}");
 }
 
 #[test]

@@ -180,3 +180,44 @@ def test_noise_is_learned_from_the_aa_copy_then_cancelled(upstream_factory, envo
     assert fields.get("wasmcustom.darklaunch.l.field_mismatch./nonce", 0) == warm["mismatch"]
     assert "darklaunch noise learned" in env.log_text()
     assert '"path":"/nonce"' in env.log_text()
+
+
+def test_header_mismatches_are_named_and_a_status_mismatch_counts_once(upstream_factory,
+                                                                       envoy_factory):
+    """A differing compared header is named (stat, label, log line); a dark
+    error page differs from the primary's item everywhere, but counts as a
+    status mismatch only: its fields and headers would bury the real causes."""
+    item = {"id": 1, "name": "x", "price": 10, "tags": ["a"]}
+    up1 = upstream_factory(lambda r: json_reply(item, [("x-version", "1")]), "v1")
+
+    def dark(r):
+        kind = r.path.split("/")[1]
+        if kind == "header":
+            return json_reply(item, [("x-version", "2")])
+        if kind == "status":
+            return json_reply({"error": "boom"}, [("x-version", "2")], status=500)
+        if kind == "price":
+            return json_reply(dict(item, price=11), [("x-version", "1")])
+        return json_reply(item, [("x-version", "1")])
+
+    up2 = upstream_factory(dark, "v2")
+    env = envoy_factory(config(launch(compare={"headers": ["x-version", "content-type"]})),
+                        primary=up1, clusters={"dark": up2})
+    for kind, n in (("header", 3), ("status", 2), ("price", 1), ("same", 1)):
+        for i in range(n):
+            assert env.request(f"/{kind}/{i}").json() == item
+    s = env.wait_settled("l")
+    assert_invariants(s)
+    assert s["compared"] == 7 and s["mismatch"] == 6
+    assert s["mismatch_kind.headers"] == 3 and s["header_mismatch.x-version"] == 3
+    assert s["header_mismatch.content-type"] == 0
+    assert s["mismatch_kind.status"] == 2 and s["mismatch_kind.body"] == 1
+    fields = {k: v for k, v in s.items() if k.startswith("field_mismatch.") and v}
+    assert fields == {"field_mismatch./price": 1}, fields
+    lines = {ln["path"].split("/")[1]: ln for ln in env.mismatch_logs()}
+    assert lines["header"]["headers"] == ["x-version"] and lines["header"]["kinds"] == ["headers"]
+    assert (lines["status"]["kinds"], lines["status"]["paths"], lines["status"]["headers"]) == (
+        ["status"], [], [])
+    assert lines["price"]["paths"] == ["/price"] and lines["price"]["headers"] == []
+    fam = prom_families(env)
+    assert fam[("darklaunch_header_mismatch", (("header", "x-version"), ("launch", "l")))] == 3

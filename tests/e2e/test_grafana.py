@@ -84,7 +84,7 @@ def test_dashboard_structure():
     for seed in ["Divergence rate", "Shadow share", "Error rate: dark vs primary",
                  "Latency p95 / p99: dark vs primary", "Shadowed pairs in flight",
                  "Breaker open (Envoys)", "Top diverging fields", "Skip reasons / s",
-                 "Compare-skipped reasons / s", "Noise cancelled"]:
+                 "Compare-skipped reasons / s", "Noise cancelled", "Top mismatching headers"]:
         assert seed in titles, seed
 
     ids = [p["id"] for p in panels(dash)]
@@ -127,7 +127,8 @@ def test_dashboard_structure():
                  "darklaunch_matched", "darklaunch_dark_response", "darklaunch_primary_response",
                  "darklaunch_dark_ms_bucket", "darklaunch_primary_ms_bucket",
                  "darklaunch_in_flight", "darklaunch_breaker_open", "darklaunch_field_mismatch",
-                 "darklaunch_skipped", "darklaunch_compare_skipped", "darklaunch_noise"]:
+                 "darklaunch_skipped", "darklaunch_compare_skipped", "darklaunch_noise",
+                 "darklaunch_header_mismatch"]:
         assert name in metric_names(dash), name
 
 
@@ -139,26 +140,29 @@ def doc(path: str, price: int = 10, item_price: int = 1) -> dict:
 
 
 def primary(req) -> Reply:
-    return Reply.json(doc(req.path_only))
+    return Reply.json(doc(req.path_only), headers=[("x-version", "1")])
 
 
 def dark(req) -> Reply:
     kind = req.path_only.split("/")[3]
+    v1 = [("x-version", "1")]
+    if kind == "header":
+        return Reply.json(doc(req.path_only), headers=[("x-version", "2")])
     if kind == "price":
-        return Reply.json(doc(req.path_only, price=11))
+        return Reply.json(doc(req.path_only, price=11), headers=v1)
     if kind == "items":
-        return Reply.json(doc(req.path_only, item_price=2))
+        return Reply.json(doc(req.path_only, item_price=2), headers=v1)
     if kind == "fail":
-        return Reply.json(doc(req.path_only), status=500)
+        return Reply.json(doc(req.path_only), status=500, headers=v1)
     if kind == "slow":
-        return Reply.json(doc(req.path_only), delay=2.5)
-    return Reply.json(doc(req.path_only))
+        return Reply.json(doc(req.path_only), delay=2.5, headers=v1)
+    return Reply.json(doc(req.path_only), headers=v1)
 
 
 def plugin_config() -> dict:
     return {"launches": [
         {"name": ORDERS, "dark_cluster": "dark", "match": {"path_prefix": "/api/orders"},
-         "sample": {"percent": 100}, "timeout_ms": 5000,
+         "sample": {"percent": 100}, "timeout_ms": 5000, "compare": {"headers": ["x-version"]},
          "noise": {"cluster": "v1_copy", "percent": 100}},
         {"name": FLAKY, "dark_cluster": "gone", "match": {"path_prefix": "/api/flaky"},
          "sample": {"percent": 100},
@@ -181,7 +185,7 @@ def test_dashboard_queries_run_on_live_darklaunch_stats(upstream_factory, envoy_
         for i in range(8):  # A/A warm-up: /nonce is learned as noise
             c.get(f"/api/orders/same/w{i}")
             env.wait_settled(ORDERS)
-        for kind, n in [("same", 3), ("price", 3), ("items", 2), ("fail", 2)]:
+        for kind, n in [("same", 3), ("price", 3), ("items", 2), ("fail", 2), ("header", 2)]:
             for i in range(n):
                 assert c.get(f"/api/orders/{kind}/{i}").status == 200
         c.get("/api/orders/same/off", headers={"x-dark-launch": "off"})
@@ -235,6 +239,8 @@ def test_dashboard_queries_run_on_live_darklaunch_stats(upstream_factory, envoy_
         if title == "Top diverging fields":
             top = {s["metric"]["path"] for s in result}
             assert {"/price", "/items/*/price"} <= top, top
+        if title == "Top mismatching headers":
+            assert {s["metric"]["header"] for s in result} == {"x-version"}
         if title == "Breaker open (Envoys)":
             assert {s["metric"]["launch"]: float(s["value"][1]) for s in result} == {
                 ORDERS: 0, FLAKY: 1}

@@ -35,6 +35,8 @@ DARKLAUNCH_STATS = [
     ("dark_ms", "darklaunch.dark_ms", {}),
     ("in_flight", "darklaunch.in_flight", {}),
     ("breaker_open", "darklaunch.breaker_open", {}),
+    ("header_mismatch.content-type", "darklaunch.header_mismatch", {"header": "content-type"}),
+    ("header_mismatch.x-version", "darklaunch.header_mismatch", {"header": "x-version"}),
     ("expired", "darklaunch.expired", {}),
 ]
 

@@ -62,6 +62,12 @@ STATS_TAGS: list[dict[str, str]] = [
         "regex": r"^wasmcustom\.darklaunch\." + LAUNCH_RE
         + r"\.field_mismatch(\.(.+))$",
     },
+    {
+        # darklaunch.<launch>.header_mismatch.<compared header name>
+        "tag_name": "header",
+        "regex": r"^wasmcustom\.darklaunch\." + LAUNCH_RE
+        + r"\.header_mismatch(\.(.+))$",
+    },
 ]
 
 
