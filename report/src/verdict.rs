@@ -2,9 +2,7 @@
 //!
 //! For a launch with `compared` pairs, `mismatch` of them differing:
 //!
-//! 1. **INCONCLUSIVE** when `compared < min_compared`: too few pairs to judge
-//!    (nothing else is looked at).
-//! 2. Three checks, each `pass`, `marginal`, `fail` or `unknown`:
+//! 1. Three checks, each `pass`, `marginal`, `fail` or `unknown`:
 //!    * **divergence**: the 95% Wilson score interval `[low, high]` of
 //!      `mismatch / compared`. `fail` when `low > max_divergence` (the
 //!      divergence is above the threshold with 95% confidence); `pass` when
@@ -21,8 +19,12 @@
 //!      p95_slack_ms`, `pass` otherwise; `unknown` when either p95 is missing
 //!      (no samples yet — Envoy computes quantiles at each stats flush);
 //!      `skipped` when `max_p95_ratio` is infinite (`--max-p95-ratio inf`).
-//! 3. The verdict: **FAIL** if any check fails, else **INCONCLUSIVE** if any
+//! 2. The verdict: **FAIL** if any check fails, else **INCONCLUSIVE** if any
 //!    is unknown, else **MARGINAL** if divergence is marginal, else **PASS**.
+//! 3. `min_compared` only withholds a PASS: with fewer pairs a would-be PASS
+//!    is **INCONCLUSIVE**. Every other verdict stands at any sample size — a
+//!    divergence whose 95% lower bound already exceeds the maximum is a FAIL
+//!    with 10 pairs as with 10,000.
 //!
 //! "Exceeds" is strict: a value equal to its threshold passes. Comparisons
 //! allow a relative 1e-9 for floating-point rounding, so 1/100 against 0.01
@@ -289,23 +291,20 @@ pub fn evaluate(c: &LaunchCounters, t: &Thresholds) -> Evaluation {
     };
 
     let checks = [divergence_check, error_check, latency_check];
-    let (verdict, shown): (Verdict, &[Check]) = if c.compared < t.min_compared {
-        (Verdict::Inconclusive, &[])
-    } else if checks.contains(&Check::Fail) {
+    let (verdict, shown): (Verdict, &[Check]) = if checks.contains(&Check::Fail) {
         (Verdict::Fail, &[Check::Fail])
     } else if checks.contains(&Check::Unknown) {
         (Verdict::Inconclusive, &[Check::Unknown, Check::Marginal])
     } else if checks.contains(&Check::Marginal) {
         (Verdict::Marginal, &[Check::Marginal])
+    } else if c.compared < t.min_compared {
+        // Too few pairs to call it a pass.
+        (Verdict::Inconclusive, &[])
     } else {
         (Verdict::Pass, &[])
     };
-    let mut reasons: Vec<String> = notes
-        .into_iter()
-        .filter(|(check, _)| shown.contains(check))
-        .map(|(_, text)| text)
-        .collect();
-    // Causes that explain few pairs, said before the count.
+    // Causes that explain few pairs come first.
+    let mut reasons: Vec<String> = Vec::new();
     let unknown = c.skipped.get("unknown_cluster").copied().unwrap_or(0);
     if unknown > 0 {
         reasons.push(format!(
@@ -321,7 +320,13 @@ pub fn evaluate(c: &LaunchCounters, t: &Thresholds) -> Evaluation {
                 .to_string(),
         );
     }
-    if c.compared < t.min_compared {
+    reasons.extend(
+        notes
+            .into_iter()
+            .filter(|(check, _)| shown.contains(check))
+            .map(|(_, text)| text),
+    );
+    if c.compared < t.min_compared && verdict == Verdict::Inconclusive {
         reasons.push(format!(
             "{} compared pairs, fewer than min-compared {}",
             c.compared, t.min_compared
@@ -421,9 +426,21 @@ mod tests {
             max_divergence: 0.05,
             ..Default::default()
         };
-        // 0/99 < min 100: INCONCLUSIVE whatever the numbers say.
+        // 0/99 < min 100: a would-be PASS is withheld.
         assert_eq!(verdict(&clean(99, 0), &t), Verdict::Inconclusive);
-        assert_eq!(verdict(&clean(99, 99), &t), Verdict::Inconclusive);
+        // 99/99: the lower bound already exceeds 5%: FAIL at any size.
+        assert_eq!(verdict(&clean(99, 99), &t), Verdict::Fail);
+        // 69 of 69 compared: 95% CI 94.7–100% → FAIL, whatever min-compared.
+        let e = evaluate(&clean(69, 69), &Thresholds::default());
+        assert_eq!(e.verdict, Verdict::Fail);
+        assert!(
+            e.reasons[0].starts_with("divergence 100.00% (95% CI 94.73%–100.00%)"),
+            "{:?}",
+            e.reasons
+        );
+        assert!(!e.reasons.iter().any(|r| r.contains("min-compared")));
+        // A MARGINAL interval stands too: more traffic decides either way.
+        assert_eq!(verdict(&clean(20, 1), &t), Verdict::Marginal);
         // Exactly min: judged. 0/100 → Wilson high 3.70% ≤ 5%: PASS.
         assert_eq!(verdict(&clean(100, 0), &t), Verdict::Pass);
         // min 0 and nothing compared: the divergence is unknown.

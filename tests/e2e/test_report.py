@@ -240,8 +240,9 @@ def test_clean_launch_pass_marginal_inconclusive(report_path, upstream_factory, 
     assert (code, rep["verdict"]) == (1, "MARGINAL")
     assert rep["launches"][0]["divergence"]["check"] == "marginal"
 
-    # Fewer pairs than --min-compared: INCONCLUSIVE, exit 3.
-    code, rep = report_json("--envoy", admin, "--min-compared", "121", "--max-divergence", "0.05")
+    # Fewer pairs than --min-compared withhold a PASS: INCONCLUSIVE, exit 3.
+    code, rep = report_json("--envoy", admin, "--min-compared", "121", "--max-divergence", "0.05",
+                            *ROOMY_LATENCY)
     assert (code, rep["verdict"]) == (3, "INCONCLUSIVE")
     assert rep["launches"][0]["reasons"] == ["120 compared pairs, fewer than min-compared 121"]
     code, rep = report_json("--envoy", admin, "--min-compared", "120", "--max-divergence", "0.05",
@@ -331,9 +332,12 @@ def test_two_envoys_are_summed(report_path, upstream_factory, envoy_factory):
     # (4/44, low 3.6%) and A alone would each fail too; the sum is judged.
     assert (code, rep["verdict"]) == (2, "FAIL")
     assert rep["source"]["endpoints"] == [a.admin_url(), b.admin_url()]
-    # One Envoy alone has fewer than 100 pairs: INCONCLUSIVE.
-    code, rep = report_json("--envoy", b.admin_url(), "--min-compared", "100")
-    assert code == 3 and rep["launches"][0]["compared"] == sb["compared"]
+    # One Envoy alone has fewer than 100 pairs, but 4/44 is over 1% with 95%
+    # confidence already: --min-compared only withholds a PASS, so FAIL.
+    code, rep = report_json("--envoy", b.admin_url(), "--min-compared", "100", *ROOMY_LATENCY)
+    assert rep["launches"][0]["compared"] == sb["compared"] == 44
+    assert (code, rep["verdict"]) == (2, "FAIL")
+    assert not any("min-compared" in r for r in rep["launches"][0]["reasons"])
 
 
 def test_slower_dark_fails_the_latency_check(report_path, upstream_factory, envoy_factory):
@@ -365,9 +369,9 @@ def test_watch_serve_and_errors(report_path, upstream_factory, envoy_factory):
     admin = env.admin_url()
 
     # --watch: the table twice, each after clearing the screen; the exit code
-    # is the last refresh's (10 pairs < 100: INCONCLUSIVE).
+    # is the last refresh's (2 of 10 pairs differ: FAIL despite 10 < 100).
     proc = run_report("--envoy", admin, "--watch", "0.2", "--watch-count", "2")
-    assert proc.returncode == 3, proc.stderr
+    assert proc.returncode == 2, proc.stderr
     assert proc.stdout.count("\x1b[H\x1b[2J") == 2
     assert proc.stdout.count("launch l ") == 2 and "refresh #2" in proc.stdout
     # --watch --json: one JSON document per line.
