@@ -17,8 +17,10 @@ ENVOY_VERSION := 1.40.0
 ENVOY_COMPAT_VERSION := 1.36.4
 VENV_COMPAT := .venv-1.36
 # Python packages of the tests, demo and scripts: h2 is the e2e harness's h2c client,
-# mmh3 its sticky sampling model (murmur3).
-PY_DEPS := pytest==8.3.4 pyyaml==6.0.4 jsonschema==4.26.0 h2==4.4.1 mmh3==5.3.1
+# mmh3 its sticky sampling model (murmur3), opentelemetry-proto (with protobuf)
+# the official definitions the OTLP samples are parsed with.
+PY_DEPS := pytest==8.3.4 pyyaml==6.0.4 jsonschema==4.26.0 h2==4.4.1 mmh3==5.3.1 \
+    opentelemetry-proto==1.45.2 protobuf==7.36.2
 VENV := .venv
 PY := $(VENV)/bin/python
 WASM := target/wasm32-wasip1/release/darklaunch.wasm
@@ -26,10 +28,10 @@ REPORT := target/debug/darklaunch-report
 FEATURES ?=
 
 ifdef ENVOY_BIN
-ENVOY_STAMP := $(VENV)/.pytest-$(ENVOY_VERSION)-3
+ENVOY_STAMP := $(VENV)/.pytest-$(ENVOY_VERSION)-4
 else
 ENVOY_BIN := $(abspath $(VENV))/bin/envoy
-ENVOY_STAMP := $(VENV)/.envoy-$(ENVOY_VERSION)-3
+ENVOY_STAMP := $(VENV)/.envoy-$(ENVOY_VERSION)-4
 endif
 export ENVOY_BIN
 export DARKLAUNCH_WASM := $(abspath $(WASM))

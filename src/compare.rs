@@ -62,7 +62,8 @@ use std::cmp::Ordering;
 
 use crate::decode;
 use crate::json::{self, Doc, Integer, Kind, Value};
-use crate::pointer::{render_folded, PathSeg, PointerPattern};
+use crate::pointer::{render, render_folded, PathSeg, PointerPattern};
+use crate::redact;
 
 /// At most this many differing pointers are reported in [`Verdict::paths`].
 pub const MAX_PATHS: usize = 10;
@@ -180,6 +181,76 @@ pub fn try_compare(
     primary: &Side,
     dark: &Side,
 ) -> Result<Verdict, BodyTooLarge> {
+    compare(rules, primary, dark, None).map(|(verdict, _)| verdict)
+}
+
+/// [`try_compare`], with an [`Example`] for each of the verdict's
+/// differences (the same walk: `examples[i]` is `diffs[i]`), values
+/// blanked at the `redact` locations. For samples: it copies values, which
+/// counting does not need.
+pub fn compare_examples(
+    rules: &CompareRules,
+    primary: &Side,
+    dark: &Side,
+    redact: &[PointerPattern],
+) -> Result<(Verdict, Vec<Example>), BodyTooLarge> {
+    compare(rules, primary, dark, Some(redact))
+}
+
+/// One difference as a sample shows it: where exactly, and both values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Example {
+    /// RFC 6901 pointer with the real array indices (`/items/3/price`).
+    pub pointer: String,
+    /// The folded pointer, [`Difference::pointer`] (`/items/*/price`).
+    pub field: String,
+    pub kind: DiffKind,
+    /// The JSON text of the value on each side; `None` where the side has
+    /// none, and on both sides when the location is redacted.
+    pub primary: Option<String>,
+    pub dark: Option<String>,
+    /// The location is covered by a redact pattern: no value is kept.
+    pub redacted: bool,
+}
+
+impl Example {
+    fn at(
+        path: &[PathSeg],
+        field: &str,
+        kind: DiffKind,
+        a: Option<Value>,
+        b: Option<Value>,
+        redact: &[PointerPattern],
+    ) -> Example {
+        let redacted = redact::covered(redact, path);
+        let text = |v: Option<Value>| {
+            v.filter(|_| !redacted)
+                .map(|v| redact::text(v, path, redact))
+        };
+        Example {
+            pointer: render(path),
+            field: field.to_string(),
+            kind,
+            primary: text(a),
+            dark: text(b),
+            redacted,
+        }
+    }
+}
+
+/// The body of `side` decoded per its `content-encoding`; `None` when it
+/// cannot be decoded or decodes to more than `max` bytes.
+pub fn decoded_body<'a>(side: &Side<'a>, max: usize) -> Option<Cow<'a, [u8]>> {
+    let coding = content_encoding(side);
+    decoded(side, &coding, max).ok().flatten()
+}
+
+fn compare(
+    rules: &CompareRules,
+    primary: &Side,
+    dark: &Side,
+    redact: Option<&[PointerPattern]>,
+) -> Result<(Verdict, Vec<Example>), BodyTooLarge> {
     let status = rules.status && primary.status != dark.status;
     let headers = rules
         .headers
@@ -187,7 +258,7 @@ pub fn try_compare(
         .filter(|name| !header_values(primary.headers, name).eq(header_values(dark.headers, name)))
         .cloned()
         .collect();
-    let (body, diffs) = compare_body(rules, primary, dark)?;
+    let (body, diffs, examples) = compare_body(rules, primary, dark, redact)?;
     let mut paths: Vec<String> = Vec::new();
     for d in &diffs {
         if paths.len() >= MAX_PATHS {
@@ -197,13 +268,14 @@ pub fn try_compare(
             paths.push(d.pointer.clone());
         }
     }
-    Ok(Verdict {
+    let verdict = Verdict {
         status,
         headers,
         body,
         paths,
         diffs,
-    })
+    };
+    Ok((verdict, examples))
 }
 
 /// True for `application/json` and any `type/subtype+json`, ignoring
@@ -274,30 +346,34 @@ fn decoded<'a>(
     }
 }
 
-/// Returns (body differs, differences).
+/// (body differs, differences, their examples when `redact` is given).
+type BodyResult = (bool, Vec<Difference>, Vec<Example>);
+
 fn compare_body(
     rules: &CompareRules,
     primary: &Side,
     dark: &Side,
-) -> Result<(bool, Vec<Difference>), BodyTooLarge> {
+    redact: Option<&[PointerPattern]>,
+) -> Result<BodyResult, BodyTooLarge> {
+    let same = Ok((false, Vec::new(), Vec::new()));
     // Ignoring the root ignores the whole body whatever way it would be
     // compared.
     if rules.body == BodyMode::None || rules.ignore.iter().any(|p| p.covers(&[])) {
-        return Ok((false, Vec::new()));
+        return same;
     }
     let (coding_a, coding_b) = (content_encoding(primary), content_encoding(dark));
     // Identical bytes under the identical coding are equal under every mode.
     if primary.body == dark.body && coding_a == coding_b {
-        return Ok((false, Vec::new()));
+        return same;
     }
     let a = decoded(primary, &coding_a, rules.max_body_bytes)?;
     let b = decoded(dark, &coding_b, rules.max_body_bytes)?;
     let (Some(a), Some(b)) = (a, b) else {
         // Something could not be decoded: the bytes as received, as bytes.
-        return Ok((primary.body != dark.body, Vec::new()));
+        return Ok((primary.body != dark.body, Vec::new(), Vec::new()));
     };
     if a == b {
-        return Ok((false, Vec::new()));
+        return same;
     }
     let as_json = match rules.body {
         BodyMode::None | BodyMode::Bytes => false,
@@ -305,22 +381,29 @@ fn compare_body(
         BodyMode::Auto => is_json_side(primary) && is_json_side(dark),
     };
     if as_json {
-        if let Some(result) = compare_json(rules, &a, &b) {
+        if let Some(result) = compare_json(rules, &a, &b, redact) {
             return Ok(result);
         }
     }
     // Bytes differ (checked above).
-    Ok((true, Vec::new()))
+    Ok((true, Vec::new(), Vec::new()))
 }
 
-/// (differs, differences) of two JSON documents; `None` when either is not
-/// JSON (see [`json`] for what is: exactly what serde_json accepts).
-fn compare_json(rules: &CompareRules, a: &[u8], b: &[u8]) -> Option<(bool, Vec<Difference>)> {
+/// (differs, differences, examples) of two JSON documents; `None` when
+/// either is not JSON (see [`json`] for what is: exactly what serde_json
+/// accepts).
+fn compare_json(
+    rules: &CompareRules,
+    a: &[u8],
+    b: &[u8],
+    redact: Option<&[PointerPattern]>,
+) -> Option<BodyResult> {
     let a = json::parse(a).ok()?;
     let b = json::parse(b).ok()?;
     let mut walker = Walker::new(rules);
+    walker.examples_redact = redact;
     walker.walk(Some(a.root()?), Some(b.root()?));
-    Some((walker.differs, walker.diffs))
+    Some((walker.differs, walker.diffs, walker.examples))
 }
 
 /// Depth-first comparison of two JSON values, tracking the current location.
@@ -343,6 +426,10 @@ struct Walker<'r, 'a> {
     differs: bool,
     diffs: Vec<Difference>,
     max_diffs: usize,
+    /// Set for [`compare_examples`]: one [`Example`] per difference, values
+    /// redacted at these locations.
+    examples_redact: Option<&'r [PointerPattern]>,
+    examples: Vec<Example>,
     /// A stack of the sorted keys (node ids) of the objects being compared.
     keys: Vec<u32>,
     /// A stack of the differing members (key, value in a, value in b: node
@@ -409,6 +496,8 @@ impl<'r, 'a> Walker<'r, 'a> {
             differs: false,
             diffs: Vec::new(),
             max_diffs: MAX_DIFFS,
+            examples_redact: None,
+            examples: Vec::new(),
             keys: Vec::new(),
             members: Vec::new(),
             repeats: Vec::new(),
@@ -459,7 +548,8 @@ impl<'r, 'a> Walker<'r, 'a> {
         self.differs && self.diffs.len() >= self.max_diffs
     }
 
-    fn record(&mut self, kind: DiffKind) {
+    /// A difference of `kind` here; `a` and `b` the values on each side.
+    fn record(&mut self, kind: DiffKind, a: Option<Value<'a>>, b: Option<Value<'a>>) {
         self.differs = true;
         if self.diffs.len() < self.max_diffs {
             let pointer = render_folded(&self.path);
@@ -468,6 +558,10 @@ impl<'r, 'a> Walker<'r, 'a> {
                 .iter()
                 .any(|d| d.kind == kind && d.pointer == pointer)
             {
+                if let Some(redact) = self.examples_redact {
+                    self.examples
+                        .push(Example::at(&self.path, &pointer, kind, a, b, redact));
+                }
                 self.diffs.push(Difference { pointer, kind });
             }
         }
@@ -485,8 +579,8 @@ impl<'r, 'a> Walker<'r, 'a> {
         match (a, b) {
             (None, None) => {}
             (Some(a), Some(b)) => self.values(a, b),
-            (Some(_), None) => self.record(DiffKind::Missing),
-            (None, Some(_)) => self.record(DiffKind::Extra),
+            (Some(a), None) => self.record(DiffKind::Missing, Some(a), None),
+            (None, Some(b)) => self.record(DiffKind::Extra, None, Some(b)),
         }
     }
 
@@ -499,21 +593,21 @@ impl<'r, 'a> Walker<'r, 'a> {
             (Kind::Array, Kind::Array) => self.arrays(a, b),
             (Kind::Number, Kind::Number) => {
                 if !numbers_equal(a, b, self.rules.numeric_tolerance) {
-                    self.record(DiffKind::Value);
+                    self.record(DiffKind::Value, Some(a), Some(b));
                 }
             }
             (Kind::Null, Kind::Null) => {}
             (Kind::Bool, Kind::Bool) => {
                 if a.as_bool() != b.as_bool() {
-                    self.record(DiffKind::Value);
+                    self.record(DiffKind::Value, Some(a), Some(b));
                 }
             }
             (Kind::String, Kind::String) => {
                 if a.str_cmp(&b) != Ordering::Equal {
-                    self.record(DiffKind::Value);
+                    self.record(DiffKind::Value, Some(a), Some(b));
                 }
             }
-            _ => self.record(DiffKind::Type),
+            _ => self.record(DiffKind::Type, Some(a), Some(b)),
         }
     }
 
@@ -676,12 +770,12 @@ impl<'r, 'a> Walker<'r, 'a> {
         let length_differs = len_a != len_b && !self.surplus_ignored(common, len_a.max(len_b));
         let unordered = self.frame().unordered;
         if length_differs {
-            self.record(DiffKind::ArrayLength);
+            self.record(DiffKind::ArrayLength, Some(a), Some(b));
         }
         if unordered {
             // A length difference already says the multisets differ.
             if !length_differs && !self.same_multiset(a, b, common) {
-                self.record(DiffKind::Value);
+                self.record(DiffKind::Value, Some(a), Some(b));
             }
             return;
         }
@@ -1017,6 +1111,47 @@ mod tests {
             headers,
             body,
         }
+    }
+
+    #[test]
+    fn examples_unfold_pointers_and_keep_value_text() {
+        let json = hdrs(&[("content-type", "application/json")]);
+        let a = br#"{"items":[{"price":10.0,"sku":"a"},{"price":7,"sku":"b"}],"currency":"EUR","user":{"ssn":"1-2","n":1},"meta":{"ssn":"9"}}"#;
+        let b = br#"{"items":[{"price":10.0,"sku":"a"},{"price":7.5,"sku":"b"}],"user":{"ssn":"3-4","n":2},"extra":true,"meta":[1]}"#;
+        let rules = CompareRules::default();
+        let redact = pats(&["/user/ssn", "/meta/ssn"]);
+        let (v, ex) = compare_examples(&rules, &side(&json, a), &side(&json, b), &redact).unwrap();
+        // The same walk as the counting one.
+        assert_eq!(v, verdict(&rules, &side(&json, a), &side(&json, b)));
+        assert_eq!(ex.len(), v.diffs.len());
+        for (e, d) in ex.iter().zip(&v.diffs) {
+            assert_eq!((&e.field, e.kind), (&d.pointer, d.kind));
+        }
+        let by = |p: &str| ex.iter().find(|e| e.pointer == p).unwrap().clone();
+        let price = by("/items/1/price");
+        assert_eq!(price.field, "/items/*/price");
+        assert_eq!((price.primary.as_deref(), price.dark.as_deref()), (Some("7"), Some("7.5")));
+        let cur = by("/currency");
+        assert_eq!((cur.kind, cur.primary.as_deref(), cur.dark), (Missing, Some("\"EUR\""), None));
+        let extra = by("/extra");
+        assert_eq!((extra.kind, extra.primary, extra.dark.as_deref()), (Extra, None, Some("true")));
+        // Redacted: the pointer and kind, no value.
+        let ssn = by("/user/ssn");
+        assert!(ssn.redacted && ssn.primary.is_none() && ssn.dark.is_none());
+        // A container holding a redacted location shows it blanked.
+        let meta = by("/meta");
+        assert_eq!(meta.kind, Type);
+        assert_eq!(meta.primary.as_deref(), Some(r#"{"ssn":"[redacted]"}"#));
+        assert_eq!(meta.dark.as_deref(), Some("[1]"));
+        for e in &ex {
+            for v in [&e.primary, &e.dark].into_iter().flatten() {
+                assert!(!v.contains("1-2") && !v.contains("3-4") && !v.contains("\"9\""), "{v}");
+            }
+        }
+        // Bytes-compared bodies have no examples.
+        let (v, ex) =
+            compare_examples(&rules, &side(&[], b"x"), &side(&[], b"y"), &redact).unwrap();
+        assert!(v.body && ex.is_empty());
     }
 
     /// [`try_compare`] on bodies within `max_body_bytes`.

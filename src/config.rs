@@ -39,6 +39,12 @@ fn err(path: impl Into<String>, message: impl Into<String>) -> ConfigError {
 
 pub const MAX_LAUNCHES: usize = 32;
 pub const MAX_BODY_LIMIT: u64 = 16 * 1024 * 1024;
+/// `capture.per_minute` at most: ten samples a second.
+pub const MAX_SAMPLES_PER_MINUTE: u32 = 600;
+/// `capture.max_bytes` bounds: room for a sample's fixed fields, and an
+/// Envoy log line of reasonable length.
+pub const MIN_SAMPLE_BYTES: u64 = 512;
+pub const MAX_SAMPLE_BYTES: u64 = 65_536;
 
 // ---------------------------------------------------------------------------
 // Raw shape, exactly as users write it.
@@ -131,6 +137,50 @@ struct RawLaunch {
     /// `2026-12-31T23:59:59Z`.
     #[cfg_attr(feature = "schema", schemars(regex(pattern = schema::UTC_TIME)))]
     expires: Option<String>,
+    /// Samples of mismatching pairs: what differs, value by value, redacted
+    /// and bounded, written to the Envoy log (and to an OpenTelemetry
+    /// collector with `cluster`). Off unless `per_minute` is above 0.
+    capture: Option<RawCapture>,
+}
+
+/// Samples of mismatching pairs.
+#[derive(Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(rename = "Capture"))]
+#[serde(deny_unknown_fields)]
+struct RawCapture {
+    /// At most this many samples per minute for the launch across the Envoy
+    /// process, 0 to 600 (default 0: off). Half of a minute's samples are
+    /// kept for differences of a shape not yet sampled that minute.
+    #[cfg_attr(feature = "schema", schemars(range(min = 0, max = MAX_SAMPLES_PER_MINUTE)))]
+    per_minute: Option<u32>,
+    /// Size bound of one sample in bytes, 512 to 65536 (default 8192): long
+    /// values are cut with a `…[truncated N bytes]` marker.
+    #[cfg_attr(
+        feature = "schema",
+        schemars(range(min = MIN_SAMPLE_BYTES, max = MAX_SAMPLE_BYTES))
+    )]
+    max_bytes: Option<u64>,
+    /// Include both decoded response bodies (and the request body), redacted,
+    /// not only the differing values (default false).
+    bodies: Option<bool>,
+    /// JSON pointers (`*` matches any key or index) whose values never leave
+    /// the proxy: a difference there keeps its pointer and kind, never a
+    /// value, and values and bodies containing them show `[redacted]`.
+    #[cfg_attr(feature = "schema", schemars(inner(regex(pattern = schema::POINTER))))]
+    redact: Option<Vec<String>>,
+    /// Request headers a sample may include (default none). `authorization`,
+    /// `cookie`, `proxy-authorization` and `set-cookie` are never included
+    /// (naming them is an error).
+    #[cfg_attr(feature = "schema", schemars(with = "Option<Vec<schema::CapturedHeader>>"))]
+    request_headers: Option<Vec<String>>,
+    /// Include query parameter values (default false: each value reads
+    /// `REDACTED`).
+    query: Option<bool>,
+    /// Envoy cluster of an OpenTelemetry collector: each sample is also
+    /// posted there as an OTLP/HTTP JSON log record (`POST /v1/logs`).
+    #[cfg_attr(feature = "schema", schemars(regex(pattern = schema::NOT_BLANK)))]
+    cluster: Option<String>,
 }
 
 /// Request matching; every given rule must hold. At most one of
@@ -351,7 +401,26 @@ pub struct Launch {
     pub noise: Option<Noise>,
     /// When the launch stops shadowing: ms since the Unix epoch.
     pub expires_ms: Option<u64>,
+    /// Samples of mismatches; `None` when off (`per_minute` 0).
+    pub capture: Option<Capture>,
 }
+
+/// Samples of mismatching pairs, compiled.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Capture {
+    /// At least 1.
+    pub per_minute: u32,
+    pub max_bytes: usize,
+    pub bodies: bool,
+    pub redact: Vec<PointerPattern>,
+    /// Lower-case names, none of [`NEVER_CAPTURED`].
+    pub request_headers: Vec<String>,
+    pub query: bool,
+    pub cluster: Option<String>,
+}
+
+/// Headers no sample ever shows: credentials and sessions.
+pub const NEVER_CAPTURED: [&str; 4] = ["authorization", "cookie", "proxy-authorization", "set-cookie"];
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum PathMatch {
@@ -668,6 +737,11 @@ fn validate_launch(rl: RawLaunch, at: &str) -> Result<Launch, ConfigError> {
         })?),
     };
 
+    let capture = match rl.capture {
+        None => None,
+        Some(c) => validate_capture(c, &format!("{at}.capture"))?,
+    };
+
     Ok(Launch {
         name: rl.name,
         dark_cluster: rl.dark_cluster,
@@ -688,7 +762,56 @@ fn validate_launch(rl: RawLaunch, at: &str) -> Result<Launch, ConfigError> {
         compare,
         noise,
         expires_ms,
+        capture,
     })
+}
+
+/// `None` when `per_minute` is 0: capture is off.
+fn validate_capture(c: RawCapture, at: &str) -> Result<Option<Capture>, ConfigError> {
+    let per_minute = c.per_minute.unwrap_or(0);
+    if per_minute > MAX_SAMPLES_PER_MINUTE {
+        return Err(err(
+            format!("{at}.per_minute"),
+            format!("must be between 0 and {MAX_SAMPLES_PER_MINUTE}"),
+        ));
+    }
+    let max_bytes = c.max_bytes.unwrap_or(8192);
+    if !(MIN_SAMPLE_BYTES..=MAX_SAMPLE_BYTES).contains(&max_bytes) {
+        return Err(err(
+            format!("{at}.max_bytes"),
+            format!("must be between {MIN_SAMPLE_BYTES} and {MAX_SAMPLE_BYTES}"),
+        ));
+    }
+    let redact = pointers(c.redact, &format!("{at}.redact"))?;
+    let mut request_headers = Vec::new();
+    for (i, h) in c.request_headers.unwrap_or_default().iter().enumerate() {
+        let hat = format!("{at}.request_headers[{i}]");
+        let name = header_name(Some(h), "", &hat)?;
+        if NEVER_CAPTURED.contains(&name.as_str()) {
+            return Err(err(
+                hat,
+                format!("'{name}' is never captured (credentials and sessions stay in the proxy)"),
+            ));
+        }
+        request_headers.push(name);
+    }
+    if let Some(cluster) = &c.cluster {
+        if cluster.trim().is_empty() {
+            return Err(err(format!("{at}.cluster"), "must not be empty"));
+        }
+    }
+    if per_minute == 0 {
+        return Ok(None);
+    }
+    Ok(Some(Capture {
+        per_minute,
+        max_bytes: max_bytes as usize,
+        bodies: c.bodies.unwrap_or(false),
+        redact,
+        request_headers,
+        query: c.query.unwrap_or(false),
+        cluster: c.cluster,
+    }))
 }
 
 /// An RFC 3339 time in UTC (`Z`), in ms since the Unix epoch.
@@ -1053,6 +1176,40 @@ mod schema {
         }
     }
 
+    /// A `capture.request_headers` name: a token, none of `NEVER_CAPTURED`
+    /// in any case.
+    pub struct CapturedHeader;
+
+    impl schemars::JsonSchema for CapturedHeader {
+        fn inline_schema() -> bool {
+            true
+        }
+
+        fn schema_name() -> std::borrow::Cow<'static, str> {
+            "CapturedHeader".into()
+        }
+
+        fn json_schema(_: &mut SchemaGenerator) -> Schema {
+            let any_case = |name: &str| -> String {
+                name.chars()
+                    .map(|c| {
+                        if c.is_ascii_alphabetic() {
+                            format!("[{}{}]", c.to_ascii_lowercase(), c.to_ascii_uppercase())
+                        } else {
+                            c.to_string()
+                        }
+                    })
+                    .collect()
+            };
+            let never: Vec<String> = super::NEVER_CAPTURED.iter().map(|n| any_case(n)).collect();
+            json_schema!({
+                "type": "string",
+                "pattern": TOKEN,
+                "not": { "pattern": format!("^({})$", never.join("|")) },
+            })
+        }
+    }
+
     /// The generated schema made stable and readable: every object's keys
     /// sorted, doc-comment line breaks joined (paragraphs kept), and the
     /// upper bound of the unsigned integers serde enforces.
@@ -1136,6 +1293,29 @@ mod tests {
         assert_eq!(l.compare.body, BodyMode::Auto);
         assert_eq!(l.compare.max_body_bytes, 65536);
         assert!(l.noise.is_none());
+        assert!(l.capture.is_none());
+    }
+
+    #[test]
+    fn capture_compiles() {
+        let with = |capture: &str| {
+            let cfg = MINIMAL.replace("\"sample\"", &format!("\"capture\":{capture},\"sample\""));
+            parse_str(&cfg).unwrap().launches[0].capture.clone()
+        };
+        // Off unless per_minute is above 0.
+        assert_eq!(with(r#"{"per_minute":0,"bodies":true}"#), None);
+        let c = with(r#"{"per_minute":60}"#).unwrap();
+        assert_eq!((c.per_minute, c.max_bytes, c.bodies, c.query), (60, 8192, false, false));
+        assert!(c.redact.is_empty() && c.request_headers.is_empty() && c.cluster.is_none());
+        let c = with(
+            r#"{"per_minute":1,"max_bytes":512,"bodies":true,"redact":["/user/*/ssn"],
+                "request_headers":["X-Tenant"],"query":true,"cluster":"otel"}"#,
+        )
+        .unwrap();
+        assert_eq!(c.request_headers, ["x-tenant"]);
+        assert_eq!(c.redact, [PointerPattern::parse("/user/*/ssn").unwrap()]);
+        assert_eq!(c.cluster.as_deref(), Some("otel"));
+        assert!(c.bodies && c.query && c.max_bytes == 512);
     }
 
     #[test]
@@ -1366,6 +1546,34 @@ mod tests {
                 "launches[0].noise.percent:",
             ),
             (r#""dark_authority":"""#, "launches[0].dark_authority:"),
+            (
+                r#""capture":{"per_minute":601}"#,
+                "launches[0].capture.per_minute:",
+            ),
+            (
+                r#""capture":{"per_minute":1,"max_bytes":100}"#,
+                "launches[0].capture.max_bytes:",
+            ),
+            (
+                r#""capture":{"per_minute":1,"redact":["x"]}"#,
+                "launches[0].capture.redact[0]:",
+            ),
+            (
+                r#""capture":{"request_headers":["x-a","Authorization"]}"#,
+                "launches[0].capture.request_headers[1]: 'authorization' is never captured",
+            ),
+            (
+                r#""capture":{"request_headers":["a b"]}"#,
+                "launches[0].capture.request_headers[0]:",
+            ),
+            (
+                r#""capture":{"per_minute":1,"cluster":" "}"#,
+                "launches[0].capture.cluster:",
+            ),
+            (
+                r#""capture":{"per_minute":1,"bodie":true}"#,
+                "launches[0].capture.bodie: unknown field",
+            ),
         ];
         for (extra, want) in cases {
             let got = with(extra);

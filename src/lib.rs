@@ -29,8 +29,8 @@ macro_rules! internal {
 }
 
 internal!(
-    compare, config, decision, decode, engine, fields, headermap, host, json, limits, murmur3,
-    noise, outcome, pointer, shadow,
+    capture, compare, config, decision, decode, engine, fields, headermap, host, json, limits,
+    murmur3, noise, outcome, pointer, redact, sample, shadow,
 );
 
 #[cfg(target_arch = "wasm32")]

@@ -43,7 +43,7 @@ fn fmix32(mut h: u32) -> u32 {
 
 /// MurmurHash3 over a byte stream, so that several slices can be hashed as
 /// one message without being copied together first.
-fn murmur3_stream<I: Iterator<Item = u8>>(bytes: I, seed: u32) -> u32 {
+pub fn murmur3_stream<I: Iterator<Item = u8>>(bytes: I, seed: u32) -> u32 {
     let mut h = seed;
     let mut block: u32 = 0;
     let mut filled: u32 = 0; // bytes currently held in `block` (0..=3)

@@ -64,7 +64,7 @@ pub fn classify_dark(num_headers: usize, captured: Captured) -> DarkAnswer {
     DarkAnswer::Response(captured)
 }
 
-fn side(c: &Captured) -> Side<'_> {
+pub fn side(c: &Captured) -> Side<'_> {
     Side {
         status: c.status,
         headers: &c.headers,

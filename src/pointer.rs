@@ -74,8 +74,7 @@ impl PointerPattern {
 
     /// True when the pattern could match something strictly below `path`:
     /// it is longer and its first segments match `path`. (The reference
-    /// comparator's rule, kept for the differential tests.)
-    #[cfg(any(test, feature = "fuzzing"))]
+    /// comparator's rule, and redaction's.)
     pub fn reaches_below(&self, path: &[PathSeg]) -> bool {
         self.segments.len() > path.len()
             && self
@@ -142,7 +141,6 @@ fn unescape(token: &str) -> Result<String, String> {
 }
 
 /// Render as an RFC 6901 pointer string, escaping `~` and `/`; `""` for the root.
-#[cfg(any(test, feature = "fuzzing"))]
 pub fn render(path: &[PathSeg]) -> String {
     render_with(path, false)
 }

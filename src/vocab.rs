@@ -67,6 +67,7 @@ names! {
         InFlight = "in_flight",
         BreakerOpen = "breaker_open",
         Expired = "expired",
+        SampleCaptured = "sample.captured",
     }
 }
 
@@ -97,6 +98,7 @@ names! {
         CompareSkipped = "compare_skipped",
         FieldMismatch = "field_mismatch",
         HeaderMismatch = "header_mismatch",
+        SampleDropped = "sample.dropped",
     }
 }
 
@@ -104,7 +106,7 @@ impl Family {
     /// The Prometheus label the shipped `stats_tags` give the detail.
     pub fn label(self) -> &'static str {
         match self {
-            Family::Skipped | Family::CompareSkipped => "reason",
+            Family::Skipped | Family::CompareSkipped | Family::SampleDropped => "reason",
             Family::DarkResponse | Family::PrimaryResponse => "class",
             Family::MismatchKind => "kind",
             Family::FieldMismatch => "path",
@@ -122,6 +124,7 @@ impl Family {
             Family::PrimaryResponse => PrimaryOutcome::NAMES,
             Family::MismatchKind => MismatchKind::NAMES,
             Family::CompareSkipped => CompareSkip::NAMES,
+            Family::SampleDropped => SampleDrop::NAMES,
             Family::FieldMismatch | Family::HeaderMismatch => &[],
         }
     }
@@ -249,6 +252,24 @@ names! {
         PrimaryIncomplete = "primary_incomplete",
         BodyTooLarge = "body_too_large",
     }
+}
+
+names! {
+    /// Why a sample was not written (`sample.dropped.R`): the minute's
+    /// budget was spent, it could not fit `capture.max_bytes`, or the OTLP
+    /// collector did not take it (the log line was written).
+    SampleDrop {
+        Rate = "rate",
+        Size = "size",
+        Sink = "sink",
+    }
+}
+
+/// The Prometheus name of a stat relative to the launch, as the shipped
+/// stats tags make it: `darklaunch_` and the stat with `.` as `_`
+/// (`sample.captured` -> `darklaunch_sample_captured`).
+pub fn prometheus_name(stat: &str) -> String {
+    format!("{NAMESPACE}_{}", stat.replace('.', "_"))
 }
 
 /// The detail of `field_mismatch` for differing fields past the per-launch

@@ -23,11 +23,12 @@
 #![no_main]
 
 use darklaunch::compare::{
-    is_json_content_type, try_compare, BodyMode, CompareRules, DiffKind, Difference, Side, Verdict,
+    compare_examples, is_json_content_type, try_compare, BodyMode, CompareRules, DiffKind, Difference, Side, Verdict,
     MAX_DIFFS, MAX_PATHS,
 };
 use darklaunch::json;
 use darklaunch::pointer;
+use darklaunch::redact;
 use darklaunch::pointer::{render, PathSeg, PointerPattern, Segment};
 use libfuzzer_sys::fuzz_target;
 
@@ -169,6 +170,30 @@ fuzz_target!(|data: &[u8]| {
         reference::verdict(&rules, body_a, body_b),
         "not the old verdict"
     );
+    // Samples: the value-keeping walk (the ignore patterns reused as
+    // redact patterns) finds the same verdict, one example per difference,
+    // each value valid JSON, none at a redacted location; a redacted body
+    // is still JSON.
+    let redact = rules.ignore.clone();
+    let (ve, examples) =
+        compare_examples(&rules, &plain, &plain_b, &redact).expect("compared above");
+    assert_eq!(ve, v);
+    assert_eq!(examples.len(), v.diffs.len());
+    for (e, d) in examples.iter().zip(&v.diffs) {
+        assert_eq!((&e.field, e.kind), (&d.pointer, d.kind));
+        if e.redacted {
+            assert!(e.primary.is_none() && e.dark.is_none());
+        }
+        for text in [&e.primary, &e.dark].into_iter().flatten() {
+            assert!(
+                serde_json::from_str::<serde_json::Value>(text).is_ok(),
+                "not JSON: {text}"
+            );
+        }
+    }
+    if let Some(text) = redact::body(body_a, &redact) {
+        assert!(serde_json::from_str::<serde_json::Value>(&text).is_ok(), "not JSON: {text}");
+    }
 });
 
 /// Whether a JSON document holds an integer (as written) that serde_json's

@@ -68,6 +68,10 @@ pub struct LaunchCounters {
     pub field_mismatch: BTreeMap<String, u64>,
     /// `header_mismatch.<name>`.
     pub header_mismatch: BTreeMap<String, u64>,
+    /// `sample.captured`: samples written to the log.
+    pub sample_captured: u64,
+    /// `sample.dropped.<reason>`.
+    pub sample_dropped: BTreeMap<String, u64>,
     pub primary_ms: Quantiles,
     pub dark_ms: Quantiles,
 }
@@ -84,6 +88,7 @@ impl LaunchCounters {
             Scalar::InFlight => self.in_flight,
             Scalar::BreakerOpen => self.breaker_open,
             Scalar::Expired => self.expired,
+            Scalar::SampleCaptured => self.sample_captured,
         }
     }
 
@@ -103,6 +108,7 @@ impl LaunchCounters {
             Family::CompareSkipped => &self.compare_skipped,
             Family::FieldMismatch => &self.field_mismatch,
             Family::HeaderMismatch => &self.header_mismatch,
+            Family::SampleDropped => &self.sample_dropped,
         }
     }
 
@@ -117,6 +123,7 @@ impl LaunchCounters {
             Scalar::InFlight => &mut self.in_flight,
             Scalar::BreakerOpen => &mut self.breaker_open,
             Scalar::Expired => &mut self.expired,
+            Scalar::SampleCaptured => &mut self.sample_captured,
         }
     }
 
@@ -129,6 +136,7 @@ impl LaunchCounters {
             Family::CompareSkipped => &mut self.compare_skipped,
             Family::FieldMismatch => &mut self.field_mismatch,
             Family::HeaderMismatch => &mut self.header_mismatch,
+            Family::SampleDropped => &mut self.sample_dropped,
         }
     }
 

@@ -21,7 +21,7 @@
 
 use crate::http::{encode_component, Fetch};
 use crate::model::{Family, Scalar, Snapshot};
-use darklaunch::vocab::{Histogram, MetricKind};
+use darklaunch::vocab::{prometheus_name, Histogram, MetricKind};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -74,7 +74,7 @@ pub fn queries(opts: &Options) -> Vec<(Target, String)> {
         let gauge = s.kind() == MetricKind::Gauge;
         let q = format!(
             "sum by (launch) ({})",
-            opts.counted(&format!("darklaunch_{}", s.as_str()), gauge)
+            opts.counted(&prometheus_name(s.as_str()), gauge)
         );
         out.push((Target::Scalar(s), q));
     }
@@ -82,7 +82,7 @@ pub fn queries(opts: &Options) -> Vec<(Target, String)> {
         let q = format!(
             "sum by (launch, {}) ({})",
             f.label(),
-            opts.counted(&format!("darklaunch_{}", f.as_str()), false)
+            opts.counted(&prometheus_name(f.as_str()), false)
         );
         out.push((Target::Family(f), q));
     }
@@ -248,12 +248,14 @@ mod tests {
     #[test]
     fn query_text() {
         let q = queries(&Options::default());
-        assert_eq!(q.len(), 9 + 7 + 6 + 1);
+        assert_eq!(q.len(), 10 + 8 + 6 + 1);
         assert!(texts_have_untagged(&q));
         let texts: Vec<&str> = q.iter().map(|(_, t)| t.as_str()).collect();
         assert!(texts.contains(&"sum by (launch) (darklaunch_compared)"));
         assert!(texts.contains(&"sum by (launch, reason) (darklaunch_skipped)"));
         assert!(texts.contains(&"sum by (launch, path) (darklaunch_field_mismatch)"));
+        assert!(texts.contains(&"sum by (launch) (darklaunch_sample_captured)"));
+        assert!(texts.contains(&"sum by (launch, reason) (darklaunch_sample_dropped)"));
         assert!(texts.contains(
             &"histogram_quantile(0.95, sum by (launch, le) (darklaunch_dark_ms_bucket))"
         ));

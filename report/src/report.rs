@@ -106,6 +106,15 @@ pub struct LaunchReport {
     pub compare_skipped: BTreeMap<String, u64>,
     pub dark_response: BTreeMap<String, u64>,
     pub primary_response: BTreeMap<String, u64>,
+    pub samples: Samples,
+}
+
+/// Mismatch samples the filter wrote (`capture`), and those it dropped.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Samples {
+    pub captured: u64,
+    /// `rate`, `size`, `sink`.
+    pub dropped: BTreeMap<String, u64>,
 }
 
 /// The known keys with 0 where absent, plus any other key the source had.
@@ -180,6 +189,10 @@ pub fn launch_report(name: &str, c: &LaunchCounters, t: &Thresholds) -> LaunchRe
         compare_skipped: complete(&c.compare_skipped, Family::CompareSkipped.details()),
         dark_response: complete(&c.dark_response, Family::DarkResponse.details()),
         primary_response: complete(&c.primary_response, Family::PrimaryResponse.details()),
+        samples: Samples {
+            captured: c.sample_captured,
+            dropped: complete(&c.sample_dropped, Family::SampleDropped.details()),
+        },
     }
 }
 
@@ -354,6 +367,20 @@ pub fn table(r: &Report, top: usize) -> String {
         row(&mut out, "mismatch", &nonzero(&l.mismatch_kinds), None);
         if !l.headers.is_empty() {
             row(&mut out, "headers", &nonzero(&l.headers), None);
+        }
+        let dropped: u64 = l.samples.dropped.values().sum();
+        if l.samples.captured + dropped > 0 {
+            let detail = if dropped > 0 {
+                format!("   dropped: {}", nonzero(&l.samples.dropped))
+            } else {
+                String::new()
+            };
+            row(
+                &mut out,
+                "samples",
+                &format!("{} captured{detail}", l.samples.captured),
+                None,
+            );
         }
         if l.fields.is_empty() {
             row(&mut out, "top fields", "none", None);

@@ -289,7 +289,31 @@ fn agree(rules: &CompareRules, a: &[u8], b: &[u8]) -> Verdict {
     );
     let back = try_compare(rules, &side(b), &side(a)).unwrap();
     assert_eq!(back, reference::verdict(rules, b, a));
+    // The samples' walk finds the same differences, one example each, at
+    // a location its folded pointer names.
+    let redact = rules.ignore.clone();
+    let (with_examples, examples) = compare_examples(rules, &side(a), &side(b), &redact).unwrap();
+    assert_eq!(with_examples, new);
+    assert_eq!(examples.len(), new.diffs.len());
+    for (e, d) in examples.iter().zip(&new.diffs) {
+        assert_eq!((&e.field, e.kind), (&d.pointer, d.kind));
+        assert!(crate::pointer::PointerPattern::parse(&e.field)
+            .is_ok_and(|p| p.covers(&segments(&e.pointer))));
+    }
     new
+}
+
+/// The segments of a concrete pointer, every all-digit token as an index.
+fn segments(pointer: &str) -> Vec<crate::pointer::PathSeg<'static>> {
+    use crate::pointer::PathSeg;
+    pointer
+        .split('/')
+        .skip(1)
+        .map(|t| match t.parse::<usize>() {
+            Ok(i) if t == i.to_string() => PathSeg::Index(i),
+            _ => PathSeg::Key(t.replace("~1", "/").replace("~0", "~").into()),
+        })
+        .collect()
 }
 
 #[test]

@@ -4,7 +4,7 @@
 use crate::host::Host;
 use crate::vocab::{
     stat_name, CompareSkip, DarkOutcome, Family, Histogram, MetricKind, MismatchKind,
-    PrimaryOutcome, Scalar, SkipReason, FIELD_OTHER,
+    PrimaryOutcome, SampleDrop, Scalar, SkipReason, FIELD_OTHER,
 };
 
 #[derive(Debug)]
@@ -16,6 +16,7 @@ pub(super) struct LaunchStats {
     primary_response: Vec<u32>,
     mismatch_kind: Vec<u32>,
     compare_skipped: Vec<u32>,
+    sample_dropped: Vec<u32>,
     /// `header_mismatch.<name>` for each compared header.
     header_mismatch: Vec<(String, u32)>,
     /// `field_mismatch.other`; the other fields' ids are found as they come.
@@ -54,6 +55,7 @@ impl LaunchStats {
             primary_response: family(Family::PrimaryResponse)?,
             mismatch_kind: family(Family::MismatchKind)?,
             compare_skipped: family(Family::CompareSkipped)?,
+            sample_dropped: family(Family::SampleDropped)?,
             header_mismatch: headers
                 .iter()
                 .map(|h| {
@@ -103,6 +105,10 @@ impl LaunchStats {
 
     pub fn compare_skipped(&self, r: CompareSkip) -> u32 {
         id(&self.compare_skipped, r.index())
+    }
+
+    pub fn sample_dropped(&self, r: SampleDrop) -> u32 {
+        id(&self.sample_dropped, r.index())
     }
 }
 

@@ -29,6 +29,7 @@
 
 mod configure;
 mod metrics;
+mod samples;
 mod stream;
 
 #[cfg(any(test, feature = "fuzzing"))]
@@ -36,12 +37,15 @@ pub mod fake;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod sim;
 #[cfg(test)]
+mod capture_tests;
+#[cfg(test)]
 mod tests;
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::rc::Rc;
 
+use crate::capture::SharedCapture;
 use crate::compare::BodyMode;
 use crate::config::{Config, Launch};
 use crate::fields::FieldCounters;
@@ -57,6 +61,7 @@ use crate::vocab::{Histogram, Scalar, SkipReason};
 pub use configure::Configured;
 pub use configure::InvalidConfig;
 use metrics::LaunchStats;
+use samples::{Answers, Export, ExportCall};
 pub use stream::Stream;
 
 /// How long past its timeout an unanswered call is kept.
@@ -98,6 +103,8 @@ struct LaunchState {
     /// last said so in the log.
     expired: Cell<bool>,
     expiry_logged_ms: Cell<Option<u64>>,
+    /// The process-wide sample window, when the launch captures.
+    capture: Option<SharedCapture>,
 }
 
 impl LaunchState {
@@ -119,6 +126,9 @@ impl LaunchState {
             announced_noise: RefCell::new(HashSet::new()),
             expired: Cell::new(false),
             expiry_logged_ms: Cell::new(None),
+            capture: cfg.capture.as_ref().map(|c| {
+                SharedCapture::new(format!("darklaunch.capture.{}", cfg.name), c.per_minute)
+            }),
             stats,
             cfg,
         })
@@ -208,12 +218,17 @@ enum Primary {
     Incomplete,
 }
 
-/// What the log says about a pair's request.
+/// What the log and samples say about a pair's request.
 struct RequestInfo {
     method: String,
     /// Without the query string.
     path: String,
     request_id: String,
+    /// The query string, kept only when a shadowing launch captures.
+    query: Option<String>,
+    /// The request headers some capturing launch may show
+    /// (`capture.request_headers`), repeated fields joined.
+    headers: Vec<(String, String)>,
 }
 
 /// A call that left.
@@ -240,6 +255,8 @@ struct Pair {
     primary: Primary,
     sent: Option<Sent>,
     dark: Option<DarkDone>,
+    /// The request body, kept for a sample when the launch captures bodies.
+    request_body: Option<Rc<Vec<u8>>>,
 }
 
 /// A call waiting for the root context to send it.
@@ -266,6 +283,10 @@ pub struct Engine<H: Host> {
     plugin: String,
     /// The error of the invalid configuration the plugin runs without.
     invalid: Option<String>,
+    /// Samples waiting to be posted to `capture.cluster`, and those posted
+    /// and not yet answered, by token.
+    exports: VecDeque<Export>,
+    export_calls: HashMap<u32, ExportCall>,
 }
 
 impl<H: Host> Engine<H> {
@@ -281,6 +302,8 @@ impl<H: Host> Engine<H> {
             doorbell_rung: false,
             plugin: String::new(),
             invalid: None,
+            exports: VecDeque::new(),
+            export_calls: HashMap::new(),
         }
     }
 
@@ -323,7 +346,7 @@ impl<H: Host> Engine<H> {
     }
 
     fn ring_doorbell(&mut self) {
-        if self.doorbell_rung || self.jobs.is_empty() {
+        if self.doorbell_rung || (self.jobs.is_empty() && self.exports.is_empty()) {
             return;
         }
         if self.host.ring_doorbell().is_ok() {
@@ -365,6 +388,9 @@ impl<H: Host> Engine<H> {
     /// The answer to call `token` is in (the host's call response buffers
     /// hold it during this call).
     pub fn call_response(&mut self, token: u32, num_headers: usize, body_size: usize) {
+        if self.export_answered(token, num_headers) {
+            return;
+        }
         let Some(id) = self.calls.remove(&token) else {
             return;
         };
@@ -405,6 +431,7 @@ impl<H: Host> Engine<H> {
             }
         }
         self.calls.clear();
+        self.expire_exports(now, true);
     }
 
     /// Send every queued call. Runs in a root-context callback, so that the
@@ -440,6 +467,7 @@ impl<H: Host> Engine<H> {
                 }
             }
         }
+        self.dispatch_exports(now);
     }
 
     fn send(&self, l: &LaunchState, role: Role, job: &Job, now: u64) -> Result<Sent, SkipReason> {
@@ -530,6 +558,7 @@ impl<H: Host> Engine<H> {
         for id in never_sent {
             self.never_sent(id);
         }
+        self.expire_exports(now, false);
     }
 
     /// Drop a pair whose call never left.
@@ -645,6 +674,10 @@ impl<H: Host> Engine<H> {
                     }
                     .line();
                     self.host.log(Level::Info, &line);
+                }
+                if let (Some((primary, _)), DarkAnswer::Response(dark)) = (primary, &dark.answer) {
+                    let answers = Answers { primary, dark };
+                    self.capture_sample(l, &pair, answers, &judgement, now);
                 }
             }
         }

@@ -19,8 +19,8 @@ pub const WORKERS: usize = 2;
 
 /// The configuration every worker runs: launches `a` (everything, small
 /// limits, a fast breaker, A/A copies, small bodies), `b` (`/b`, 50%
-/// random sampling, JSON compared), `c` (GET only, to a cluster that does
-/// not exist).
+/// random sampling, JSON compared, 3 samples a minute posted to `otel`),
+/// `c` (GET only, to a cluster that does not exist).
 pub const CONFIG: &str = r#"{"launches":[
   {"name":"a","dark_cluster":"dark","sample":{"percent":100},"unsafe_methods":true,
    "max_body_bytes":64,"limits":{"max_in_flight":2,"max_rps":3},
@@ -28,7 +28,8 @@ pub const CONFIG: &str = r#"{"launches":[
    "compare":{"headers":["x-v"],"ignore":["/t"]},
    "noise":{"cluster":"copy","percent":50}},
   {"name":"b","dark_cluster":"dark","match":{"path_prefix":"/b"},
-   "sample":{"percent":50},"timeout_ms":200},
+   "sample":{"percent":50},"timeout_ms":200,
+   "capture":{"per_minute":3,"cluster":"otel","bodies":true,"redact":["/t"]}},
   {"name":"c","dark_cluster":"missing","match":{"methods":["GET"]},"sample":{"percent":100}}
 ]}"#;
 
@@ -151,7 +152,7 @@ struct Open {
 
 /// Play `ops`, drain, and check. Panics when a check fails.
 pub fn run(ops: &[Op]) {
-    let process = Process::new(1_700_000_000_000, &["dark", "copy"]);
+    let process = Process::new(1_700_000_000_000, &["dark", "copy", "otel"]);
     let mut workers: Vec<Worker> = (0..WORKERS)
         .map(|i| Worker::new(&process, i as u64 + 1, CONFIG))
         .collect();
@@ -170,9 +171,20 @@ pub fn run(ops: &[Op]) {
         let w = &mut workers[open.worker];
         w.done(&mut open.stream);
     }
-    for w in workers.iter_mut() {
-        for call in w.outstanding() {
-            w.answer(call.token, Answer::json(200, BODIES[0]));
+    // Answers can queue sample exports, sent on the next doorbell (or
+    // tick, when the doorbell is broken).
+    for _ in 0..100 {
+        let mut any = false;
+        for w in workers.iter_mut() {
+            w.doorbell();
+            w.tick();
+            for call in w.outstanding() {
+                any = true;
+                w.answer(call.token, Answer::json(200, BODIES[0]));
+            }
+        }
+        if !any {
+            break;
         }
     }
     process.advance(120_000);
@@ -333,6 +345,30 @@ fn check_counts(process: &Process, workers: &[Worker]) {
             .filter(|c| c.header("x-darklaunch-shadow") == Some(launch) && c.cluster != "copy")
             .count() as i64;
         assert_eq!(dark_calls, get("shadowed"), "{what}");
+    }
+    // Samples: every mismatch of `b` sampled or dropped for the rate or the
+    // size; one log line per sample; no more posts than samples.
+    let s = process.launch_stats("b");
+    let get = |k: &str| s.get(k).copied().unwrap_or(0);
+    assert_eq!(
+        get("mismatch"),
+        get("sample.captured") + get("sample.dropped.rate") + get("sample.dropped.size"),
+        "b: {s:?}"
+    );
+    let lines = process
+        .logs(crate::host::Level::Info)
+        .iter()
+        .filter(|l| l.starts_with("darklaunch sample "))
+        .count() as i64;
+    assert_eq!(lines, get("sample.captured"));
+    let posts = workers
+        .iter()
+        .flat_map(|w| w.sent())
+        .filter(|c| c.cluster == "otel")
+        .count() as i64;
+    assert!(posts <= get("sample.captured") && get("sample.dropped.sink") <= get("sample.captured"));
+    for (launch, _) in [("a", 0), ("c", 0)] {
+        assert_eq!(process.stat(&format!("darklaunch.{launch}.sample.captured")), 0);
     }
     // Histograms: one dark latency per shadowed pair.
     for (launch, _) in LAUNCHES {

@@ -159,10 +159,13 @@ impl<H: Host> Engine<H> {
             .header("x-request-id")
             .map(|v| String::from_utf8_lossy(v).into_owned())
             .unwrap_or_default();
+        let (query, captured_headers) = capture_parts(&candidates, &path, &headers);
         let info = Rc::new(RequestInfo {
             path: decision::path_only(&path).to_string(),
             method,
             request_id,
+            query,
+            headers: captured_headers,
         });
         s.req = Some(RequestCopy {
             candidates,
@@ -229,6 +232,12 @@ impl<H: Host> Engine<H> {
                     primary: Primary::Pending,
                     sent: None,
                     dark: None,
+                    request_body: l
+                        .cfg
+                        .capture
+                        .as_ref()
+                        .filter(|c| c.bodies)
+                        .map(|_| body.clone()),
                 };
                 let id = self.add_pair(pair, headers, body.clone());
                 s.pairs.push(id);
@@ -366,4 +375,40 @@ impl<H: Host> Engine<H> {
             self.primary_finished(id, Primary::Incomplete, now);
         }
     }
+}
+
+/// What samples may need of the request, kept only when a shadowing launch
+/// captures: the query string, and the request headers some launch's
+/// `capture.request_headers` names (repeated fields joined with ", ").
+fn capture_parts(
+    candidates: &[Candidate],
+    path: &str,
+    headers: &[(String, Vec<u8>)],
+) -> (Option<String>, Vec<(String, String)>) {
+    let capturing: Vec<&crate::config::Capture> = candidates
+        .iter()
+        .filter_map(|c| c.launch.cfg.capture.as_ref())
+        .collect();
+    if capturing.is_empty() {
+        return (None, Vec::new());
+    }
+    let query = path
+        .split_once('?')
+        .map(|(_, q)| q.split('#').next().unwrap_or_default().to_string())
+        .filter(|q| !q.is_empty());
+    let mut kept: Vec<(String, String)> = Vec::new();
+    for (name, value) in headers {
+        if !capturing.iter().any(|c| c.request_headers.contains(name)) {
+            continue;
+        }
+        let value = String::from_utf8_lossy(value);
+        match kept.iter_mut().find(|(n, _)| n == name) {
+            Some((_, v)) => {
+                v.push_str(", ");
+                v.push_str(&value);
+            }
+            None => kept.push((name.clone(), value.into_owned())),
+        }
+    }
+    (query, kept)
 }

@@ -38,6 +38,9 @@ DARKLAUNCH_STATS = [
     ("header_mismatch.content-type", "darklaunch.header_mismatch", {"header": "content-type"}),
     ("header_mismatch.x-version", "darklaunch.header_mismatch", {"header": "x-version"}),
     ("expired", "darklaunch.expired", {}),
+    ("sample.captured", "darklaunch.sample.captured", {}),
+    *[(f"sample.dropped.{r}", "darklaunch.sample.dropped", {"reason": r})
+      for r in ("rate", "size", "sink")],
 ]
 
 

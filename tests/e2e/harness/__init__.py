@@ -64,8 +64,10 @@ from .prometheus import (
 from .sampling import murmur3_32, sticky_sampled
 from .stats import (
     MISMATCH_MARK,
+    SAMPLE_MARK,
     darklaunch_series,
     parse_mismatch_lines,
+    parse_sample_lines,
     parse_prometheus,
     sum_prefix,
     wait_series_stable,

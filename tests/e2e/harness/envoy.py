@@ -22,7 +22,7 @@ from .envoy_config import bootstrap, listener, write_lds
 from .paths import REPO_ROOT
 from .ports import LOOPBACK, free_port
 from .process import ManagedProcess, ProcessError, _signal_group
-from .stats import parse_mismatch_lines, sum_prefix
+from .stats import parse_mismatch_lines, parse_sample_lines, sum_prefix
 from .waiting import wait_until
 
 DEFAULT_ENVOY = REPO_ROOT / ".venv" / "bin" / "envoy"
@@ -298,6 +298,10 @@ class Envoy(ManagedProcess):
     def mismatch_logs(self) -> list:
         """The JSON objects of the ``darklaunch mismatch {...}`` log lines."""
         return parse_mismatch_lines(self.log_text())
+
+    def samples(self) -> list:
+        """The JSON objects of the ``darklaunch sample {...}`` log lines."""
+        return parse_sample_lines(self.log_text())
 
     # -- validate mode -----------------------------------------------------
     @staticmethod

@@ -39,10 +39,11 @@ STATS_TAGS: list[dict[str, str]] = [
         "regex": r"^wasmcustom\.darklaunch\.((" + LAUNCH_RE + r")\.)",
     },
     {
-        # darklaunch.<launch>.skipped.<reason> / .compare_skipped.<reason>
+        # darklaunch.<launch>.skipped.<reason> / .compare_skipped.<reason> /
+        # .sample.dropped.<reason>
         "tag_name": "reason",
         "regex": r"^wasmcustom\.darklaunch\." + LAUNCH_RE
-        + r"\.(?:skipped|compare_skipped)(\.([a-z0-9_]+))$",
+        + r"\.(?:skipped|compare_skipped|sample\.dropped)(\.([a-z0-9_]+))$",
     },
     {
         # darklaunch.<launch>.dark_response.<class> / .primary_response.<class>

@@ -19,20 +19,31 @@ def sum_prefix(stats: dict, prefix: str) -> int:
 
 
 MISMATCH_MARK = "darklaunch mismatch "
+SAMPLE_MARK = "darklaunch sample "
 
 
-def parse_mismatch_lines(text: str) -> list:
+def _marked_objects(text: str, mark: str) -> list:
     out = []
     for line in text.splitlines():
-        i = line.find(MISMATCH_MARK)
+        i = line.find(mark)
         if i < 0:
             continue
         try:
-            obj, _ = json.JSONDecoder().raw_decode(line[i + len(MISMATCH_MARK):].lstrip())
+            obj, _ = json.JSONDecoder().raw_decode(line[i + len(mark):].lstrip())
         except ValueError:
             continue
         out.append(obj)
     return out
+
+
+def parse_mismatch_lines(text: str) -> list:
+    """The JSON objects of the ``darklaunch mismatch {...}`` lines of a log."""
+    return _marked_objects(text, MISMATCH_MARK)
+
+
+def parse_sample_lines(text: str) -> list:
+    """The JSON objects of the ``darklaunch sample {...}`` lines of a log."""
+    return _marked_objects(text, SAMPLE_MARK)
 
 
 def parse_prometheus(text: str) -> list:
