@@ -34,12 +34,14 @@ USAGE
 INPUT
   An Envoy log, `kubectl logs` output, or JSON lines. A line holding
   `darklaunch sample ` is a sample: the JSON after the first such marker.
-  A line starting with `{` is a sample too (a bare JSON object). Other
-  lines are counted as lines without a sample. A sample line that cannot
-  be read (truncated or invalid JSON, a field missing or of the wrong type,
-  a format version other than 1, invalid UTF-8, over 1048576 bytes) is a
-  bad line: `FILE:LINE: reason` on stderr (stdin is `-`), and reading goes
-  on with the next line.
+  A line starting with `{` is a sample too (a bare JSON object), unless it
+  is a JSON object with none of the keys v, launch, kinds, differences
+  (another JSON log, e.g. an access log). Other lines are counted as lines
+  without a sample. A sample line that cannot be read (truncated or
+  invalid JSON, a field missing or of the wrong type, a format version
+  other than 1, invalid UTF-8) or any line over 1048576 bytes is a bad
+  line: `FILE:LINE: reason` on stderr (stdin is `-`), and reading goes on
+  with the next line.
 
 OUTPUT (stdout)
   by field   samples whose statuses matched, per folded pointer: count,

@@ -84,14 +84,28 @@ impl<R: BufRead> Lines<R> {
 }
 
 /// Where the sample's JSON starts in `line`, if the line holds one: after
-/// the first marker, or the line itself when it starts with `{` (after
-/// whitespace).
-pub fn json_start(line: &[u8]) -> Option<usize> {
+/// the first marker (`true`), or the line itself when it starts with `{`
+/// after whitespace (`false`: a bare object).
+pub fn json_start(line: &[u8]) -> Option<(usize, bool)> {
     if let Some(i) = line.windows(MARKER.len()).position(|w| w == MARKER) {
-        return Some(i + MARKER.len());
+        return Some((i + MARKER.len(), true));
     }
     let first = line.iter().position(|b| !b.is_ascii_whitespace())?;
-    (line.get(first) == Some(&b'{')).then_some(first)
+    (line.get(first) == Some(&b'{')).then_some((first, false))
+}
+
+/// Keys of which a bare JSON object needs one to be taken for a sample:
+/// other JSON lines (Envoy's JSON access logs, an application's JSON log)
+/// are lines without a sample, not bad lines.
+const SAMPLE_KEYS: [&str; 4] = ["v", "launch", "kinds", "differences"];
+
+/// False for a JSON object with none of [`SAMPLE_KEYS`]; true for one
+/// with any, and for text that is not JSON (it may be a cut sample).
+fn sample_like(text: &str) -> bool {
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(serde_json::Value::Object(m)) => SAMPLE_KEYS.iter().any(|k| m.contains_key(*k)),
+        Ok(_) | Err(_) => true,
+    }
 }
 
 /// What one line (or log record) held.
@@ -106,13 +120,14 @@ pub enum Found {
 /// Looks for a sample in one line.
 pub fn find(line: &[u8]) -> Found {
     let line = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line);
-    let Some(start) = json_start(line) else {
+    let Some((start, marked)) = json_start(line) else {
         return Found::Nothing;
     };
     let json = line.get(start..).unwrap_or_default();
     let json = json.trim_ascii_end();
     let text = match std::str::from_utf8(json) {
         Ok(t) => t,
+        Err(_) if !marked && !sample_like(&String::from_utf8_lossy(json)) => return Found::Nothing,
         Err(e) => {
             return Found::Bad(format!(
                 "invalid UTF-8 at byte {} of the line",
@@ -120,6 +135,9 @@ pub fn find(line: &[u8]) -> Found {
             ))
         }
     };
+    if !marked && !sample_like(text) {
+        return Found::Nothing;
+    }
     match sample::parse(text, start) {
         Ok(s) => Found::Sample(Box::new(s), text.to_string()),
         Err(e) => Found::Bad(e),
@@ -287,12 +305,12 @@ mod tests {
 
     #[test]
     fn markers_and_bare_objects() {
-        assert_eq!(json_start(b"x darklaunch sample {}"), Some(20));
-        assert_eq!(json_start(b"  {\"v\":1}"), Some(2));
+        assert_eq!(json_start(b"x darklaunch sample {}"), Some((20, true)));
+        assert_eq!(json_start(b"  {\"v\":1}"), Some((2, false)));
         // The first marker wins, even when the line starts with `{`.
         assert_eq!(
             json_start(b"{darklaunch sample darklaunch sample {"),
-            Some(19)
+            Some((19, true))
         );
         assert_eq!(json_start(b"darklaunch mismatch {}"), None);
         assert_eq!(json_start(b"[info] {"), None);
@@ -306,6 +324,22 @@ mod tests {
         let bom = format!("\u{feff}{EXAMPLE}");
         assert!(matches!(find(bom.as_bytes()), Found::Sample(..)));
         assert_eq!(find(b"[info] starting workers"), Found::Nothing);
+        // Other JSON lines are not samples; a sample's key makes one.
+        let access = br#"{"start_time":"2026-12-01T00:12:03.123Z","method":"GET","path":"/orders/7","response_code":200}"#;
+        assert_eq!(find(access), Found::Nothing);
+        assert_eq!(find(b"{\"msg\":\"\xff\"}"), Found::Nothing);
+        assert!(
+            matches!(find(br#"{"launch":"l"}"#), Found::Bad(m) if m == "not a sample: missing field `v`")
+        );
+        assert!(
+            matches!(find(b"{\"v\":1,\"launch\":\"\xff\"}"), Found::Bad(m) if m.starts_with("invalid UTF-8"))
+        );
+        assert!(matches!(find(br#"{"v":1,"launch"#), Found::Bad(m) if m.starts_with("truncated")));
+        // After the marker, anything that is not a sample is bad.
+        assert!(matches!(
+            find(br#"darklaunch sample {"msg":"x"}"#),
+            Found::Bad(_)
+        ));
     }
 
     #[test]
