@@ -227,12 +227,13 @@ pub fn main<I: IntoIterator<Item = String>>(args: I) -> i32 {
         }
         Ok(Some(o)) => {
             let stdout = std::io::stdout();
-            let stderr = std::io::stderr();
             let stdin = std::io::stdin();
+            // stderr is not locked here: --listen's connection threads
+            // write bad records to it while this thread waits.
             run(
                 &o,
                 &mut stdout.lock(),
-                &mut stderr.lock(),
+                &mut std::io::stderr(),
                 &mut stdin.lock(),
             )
         }
