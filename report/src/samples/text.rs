@@ -9,7 +9,7 @@ use super::sample::Difference;
 use std::fmt::Write;
 
 /// Longest value shown, in characters.
-const VALUE: usize = 40;
+const VALUE: usize = 32;
 /// Longest field or pointer shown.
 const NAME: usize = 60;
 
