@@ -104,6 +104,10 @@ const SCRIPT: &str = r#"
       g.hidden = !(own || any);
       if (!g.hidden) { visible += 1; }
     });
+    // A kind of group with nothing left to show hides its heading too.
+    Array.prototype.forEach.call(document.querySelectorAll("section.groups"), function (sec) {
+      sec.hidden = sec.querySelector(".group:not([hidden])") === null;
+    });
     shown.textContent = visible + " of " + groups.length + " groups shown · " +
       data.summary.samples + " samples";
     document.body.setAttribute("data-filter", q);
@@ -252,7 +256,7 @@ fn sample(out: &mut String, s: &Sample, focus: Option<&str>) {
     }
     if s.primary.body.is_some() || s.dark.body.is_some() {
         out.push_str(
-            "<details class=\"bodies\" open><summary>response bodies</summary><div class=\"pair\">",
+            "<details class=\"bodies\" open><summary>response bodies <span class=\"count\">(JSON re-indented, keys sorted)</span></summary><div class=\"pair\">",
         );
         for (class, b) in [("primary", &s.primary.body), ("dark", &s.dark.body)] {
             let _ = write!(out, "<div class=\"{class}\"><h5>{class}</h5>");
@@ -327,7 +331,7 @@ pub fn page(v: &View, all: &[Sample]) -> String {
     );
     let count = |n: usize| plural(n, "sample", "samples");
     if !v.fields.is_empty() {
-        out.push_str("<h2 id=\"by-field\">By field <span class=\"count\">samples whose statuses matched</span></h2>\n");
+        out.push_str("<section class=\"groups\" id=\"by-field\"><h2>By field <span class=\"count\">samples whose statuses matched</span></h2>\n");
     }
     for g in &v.fields {
         let search = format!("{} {}", g.field, g.launches.join(" "));
@@ -345,8 +349,11 @@ pub fn page(v: &View, all: &[Sample]) -> String {
         members(&mut out, all, &g.members, Some(&g.field));
         out.push_str("</section>\n");
     }
+    if !v.fields.is_empty() {
+        out.push_str("</section>\n");
+    }
     if !v.headers.is_empty() {
-        out.push_str("<h2 id=\"by-header\">Headers <span class=\"count\">samples whose statuses matched</span></h2>\n");
+        out.push_str("<section class=\"groups\" id=\"by-header\"><h2>Headers <span class=\"count\">samples whose statuses matched</span></h2>\n");
     }
     for g in &v.headers {
         let search = format!("{} {}", g.header, g.launches.join(" "));
@@ -363,8 +370,11 @@ pub fn page(v: &View, all: &[Sample]) -> String {
         members(&mut out, all, &g.members, Some(""));
         out.push_str("</section>\n");
     }
+    if !v.headers.is_empty() {
+        out.push_str("</section>\n");
+    }
     if !v.statuses.is_empty() {
-        out.push_str("<h2 id=\"by-status\">Status</h2>\n");
+        out.push_str("<section class=\"groups\" id=\"by-status\"><h2>Status</h2>\n");
     }
     for g in &v.statuses {
         let name = status_name(g.primary, g.dark);
@@ -389,8 +399,11 @@ pub fn page(v: &View, all: &[Sample]) -> String {
         members(&mut out, all, &g.members, None);
         out.push_str("</section>\n");
     }
+    if !v.statuses.is_empty() {
+        out.push_str("</section>\n");
+    }
     if !v.shapes.is_empty() {
-        out.push_str("<h2 id=\"by-shape\">By shape</h2>\n<table class=\"shapes\"><thead><tr><th>shape</th><th>samples</th><th>kinds</th><th>fields</th><th>headers</th><th>statuses</th><th>launches</th><th>first request</th></tr></thead><tbody>\n");
+        out.push_str("<section class=\"groups\" id=\"by-shape\"><h2>By shape</h2>\n<table class=\"shapes\"><thead><tr><th>shape</th><th>samples</th><th>kinds</th><th>fields</th><th>headers</th><th>statuses</th><th>launches</th><th>first request</th></tr></thead><tbody>\n");
         for g in &v.shapes {
             let search = [
                 g.shape.as_str(),
@@ -416,7 +429,7 @@ pub fn page(v: &View, all: &[Sample]) -> String {
                 escape(&g.first_request_id),
             );
         }
-        out.push_str("</tbody></table>\n");
+        out.push_str("</tbody></table></section>\n");
     }
     if v.summary.samples == 0 {
         out.push_str("<p id=\"no-samples\">No samples.</p>\n");
