@@ -177,7 +177,18 @@ fn the_fixture_as_json() {
             "primary": "10.0", "dark": "10.5", "redacted": false
         }])
     );
-    assert_eq!(v["fields"][2]["examples"][0]["dark"], Value::Null);
+    let currency = v["fields"][2]["examples"][0].as_object().unwrap();
+    assert_eq!(
+        currency["dark"],
+        Value::Null,
+        "an absent side is null, not left out"
+    );
+    assert_eq!(currency["primary"], "\"EUR\"");
+    let error = &v["statuses"][0]["examples"][0]["differences"][0];
+    assert_eq!(
+        (&error["primary"], &error["dark"]),
+        (&Value::Null, &Value::from("\"upstream timeout\""))
+    );
     assert_eq!(
         names(&v["headers"], "header"),
         ["x-cache", "set-cookie", "x-version"]

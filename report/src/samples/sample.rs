@@ -60,7 +60,8 @@ pub struct Side {
 }
 
 /// One difference: `primary` / `dark` are the JSON text of the value on
-/// that side, `None` where it is absent (or redacted).
+/// that side, `None` where it is absent (or redacted); written as `null`
+/// in the `--json` output, so every example has the same keys.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 pub struct Difference {
     pub pointer: String,
@@ -69,9 +70,9 @@ pub struct Difference {
     pub field: String,
     /// `value`, `type`, `missing`, `extra`, `array_length`.
     pub kind: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub primary: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub dark: Option<String>,
     #[serde(default, deserialize_with = "or_null")]
     pub redacted: bool,
