@@ -324,6 +324,13 @@ mod tests {
         assert_eq!(answer(gz).0, 415);
         // An empty export is fine.
         assert_eq!(answer(post("application/json", "{}")).0, 200);
+        // Deep nesting, in a known field or an ignored one, is a 400.
+        for deep in [
+            format!("{{\"resourceLogs\":{}", "[".repeat(200_000)),
+            format!("{{\"other\":{}", "[".repeat(200_000)),
+        ] {
+            assert_eq!(answer(post("application/json", &deep)).0, 400);
+        }
     }
 
     #[test]

@@ -361,6 +361,11 @@ mod tests {
         let mut utf8 = b"darklaunch sample {\"v\":1,\"launch\":\"".to_vec();
         utf8.extend_from_slice(b"\xff\xfe\"}");
         assert_eq!(bad(&utf8), "invalid UTF-8 at byte 36 of the line");
+        // Deep nesting is refused by the parser, not by the stack.
+        let deep = format!("darklaunch sample {{\"v\":{}", "[".repeat(100_000));
+        assert!(bad(deep.as_bytes()).starts_with("invalid sample JSON: recursion limit exceeded"));
+        let deep = format!("{{\"v\":{}", "{\"a\":".repeat(100_000));
+        assert!(bad(deep.as_bytes()).contains("recursion limit exceeded"));
     }
 
     #[test]
