@@ -70,8 +70,9 @@ RECEIVING (OTLP/HTTP JSON, the filter's capture.cluster)
                    ExportLogsServiceRequest: each log record whose
                    body.stringValue is a sample is taken; answers 200 `{}`.
                    415 for protobuf (only JSON is accepted) or a compressed
-                   body, 413 past 4 MiB, 411 without content-length, 404
-                   other paths, 405 other methods.
+                   body, 413 past 4 MiB, 411 for a chunked body (a
+                   content-length is needed), 400 for a body that is not
+                   an export, 404 other paths, 405 other methods.
   --count N        stop after N samples (all records of the last request
                    are kept)
   --duration SECS  stop after SECS seconds
