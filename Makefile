@@ -37,7 +37,7 @@ export ENVOY_BIN
 export DARKLAUNCH_WASM := $(abspath $(WASM))
 export DARKLAUNCH_REPORT := $(abspath $(REPORT))
 
-.PHONY: all build image image-registry toolchain envoy report prometheus test unit e2e e2e-compat demo lint fuzz fuzz-build soak bench bench-hostcalls fault-latency tools clean
+.PHONY: all build image image-registry toolchain envoy report prometheus chromium test unit e2e e2e-compat demo lint fuzz fuzz-build soak bench bench-hostcalls fault-latency tools clean
 
 all: build
 
@@ -103,11 +103,16 @@ unit: toolchain
 prometheus:
 	scripts/install_prometheus.sh
 
-e2e: build envoy report prometheus image image-registry
+# Headless Chromium from Debian for the samples inspector's HTML page
+# (tests/e2e/test_inspector.py); a no-op once installed.
+chromium:
+	scripts/install_chromium.sh
+
+e2e: build envoy report prometheus chromium image image-registry
 	$(PY) -m pytest -q -rfE tests/e2e
 
 # The whole end-to-end suite again against the oldest supported Envoy.
-e2e-compat: build envoy report prometheus image image-registry $(VENV_COMPAT)/.envoy-$(ENVOY_COMPAT_VERSION)
+e2e-compat: build envoy report prometheus chromium image image-registry $(VENV_COMPAT)/.envoy-$(ENVOY_COMPAT_VERSION)
 	ENVOY_BIN=$(abspath $(VENV_COMPAT))/bin/envoy $(PY) -m pytest -q -rfE tests/e2e
 
 # CI gates what the README claims: formatting and the clippy denies behind

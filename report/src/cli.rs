@@ -24,6 +24,9 @@ USAGE
   darklaunch-report validate FILE...   check plugin configurations (see
                                        `darklaunch-report validate --help`)
   darklaunch-report schema             print the configuration's JSON Schema
+  darklaunch-report samples [FILE...]  group the mismatch samples the filter
+                                       logs, or receive them over OTLP (see
+                                       `darklaunch-report samples --help`)
 
 SOURCES (exactly one kind)
   --envoy URL          Envoy admin base URL, e.g. http://127.0.0.1:9901; repeat

@@ -3,7 +3,8 @@
 //! with a 95% Wilson interval, error rates and latency, and gives each launch
 //! a verdict (PASS / MARGINAL / FAIL / INCONCLUSIVE) for CI and rollout gates.
 //! `validate` checks plugin configurations with the filter's own parser
-//! and `schema` prints their JSON Schema. See report/README.md.
+//! and `schema` prints their JSON Schema; `samples` groups the mismatch
+//! samples the filter logs (or posts over OTLP). See report/README.md.
 
 pub mod cli;
 pub mod envoy;
@@ -11,6 +12,7 @@ pub mod http;
 pub mod model;
 pub mod prom;
 pub mod report;
+pub mod samples;
 pub mod serve;
 pub mod validate;
 pub mod verdict;

@@ -1,11 +1,12 @@
 use darklaunch_report::cli::{self, Command, EXIT_ERROR};
-use darklaunch_report::validate;
+use darklaunch_report::{samples, validate};
 
 fn main() {
     let mut args = std::env::args().skip(1).peekable();
     match args.peek().map(String::as_str) {
         Some("validate") => std::process::exit(validate::main(args.skip(1))),
         Some("schema") => std::process::exit(validate::schema_main(args.skip(1))),
+        Some("samples") => std::process::exit(samples::main(args.skip(1))),
         _ => {}
     }
     let code = match cli::parse_args(args) {

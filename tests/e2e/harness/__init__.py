@@ -18,6 +18,8 @@
 * ``istio``        - WasmPlugin manifests against Istio's CRD schema, and
                      pluginConfigs rendered as istiod delivers them (inline,
                      ECDS); ``from harness import istio``;
+* ``chromium``     - headless Chromium on a local HTML file: ``dump_dom``,
+                     ``screenshot``, ``elements``; ``from harness import chromium``;
 * ``ports``, ``paths``, ``waiting`` - loopback ports, where things are, polling.
 
 Also used by demo/, scripts/ and report/tests/fixtures/capture.py.
