@@ -6,11 +6,14 @@ leaves the proxy."""
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 
 import harness
-from harness import Reply
+from harness import Reply, chromium
 from test_darklaunch import assert_invariants, config, launch
+from test_inspector import assert_self_contained, inspect
+from test_report import report_path  # noqa: F401
 
 from google.protobuf import json_format
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
@@ -235,7 +238,15 @@ def assert_no_secret(text: str, where: str) -> None:
         assert secret not in text, f"{what} leaked into {where}"
 
 
-def test_secrets_never_leave_the_proxy(upstream_factory, envoy_factory):
+def run_samples(report, *args, stdin=None) -> subprocess.CompletedProcess:
+    proc = subprocess.run([str(report), "samples", *args], input=stdin, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def test_secrets_never_leave_the_proxy(report_path, upstream_factory,  # noqa: F811
+                                       envoy_factory, tmp_path):
     env, otel = secret_traffic(upstream_factory, envoy_factory)
     samples = env.samples()
     assert len(samples) == 3
@@ -250,3 +261,102 @@ def test_secrets_never_leave_the_proxy(upstream_factory, envoy_factory):
     assert_no_secret(env.log_text(), "the Envoy log")
     for post in otel.requests():
         assert_no_secret(post.body.decode(), "the OTLP sink")
+    # Nor the inspector's views of them: text, JSON, the HTML page.
+    log = tmp_path / "envoy.log"
+    log.write_text(env.log_text())
+    text = run_samples(report_path, str(log)).stdout
+    assert "/user/ssn" in text and "[redacted]" in text
+    assert_no_secret(text, "the inspector's text")
+    view = run_samples(report_path, "--json", str(log)).stdout
+    assert json.loads(view)["summary"]["samples"] == 3
+    assert_no_secret(view, "the inspector's JSON")
+    page, _ = inspect(report_path, tmp_path, log)
+    assert_no_secret(page.read_text(), "the HTML page")
+
+
+def differing_launch(upstream_factory, envoy_factory, **extra):
+    """A launch whose dark side differs in a price, a header and, for
+    /boom, the status."""
+    def primary(r):
+        return json_reply({"id": 1, "price": 10.0, "items": [{"sku": "a"}, {"sku": "b"}]},
+                          headers=[("x-version", "v1")])
+
+    def dark(r):
+        if r.path_only == "/boom":
+            return json_reply({"error": "boom"}, status=500, headers=[("x-version", "v2")])
+        return json_reply({"id": 1, "price": 10.5, "items": [{"sku": "a"}, {"sku": "B"}]},
+                          headers=[("x-version", "v2")])
+
+    up1, up2 = upstream_factory(primary, "v1"), upstream_factory(dark, "v2")
+    cfg = launch(compare={"headers": ["x-version"]}, capture={"per_minute": 50}, **extra)
+    env = envoy_factory(config(cfg), primary=up1, clusters={"dark": up2})
+    for p in ["/a", "/b", "/boom"]:
+        env.request(p)
+    s = stats_of(env)
+    assert (s["mismatch"], s["sample.captured"]) == (3, 3)
+    return env
+
+
+def test_the_inspector_groups_samples_logged_by_envoy(report_path,  # noqa: F811
+                                                       upstream_factory, envoy_factory, tmp_path):
+    env = differing_launch(upstream_factory, envoy_factory)
+    log = tmp_path / "envoy.log"
+    log.write_text(env.log_text())
+    # kubectl logs output on stdin reads the same.
+    text = run_samples(report_path, stdin=env.log_text()).stdout
+    assert text == run_samples(report_path, str(log)).stdout.replace(str(log), "-")
+    lines = text.splitlines()
+    price = next(x for x in lines if x.strip().startswith("/price"))
+    assert "2 samples" in price and "10.0 → 10.5" in price
+    sku = next(x for x in lines if x.strip().startswith("/items/*/sku"))
+    assert '/items/1/sku' in sku and '"b" → "B"' in sku
+    assert any("x-version" in x and "v1 → v2" in x for x in lines)
+    status = next(x for x in lines if "200 → 500" in x)
+    assert "1 sample" in status
+    assert any('/error' in x and '"boom"' in x for x in lines)
+    assert lines[-1].startswith("3 samples read (l 3)")
+
+    page, view = inspect(report_path, tmp_path, log)
+    assert [f["field"] for f in view["fields"]] == ["/items/*/sku", "/price"]
+    assert view["statuses"][0]["primary"] == 200 and view["statuses"][0]["dark"] == 500
+    dom = chromium.dump_dom(page)
+    els = chromium.elements(dom)
+    assert_self_contained(els)
+    fields = {e.get("data-field") for e in els if e.has_class("group") and e.get("data-field")}
+    assert {"/price", "/items/*/sku"} <= fields, fields
+    png = chromium.screenshot(page, tmp_path / "samples.png")
+    assert png.stat().st_size > 10_000
+
+
+def test_the_inspector_is_an_otlp_receiver_for_the_filter(report_path,  # noqa: F811
+                                                          upstream_factory, envoy_factory,
+                                                          tmp_path):
+    port = harness.free_port()
+    saved = tmp_path / "received.log"
+    receiver = subprocess.Popen(
+        [str(report_path), "samples", "--listen", f"127.0.0.1:{port}", "--count", "3",
+         "--duration", "60", "--json", "--save", str(saved)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        up1 = upstream_factory(lambda r: json_reply({"price": 10.0}), "v1")
+        up2 = upstream_factory(lambda r: json_reply({"price": 10.5}), "v2")
+        cfg = launch(capture={"per_minute": 10, "cluster": "otel"})
+        env = envoy_factory(config(cfg), primary=up1,
+                            clusters={"dark": up2, "otel": (harness.LOOPBACK, port)})
+        for i in range(3):
+            env.request(f"/p/{i}")
+        out, err = receiver.communicate(timeout=60)
+    finally:
+        if receiver.poll() is None:
+            receiver.kill()
+    assert receiver.returncode == 0, err
+    view = json.loads(out)
+    assert view["summary"]["samples"] == 3
+    [field] = view["fields"]
+    assert field["field"] == "/price" and field["samples"] == 3
+    assert (field["examples"][0]["primary"], field["examples"][0]["dark"]) == ("10.0", "10.5")
+    s = stats_of(env)
+    assert s["sample.captured"] == 3 and s.get("sample.dropped.sink", 0) == 0
+    # What it saved is what the Envoy logged.
+    assert sorted(harness.parse_sample_lines(saved.read_text()), key=lambda x: x["path"]) == \
+        sorted(env.samples(), key=lambda x: x["path"])
