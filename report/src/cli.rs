@@ -27,6 +27,10 @@ USAGE
   darklaunch-report samples [FILE...]  group the mismatch samples the filter
                                        logs, or receive them over OTLP (see
                                        `darklaunch-report samples --help`)
+  darklaunch-report replay SAMPLE --primary URL --dark URL
+                                       send a sampled request to both and
+                                       compare the answers (see
+                                       `darklaunch-report replay --help`)
 
 SOURCES (exactly one kind)
   --envoy URL          Envoy admin base URL, e.g. http://127.0.0.1:9901; repeat

@@ -1,5 +1,5 @@
 use darklaunch_report::cli::{self, Command, EXIT_ERROR};
-use darklaunch_report::{samples, validate};
+use darklaunch_report::{replay, samples, validate};
 
 fn main() {
     let mut args = std::env::args().skip(1).peekable();
@@ -7,6 +7,7 @@ fn main() {
         Some("validate") => std::process::exit(validate::main(args.skip(1))),
         Some("schema") => std::process::exit(validate::schema_main(args.skip(1))),
         Some("samples") => std::process::exit(samples::main(args.skip(1))),
+        Some("replay") => std::process::exit(replay::main(args.skip(1))),
         _ => {}
     }
     let code = match cli::parse_args(args) {

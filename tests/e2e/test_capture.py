@@ -360,3 +360,57 @@ def test_the_inspector_is_an_otlp_receiver_for_the_filter(report_path,  # noqa: 
     # What it saved is what the Envoy logged.
     assert sorted(harness.parse_sample_lines(saved.read_text()), key=lambda x: x["path"]) == \
         sorted(env.samples(), key=lambda x: x["path"])
+
+
+def test_replay_reproduces_a_difference_seen_in_envoy(report_path,  # noqa: F811
+                                                      upstream_factory, envoy_factory, tmp_path):
+    def primary(r):
+        return json_reply({"id": 1, "price": 10.0, "t": r.query.get("t", "")})
+
+    def dark(r):
+        return json_reply({"id": 1, "price": 10.5, "t": r.query.get("t", "") + "-dark"})
+
+    up1, up2 = upstream_factory(primary, "v1"), upstream_factory(dark, "v2")
+    cfg = config(launch(compare={"ignore": ["/t"]},
+                        capture={"per_minute": 10, "request_headers": ["x-tenant"]}))
+    env = envoy_factory(cfg, primary=up1, clusters={"dark": up2})
+    env.request("/orders/1?t=abc", headers={"x-tenant": "acme"})
+    assert stats_of(env)["sample.captured"] == 1
+    log = tmp_path / "envoy.log"
+    log.write_text(env.log_text())
+    conf = tmp_path / "darklaunch.json"
+    conf.write_text(json.dumps(cfg))
+    up1.clear()
+    up2.clear()
+
+    proc = subprocess.run([str(report_path), "replay", str(log), "--primary", up1.url(),
+                           "--dark", up2.url(), "--config", str(conf)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    out = proc.stdout
+    assert "GET /orders/1?t=REDACTED" in out and "--query sends real ones" in out
+    assert "compared with the rules of launch l in" in out
+    assert any(x.split() == ["/price", "value", "10.0", "→", "10.5"] for x in out.splitlines()), out
+    assert not any(x.split()[:1] == ["/t"] for x in out.splitlines()), \
+        "the launch's ignore rules apply"
+    assert "reproduced /price; only in the sample -; new -" in out
+    # Both versions got the sampled request, allowlisted header included.
+    for up in (up1, up2):
+        [req] = up.requests()
+        assert (req.method, req.path) == ("GET", "/orders/1?t=REDACTED")
+        assert req.header("x-tenant") == "acme"
+
+    # --query and --json; the same version on both sides matches (exit 0).
+    proc = subprocess.run([str(report_path), "replay", str(log), "--primary", up1.url(),
+                           "--dark", up1.url(), "--query", "t=abc", "--json"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["match"] is True and doc["differences"] == []
+    assert doc["request"]["target"] == "/orders/1?t=abc"
+    assert doc["reproduced"]["only_in_sample"] == ["/price"]
+    # A dark side that is down: an error, exit 4.
+    proc = subprocess.run([str(report_path), "replay", str(log), "--primary", up1.url(),
+                           "--dark", f"http://{harness.LOOPBACK}:{harness.free_port()}"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 4 and "GET http://" in proc.stderr, proc.stderr
