@@ -3,7 +3,9 @@
 Starts the two demo services (demo/services.py), starts Envoy with
 envoy/demo.yaml, sends a few hundred requests from several threads and
 users, waits for the shadow calls to settle and prints what the dark launch
-found, read back from Envoy's admin stats and log.
+found, read back from Envoy's admin stats and log: the counters, the
+mismatch samples grouped by `darklaunch-report samples` (and its HTML page,
+.run/demo/samples.html), and the rollout gate's verdict.
 
 Every answer of both versions carries a random meta.request_token that the
 config does not ignore, so every compared pair differs somewhere. The launch's
@@ -335,12 +337,45 @@ def summary(stats: dict, hist: dict, predicted: dict, outcomes: Counter, secs: f
     return "\n".join(lines)
 
 
+def report_binary() -> Path:
+    return Path(os.environ.get("DARKLAUNCH_REPORT")
+                or ROOT / "target" / "debug" / "darklaunch-report")
+
+
+def samples_view(log: Path, stats: dict, lines: int = 24) -> None:
+    """What the samples (capture) show: `darklaunch-report samples` on the
+    Envoy log, its first lines, and the HTML page it writes next to the log."""
+    binary = report_binary()
+    captured = stats.get("sample.captured", 0)
+    dropped = {k.removeprefix("sample.dropped."): v for k, v in stats.items()
+               if k.startswith("sample.dropped.") and v}
+    print(f"\nsamples: {captured} captured" + (f", dropped {dropped}" if dropped else "")
+          + " (capture.per_minute 40; /meta/request_token redacted)")
+    if not binary.is_file():
+        print(f"note: {binary} not built; `make report` builds the inspector")
+        return
+    page = log.parent / "samples.html"
+    print(f"darklaunch-report samples --html {page.relative_to(ROOT)} "
+          f"{log.relative_to(ROOT)}")
+    proc = subprocess.run([str(binary), "samples", "--html", str(page), str(log)],
+                          capture_output=True, text=True, timeout=60)
+    out = proc.stdout.rstrip().splitlines()
+    for line in out[1:lines]:
+        print(line[:150])
+    if len(out) > lines:
+        print(f"  … ({len(out) - lines} more lines; the whole view: the command above)")
+    if proc.returncode != 0 or not page.is_file():
+        print(f"error: the inspector failed: {proc.stderr.strip()}", file=sys.stderr)
+        return
+    print(f"side-by-side diffs of every sample: open {page} in a browser")
+
+
 def gate_report(env) -> None:
     """End with the rollout gate's view of the launch: `darklaunch-report`
     against this Envoy's admin endpoint (its verdict is informative here: the
     demo's v2 is meant to diverge). Skipped with a note when the CLI is not
     built (`make demo` builds it)."""
-    binary = os.environ.get("DARKLAUNCH_REPORT") or str(ROOT / "target" / "debug" / "darklaunch-report")
+    binary = str(report_binary())
     if not Path(binary).is_file():
         print(f"note: {binary} not built; `make report` builds the rollout gate")
         return
@@ -426,6 +461,9 @@ def main() -> int:
             problems.append(f"clients got answers other than v1's: {odd}")
         if not env.running():
             problems.append("Envoy exited")
+        samples_view(log, stats)
+        if stats.get("sample.captured", 0) == 0:
+            problems.append("no sample captured")
         gate_report(env)
         for p in problems:
             print(f"error: {p}", file=sys.stderr)

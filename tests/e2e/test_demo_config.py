@@ -179,3 +179,20 @@ def test_make_demo_script(envoy_path, wasm_path):
     assert price, top
     assert int(price.group(2)) == observed_predicted("  /price")[0] > 0
     assert float(price.group(3)) == round(100 * int(price.group(2)) / compared, 1)
+
+    # Samples: captured within the minute's budget, the token's values
+    # redacted, grouped by the inspector, and its HTML page written.
+    m = re.search(r"^samples: (\d+) captured", out, re.MULTILINE)
+    assert m and 0 < int(m.group(1)) <= 80, out  # 40 a minute; the run may span two
+    view = out.split("\nsamples: ", 1)[1].split("\nrollout gate:", 1)[0]
+    assert "/meta/request_token" in view and "[redacted] → [redacted]" in view, view
+    assert "200 → 500" in view, view
+    page = harness.REPO_ROOT / ".run" / "demo" / "samples.html"
+    assert page.is_file() and f"open {page}" in view, view
+    log = (harness.REPO_ROOT / ".run" / "demo" / "envoy.log").read_text()
+    samples = harness.parse_sample_lines(log)
+    assert len(samples) == int(m.group(1))
+    for s in samples:
+        for d in s["differences"]:
+            if d["field"] == "/meta/request_token":
+                assert d.get("redacted") is True and "primary" not in d, d
