@@ -89,7 +89,16 @@ CONFIGS = {
     "D": "darklaunch, 100% shadow, compare.body none",
     "E": "darklaunch, 100% shadow, JSON compare ~4 KiB",
     "F": "darklaunch, 1% sticky (header:x-user-id), JSON compare",
+    # Samples (capture): G is E with capture on (every pair matches: nothing
+    # to sample); H is E with /meta/generated_at compared, so every pair
+    # mismatches; I is H with capture on, 60 samples a minute and the rest
+    # dropped at the rate. Not in the default set: `--configs EGHI`.
+    "G": "E with capture.per_minute 60 (no mismatch to sample)",
+    "H": "E with every pair mismatching (/meta/generated_at compared)",
+    "I": "H with capture.per_minute 60 (60 samples a minute, the rest dropped)",
 }
+# The configurations run by darklaunch (their launch stats are read).
+DARKLAUNCH = "CDEFGHI"
 
 # (name, numerator, denominator, metric, op, limit)
 TARGETS = [
@@ -230,6 +239,14 @@ def launches_for(kind: str) -> list:
     if kind == "F":
         return [_launch(sample={"percent": 1.0, "sticky_key": ["header:x-user-id"]},
                         compare=json_compare)]
+    capture = {"per_minute": 60}
+    every_pair_differs = dict(json_compare, ignore=["/items/*/etag"])
+    if kind == "G":
+        return [_launch(compare=json_compare, capture=capture)]
+    if kind == "H":
+        return [_launch(compare=every_pair_differs)]
+    if kind == "I":
+        return [_launch(compare=every_pair_differs, capture=capture)]
     raise ValueError(kind)
 
 
@@ -258,7 +275,7 @@ def front_envoy(kind: str, workdir: Path, ports: dict) -> harness.Envoy:
         return U.filter_envoy(workdir, ports["primary"], [U.cluster("dark", ports["dark"])],
                               [], concurrency=1, name="front-M", wasm_path=noop_wasm(),
                               plugin_config="send:dark")
-    if kind in "CDEF":
+    if kind in DARKLAUNCH:
         return U.filter_envoy(workdir, ports["primary"], [U.cluster("dark", ports["dark"])],
                               launches_for(kind), concurrency=1, name=f"front-{kind}")
     if kind in "cdef" and BASELINE is not None:
@@ -396,7 +413,7 @@ def wait_quiet(max_wait_s: float, deadline: float) -> tuple:
 
 
 def counters(env: harness.Envoy, kind: str) -> dict:
-    out = env.launch_stats(LAUNCH) if kind.upper() in "CDEF" else {}
+    out = env.launch_stats(LAUNCH) if kind.upper() in DARKLAUNCH else {}
     dark = env.stats("cluster.dark.upstream_rq_total")
     out["dark_rq"] = dark.get("cluster.dark.upstream_rq_total", 0)
     return out
@@ -440,6 +457,7 @@ def run_once(kind: str, rep: int, idx: int, ports: dict, up_pid: int, pin: Pinni
         "errors": sum(res["errors"].values()), "non_2xx": res["non_2xx"],
         "matched": delta("matched"), "shadowed": delta("shadowed"),
         "compared": delta("compared"), "mismatch": delta("mismatch"),
+        "sampled": delta("sample.captured"), "sample_drops": delta("sample.dropped.rate"),
         "skipped": sum(delta(k) for k in after if k.startswith("skipped.")
                        and not k.endswith("sampled_out")),
         "sampled_out": delta("skipped.sampled_out"),
@@ -462,13 +480,21 @@ def problems(r: dict) -> list:
     if r["errors"] or r["non_2xx"]:
         out.append(f"client saw {r['errors']} socket errors and {r['non_2xx']} non-2xx answers")
     k = r["kind"].upper()  # a baseline run is checked like its configuration
-    if k in "BMDE" and r["shadow_share"] < 0.95:
+    if k in "BMDEGHI" and r["shadow_share"] < 0.95:
         out.append(f"only {r['dark_rq']} dark requests for {r['requests']} client requests")
-    if k in "DE" and r["skipped"]:
+    if k in "DEGHI" and r["skipped"]:
         out.append(f"{r['skipped']} matched requests skipped (limits?)")
-    if k == "E" and (r["compared"] == 0 or r["mismatch"]):
-        out.append(f"E compared {r['compared']} pairs, {r['mismatch']} mismatches "
+    if k in "EG" and (r["compared"] == 0 or r["mismatch"]):
+        out.append(f"{k} compared {r['compared']} pairs, {r['mismatch']} mismatches "
                    "(expected all compared, none mismatching)")
+    if k in "HI" and (r["compared"] == 0 or r["mismatch"] != r["compared"]):
+        out.append(f"{k} compared {r['compared']} pairs, {r['mismatch']} mismatches "
+                   "(expected every pair mismatching)")
+    if k == "I" and not (0 < r["sampled"] <= 120 and r["sample_drops"] > 0):
+        out.append(f"I sampled {r['sampled']} pairs and dropped {r['sample_drops']} "
+                   "(expected at most 60 a minute, the rest dropped)")
+    if k in "EGH" and r["sampled"]:
+        out.append(f"{k} wrote {r['sampled']} samples")
     if k in "AC" and r["dark_rq"]:
         out.append(f"{r['dark_rq']} dark requests in a configuration without shadowing")
     if k == "C" and r["matched"]:
@@ -822,8 +848,8 @@ def report(rows: list, delays: list, args, info: dict, pin: Pinning, cmdline: st
                          f"{r['us_per_req']:.0f}", f"{r['cpu_upstream']:.2f}",
                          f"{r['cpu_wrk']:.2f}", f"{r['cpu_others']:.2f}",
                          f"{r['cpu0_busy']:.2f}", f"{r['cpu1_busy']:.2f}", r["dark_rq"],
-                         r["shadowed"] if r["kind"].upper() in "CDEF" else "-",
-                         r["compared"] if r["kind"].upper() in "CDEF" else "-",
+                         r["shadowed"] if r["kind"].upper() in DARKLAUNCH else "-",
+                         r["compared"] if r["kind"].upper() in DARKLAUNCH else "-",
                          r["errors"] + r["non_2xx"]])
     runs_md = U.markdown_table(["run", "rep", "cfg", "req/s", "p50 ms", "p99 ms", "max ms",
                                 "CPU front", "µs/req", "CPU upstream", "CPU wrk",

@@ -13,7 +13,7 @@
 //! The state of the minute ([`Window`]) lives in the host's shared data,
 //! one copy for all workers, updated with CAS like the token bucket.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 
 use crate::host::Host;
 use crate::limits::cas_update;
@@ -102,6 +102,10 @@ pub struct SharedCapture {
     /// The minute this worker saw the budget spent: no shared-data call
     /// for the rest of it.
     full_minute: Cell<Option<u64>>,
+    /// The shapes this worker saw refused as repeats, and in which minute:
+    /// within it they stay refused (the count only grows), so a frequent
+    /// difference costs no shared-data call once its share is spent.
+    repeats: RefCell<(u64, Vec<u32>)>,
 }
 
 impl SharedCapture {
@@ -110,6 +114,7 @@ impl SharedCapture {
             key,
             per_minute,
             full_minute: Cell::new(None),
+            repeats: RefCell::new((0, Vec::new())),
         }
     }
 
@@ -120,6 +125,12 @@ impl SharedCapture {
         if self.full_minute.get() == Some(minute) {
             return Admit::Full;
         }
+        {
+            let repeats = self.repeats.borrow();
+            if repeats.0 == minute && repeats.1.contains(&shape) {
+                return Admit::Repeat;
+            }
+        }
         let out = cas_update(host, &self.key, &mut |cur| {
             let w = cur.and_then(Window::decode).unwrap_or_default();
             let (w, a) = w.admit(now_ms, shape, self.per_minute);
@@ -127,8 +138,16 @@ impl SharedCapture {
             (write, a)
         })
         .unwrap_or(Admit::Full);
-        if out == Admit::Full {
-            self.full_minute.set(Some(minute));
+        match out {
+            Admit::Full => self.full_minute.set(Some(minute)),
+            Admit::Repeat => {
+                let mut repeats = self.repeats.borrow_mut();
+                if repeats.0 != minute {
+                    *repeats = (minute, Vec::new());
+                }
+                repeats.1.push(shape);
+            }
+            Admit::Yes => {}
         }
         out
     }
