@@ -193,7 +193,7 @@ impl Rules {
             headers: &dh,
             body: &dark.body,
         };
-        match crate::compare::compare_examples(&self.compare, &p, &d, &self.redact) {
+        match crate::compare::compare_examples(&self.compare, &p, &d, &self.redact, "") {
             Ok((v, examples)) => Comparison {
                 status: v.status,
                 headers: v.headers,

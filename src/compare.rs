@@ -60,7 +60,11 @@
 use std::borrow::Cow;
 use std::cmp::Ordering;
 
+use std::sync::Arc;
+
 use crate::decode;
+use crate::grpc;
+use crate::protobuf;
 use crate::json::{self, Doc, Integer, Kind, Value};
 use crate::pointer::{render, render_folded, PathSeg, PointerPattern};
 use crate::redact;
@@ -75,7 +79,10 @@ pub enum BodyMode {
     None,
     Bytes,
     Json,
-    /// JSON when both sides declare a JSON content-type, else bytes.
+    /// gRPC messages, field by field (see [`crate::protobuf`]).
+    Protobuf,
+    /// JSON when both sides declare a JSON content-type, protobuf when both
+    /// are gRPC, else bytes.
     Auto,
 }
 
@@ -93,6 +100,11 @@ pub struct CompareRules {
     pub numeric_tolerance: f64,
     /// The launch's `max_body_bytes`: the most a body may decode to.
     pub max_body_bytes: usize,
+    /// gRPC answers: compare their codes, their messages.
+    pub grpc_status: bool,
+    pub grpc_message: bool,
+    /// `compare.proto_descriptor`: names the fields of gRPC answers.
+    pub schema: Option<Arc<protobuf::Schema>>,
 }
 
 impl Default for CompareRules {
@@ -107,6 +119,9 @@ impl Default for CompareRules {
             unordered_arrays: Vec::new(),
             numeric_tolerance: 0.0,
             max_body_bytes: 65_536,
+            grpc_status: true,
+            grpc_message: false,
+            schema: None,
         }
     }
 }
@@ -147,6 +162,10 @@ pub struct Difference {
 pub struct Verdict {
     /// Statuses differ (and `rules.status`).
     pub status: bool,
+    /// gRPC answers whose codes (`rules.grpc_status`) or messages
+    /// (`rules.grpc_message`) differ. Their bodies are compared only when
+    /// both are OK.
+    pub grpc_status: bool,
     /// The listed headers that differ (`rules.headers` names, in that order).
     pub headers: Vec<String>,
     /// Body differs (outside ignored locations).
@@ -161,7 +180,7 @@ pub struct Verdict {
 
 impl Verdict {
     pub fn is_match(&self) -> bool {
-        !(self.status || !self.headers.is_empty() || self.body)
+        !(self.status || self.grpc_status || !self.headers.is_empty() || self.body)
     }
 }
 
@@ -176,12 +195,25 @@ pub struct BodyTooLarge;
 /// checked when bodies are not compared (`BodyMode::None`, root ignored) or
 /// when both sides carry identical bytes under identical `content-encoding`:
 /// those are equal without decoding.
+#[cfg(any(test, feature = "fuzzing"))]
 pub fn try_compare(
     rules: &CompareRules,
     primary: &Side,
     dark: &Side,
 ) -> Result<Verdict, BodyTooLarge> {
-    compare(rules, primary, dark, None).map(|(verdict, _)| verdict)
+    try_compare_call(rules, primary, dark, "")
+}
+
+/// [`try_compare`] for the answers to a request of `path`: a gRPC call's
+/// path names its method, hence the answer's message type under
+/// `rules.schema`.
+pub fn try_compare_call(
+    rules: &CompareRules,
+    primary: &Side,
+    dark: &Side,
+    path: &str,
+) -> Result<Verdict, BodyTooLarge> {
+    compare(rules, primary, dark, None, path).map(|(verdict, _)| verdict)
 }
 
 /// [`try_compare`], with an [`Example`] for each of the verdict's
@@ -193,8 +225,9 @@ pub fn compare_examples(
     primary: &Side,
     dark: &Side,
     redact: &[PointerPattern],
+    path: &str,
 ) -> Result<(Verdict, Vec<Example>), BodyTooLarge> {
-    compare(rules, primary, dark, Some(redact))
+    compare(rules, primary, dark, Some(redact), path)
 }
 
 /// One difference as a sample shows it: where exactly, and both values.
@@ -250,15 +283,34 @@ fn compare(
     primary: &Side,
     dark: &Side,
     redact: Option<&[PointerPattern]>,
+    path: &str,
 ) -> Result<(Verdict, Vec<Example>), BodyTooLarge> {
     let status = rules.status && primary.status != dark.status;
+    // gRPC answers: the codes and messages; bodies only when both are OK.
+    let (grpc_status, bodies) = if is_grpc_side(primary) || is_grpc_side(dark) {
+        let (a, b) = (
+            grpc::status(primary.headers, primary.status),
+            grpc::status(dark.headers, dark.status),
+        );
+        (
+            (rules.grpc_status && a.code != b.code)
+                || (rules.grpc_message && a.message != b.message),
+            a.code == 0 && b.code == 0,
+        )
+    } else {
+        (false, true)
+    };
     let headers = rules
         .headers
         .iter()
         .filter(|name| !header_values(primary.headers, name).eq(header_values(dark.headers, name)))
         .cloned()
         .collect();
-    let (body, diffs, examples) = compare_body(rules, primary, dark, redact)?;
+    let (body, diffs, examples) = if bodies {
+        compare_body(rules, primary, dark, redact, path)?
+    } else {
+        (false, Vec::new(), Vec::new())
+    };
     let mut paths: Vec<String> = Vec::new();
     for d in &diffs {
         if paths.len() >= MAX_PATHS {
@@ -270,6 +322,7 @@ fn compare(
     }
     let verdict = Verdict {
         status,
+        grpc_status,
         headers,
         body,
         paths,
@@ -314,6 +367,15 @@ fn is_json_side(side: &Side) -> bool {
         .is_some_and(is_json_content_type)
 }
 
+/// A gRPC answer: a gRPC content type, or a `grpc-status` (Envoy's own
+/// replies to a gRPC call carry one).
+fn is_grpc_side(side: &Side) -> bool {
+    header_values(side.headers, "content-type")
+        .next()
+        .is_some_and(grpc::is_grpc)
+        || header_values(side.headers, "grpc-status").next().is_some()
+}
+
 /// The `content-encoding` field value; several field lines are one list.
 fn content_encoding<'a>(side: &Side<'a>) -> Cow<'a, [u8]> {
     let mut values = header_values(side.headers, "content-encoding");
@@ -354,6 +416,7 @@ fn compare_body(
     primary: &Side,
     dark: &Side,
     redact: Option<&[PointerPattern]>,
+    path: &str,
 ) -> Result<BodyResult, BodyTooLarge> {
     let same = Ok((false, Vec::new(), Vec::new()));
     // Ignoring the root ignores the whole body whatever way it would be
@@ -366,6 +429,14 @@ fn compare_body(
     if primary.body == dark.body && coding_a == coding_b {
         return same;
     }
+    let as_protobuf = match rules.body {
+        BodyMode::Protobuf => true,
+        BodyMode::Auto => is_grpc_side(primary) && is_grpc_side(dark),
+        _ => false,
+    };
+    if as_protobuf {
+        return compare_protobuf(rules, primary, dark, redact, path);
+    }
     let a = decoded(primary, &coding_a, rules.max_body_bytes)?;
     let b = decoded(dark, &coding_b, rules.max_body_bytes)?;
     let (Some(a), Some(b)) = (a, b) else {
@@ -376,7 +447,7 @@ fn compare_body(
         return same;
     }
     let as_json = match rules.body {
-        BodyMode::None | BodyMode::Bytes => false,
+        BodyMode::None | BodyMode::Bytes | BodyMode::Protobuf => false,
         BodyMode::Json => true,
         BodyMode::Auto => is_json_side(primary) && is_json_side(dark),
     };
@@ -387,6 +458,55 @@ fn compare_body(
     }
     // Bytes differ (checked above).
     Ok((true, Vec::new(), Vec::new()))
+}
+
+/// gRPC bodies: their messages (5-byte frames, each decompressed per
+/// `grpc-encoding`) rendered as JSON documents together
+/// ([`protobuf::render_pair`]) and compared as JSON, so that every JSON
+/// rule applies to field pointers. Bodies that are not gRPC messages
+/// compare as bytes.
+fn compare_protobuf(
+    rules: &CompareRules,
+    primary: &Side,
+    dark: &Side,
+    redact: Option<&[PointerPattern]>,
+    path: &str,
+) -> Result<BodyResult, BodyTooLarge> {
+    let bytes = Ok((primary.body != dark.body, Vec::new(), Vec::new()));
+    let (a, b) = match (grpc_frames(rules, primary), grpc_frames(rules, dark)) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(protobuf::FrameError::TooLarge), _) | (_, Err(protobuf::FrameError::TooLarge)) => {
+            return Err(BodyTooLarge)
+        }
+        _ => return bytes,
+    };
+    let schema = rules
+        .schema
+        .as_deref()
+        .and_then(|s| s.output_of(decision_path(path)).map(|m| (s, m)));
+    let Some((ja, jb)) = protobuf::render_pair(&a, &b, schema) else {
+        return bytes;
+    };
+    match compare_json(rules, ja.as_bytes(), jb.as_bytes(), redact) {
+        Some(result) => Ok(result),
+        None => bytes,
+    }
+}
+
+/// The messages of a gRPC body.
+fn grpc_frames<'a>(
+    rules: &CompareRules,
+    side: &Side<'a>,
+) -> Result<Vec<Cow<'a, [u8]>>, protobuf::FrameError> {
+    let encoding = header_values(side.headers, "grpc-encoding")
+        .next()
+        .unwrap_or_default();
+    protobuf::split_frames(side.body, encoding, rules.max_body_bytes)
+}
+
+/// A `:path` without its query string.
+fn decision_path(path: &str) -> &str {
+    path.split_once('?').map_or(path, |(p, _)| p)
 }
 
 /// (differs, differences, examples) of two JSON documents; `None` when
@@ -1120,7 +1240,7 @@ mod tests {
         let b = br#"{"items":[{"price":10.0,"sku":"a"},{"price":7.5,"sku":"b"}],"user":{"ssn":"3-4","n":2},"extra":true,"meta":[1]}"#;
         let rules = CompareRules::default();
         let redact = pats(&["/user/ssn", "/meta/ssn"]);
-        let (v, ex) = compare_examples(&rules, &side(&json, a), &side(&json, b), &redact).unwrap();
+        let (v, ex) = compare_examples(&rules, &side(&json, a), &side(&json, b), &redact, "").unwrap();
         // The same walk as the counting one.
         assert_eq!(v, verdict(&rules, &side(&json, a), &side(&json, b)));
         assert_eq!(ex.len(), v.diffs.len());
@@ -1150,7 +1270,7 @@ mod tests {
         }
         // Bytes-compared bodies have no examples.
         let (v, ex) =
-            compare_examples(&rules, &side(&[], b"x"), &side(&[], b"y"), &redact).unwrap();
+            compare_examples(&rules, &side(&[], b"x"), &side(&[], b"y"), &redact, "").unwrap();
         assert!(v.body && ex.is_empty());
     }
 

@@ -208,6 +208,11 @@ struct RawMatch {
     methods: Option<Vec<String>>,
     /// Request headers that must all match.
     headers: Option<Vec<RawHeaderMatch>>,
+    /// gRPC methods, `package.Service/Method` or `package.Service/*`. Naming
+    /// one is the opt-in to shadowing those calls (POSTs); a launch without
+    /// it never shadows a gRPC call. Not with a path matcher or `methods`.
+    #[cfg_attr(feature = "schema", schemars(inner(regex(pattern = schema::GRPC_METHOD))))]
+    grpc_methods: Option<Vec<String>>,
 }
 
 /// A request header rule: exactly one of `exact` and `present`.
@@ -327,13 +332,23 @@ struct RawCompare {
     /// Response headers compared (case-insensitive names).
     #[cfg_attr(feature = "schema", schemars(inner(regex(pattern = schema::TOKEN))))]
     headers: Option<Vec<String>>,
-    /// `none`, `bytes`, `json`, or `auto` (the default: json when both sides
-    /// are `application/json` or `*+json`, else bytes).
+    /// `none`, `bytes`, `json`, `protobuf`, or `auto` (the default: json
+    /// when both sides are `application/json` or `*+json`, protobuf when
+    /// both are `application/grpc`, else bytes).
     #[cfg_attr(
         feature = "schema",
-        schemars(extend("enum" = ["none", "bytes", "json", "auto", null]))
+        schemars(extend("enum" = ["none", "bytes", "json", "protobuf", "auto", null]))
     )]
     body: Option<String>,
+    /// gRPC: compare the `grpc-status` codes (default true).
+    grpc_status: Option<bool>,
+    /// gRPC: compare the `grpc-message` texts, absent equal to empty
+    /// (default false).
+    grpc_message: Option<bool>,
+    /// gRPC: a base64 `FileDescriptorSet` (`protoc --include_imports
+    /// --descriptor_set_out`) naming the fields of the answers, so that
+    /// pointers read `/items/*/price` instead of `/4/*/3`.
+    proto_descriptor: Option<String>,
     /// RFC 6901 JSON pointers (`*` matches any key or index); differences at
     /// or below them do not count.
     #[cfg_attr(feature = "schema", schemars(inner(regex(pattern = schema::POINTER))))]
@@ -384,6 +399,8 @@ pub struct Launch {
     pub path: PathMatch,
     /// Upper-case method names; empty = any.
     pub methods: Vec<String>,
+    /// `match.grpc_methods`; empty for a launch that never shadows gRPC.
+    pub grpc_methods: Vec<GrpcMethod>,
     pub headers: Vec<HeaderMatch>,
     pub sample_percent: f64,
     pub sticky_key: Vec<KeySource>,
@@ -429,6 +446,29 @@ pub enum PathMatch {
     Exact(String),
     /// One entry per segment after the leading `/`; `None` is a `{name}` placeholder.
     Template(Vec<Option<String>>),
+}
+
+/// A `match.grpc_methods` entry: `service` is `package.Service`; `method`
+/// `None` stands for `*`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GrpcMethod {
+    pub service: String,
+    pub method: Option<String>,
+}
+
+impl GrpcMethod {
+    /// Does a gRPC call's `:path` (`/package.Service/Method`) name it?
+    pub fn matches(&self, path: &str) -> bool {
+        let Some((service, method)) = path
+            .strip_prefix('/')
+            .and_then(|p| p.split_once('/'))
+        else {
+            return false;
+        };
+        service == self.service
+            && self.method.as_deref().is_none_or(|m| m == method)
+            && !method.is_empty()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -598,8 +638,8 @@ fn validate_launch(rl: RawLaunch, at: &str) -> Result<Launch, ConfigError> {
         }
     }
 
-    let (path, methods, headers) = match rl.matcher {
-        None => (PathMatch::Any, Vec::new(), Vec::new()),
+    let (path, methods, headers, grpc_methods) = match rl.matcher {
+        None => (PathMatch::Any, Vec::new(), Vec::new(), Vec::new()),
         Some(m) => validate_match(m, &format!("{at}.match"))?,
     };
 
@@ -748,6 +788,7 @@ fn validate_launch(rl: RawLaunch, at: &str) -> Result<Launch, ConfigError> {
         dark_authority: rl.dark_authority,
         path,
         methods,
+        grpc_methods,
         headers,
         sample_percent: p,
         sticky_key,
@@ -821,7 +862,7 @@ fn parse_utc(t: &str) -> Option<u64> {
     u64::try_from(since.as_millis()).ok()
 }
 
-type MatchParts = (PathMatch, Vec<String>, Vec<HeaderMatch>);
+type MatchParts = (PathMatch, Vec<String>, Vec<HeaderMatch>, Vec<GrpcMethod>);
 
 fn validate_match(m: RawMatch, at: &str) -> Result<MatchParts, ConfigError> {
     let given = [&m.path_prefix, &m.path_exact, &m.path_template]
@@ -872,7 +913,55 @@ fn validate_match(m: RawMatch, at: &str) -> Result<MatchParts, ConfigError> {
         };
         headers.push(HeaderMatch { name, rule });
     }
-    Ok((path, methods, headers))
+
+    let mut grpc = Vec::new();
+    if let Some(list) = m.grpc_methods {
+        let gat = format!("{at}.grpc_methods");
+        if path != PathMatch::Any {
+            return Err(err(
+                gat,
+                "cannot be combined with path_prefix, path_exact or path_template: a gRPC \
+                 method is its path",
+            ));
+        }
+        if !methods.is_empty() {
+            return Err(err(gat, "cannot be combined with methods: gRPC calls are POSTs"));
+        }
+        if list.is_empty() {
+            return Err(err(gat, "must name at least one method"));
+        }
+        for (i, entry) in list.iter().enumerate() {
+            grpc.push(grpc_method(entry).ok_or_else(|| {
+                err(
+                    format!("{gat}[{i}]"),
+                    "must be package.Service/Method or package.Service/*",
+                )
+            })?);
+        }
+    }
+    Ok((path, methods, headers, grpc))
+}
+
+/// `package.Service/Method` or `package.Service/*`: protobuf identifiers
+/// (letters, digits, `_`, not starting with a digit), dot-separated.
+fn grpc_method(entry: &str) -> Option<GrpcMethod> {
+    fn ident(s: &str) -> bool {
+        s.bytes().next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    }
+    let (service, method) = entry.split_once('/')?;
+    if !service.split('.').all(ident) {
+        return None;
+    }
+    let method = match method {
+        "*" => None,
+        m if ident(m) => Some(m.to_string()),
+        _ => return None,
+    };
+    Some(GrpcMethod {
+        service: service.to_string(),
+        method,
+    })
 }
 
 fn check_path(p: &str, at: &str) -> Result<(), ConfigError> {
@@ -965,12 +1054,20 @@ fn validate_compare(
         Some("none") => BodyMode::None,
         Some("bytes") => BodyMode::Bytes,
         Some("json") => BodyMode::Json,
+        Some("protobuf") => BodyMode::Protobuf,
         Some(other) => {
             return Err(err(
                 format!("{at}.body"),
-                format!("'{other}' is not one of none, bytes, json, auto"),
+                format!("'{other}' is not one of none, bytes, json, protobuf, auto"),
             ))
         }
+    };
+    let schema = match &rc.proto_descriptor {
+        None => None,
+        Some(text) => Some(std::sync::Arc::new(
+            crate::protobuf::Schema::from_base64(text)
+                .map_err(|m| err(format!("{at}.proto_descriptor"), m))?,
+        )),
     };
     let ignore = pointers(rc.ignore, &format!("{at}.ignore"))?;
     let unordered_arrays = pointers(rc.unordered_arrays, &format!("{at}.unordered_arrays"))?;
@@ -989,6 +1086,9 @@ fn validate_compare(
         unordered_arrays,
         numeric_tolerance,
         max_body_bytes,
+        grpc_status: rc.grpc_status.unwrap_or(true),
+        grpc_message: rc.grpc_message.unwrap_or(false),
+        schema,
     })
 }
 
@@ -1105,6 +1205,9 @@ mod schema {
         r"^(/(\{[A-Za-z0-9_]+\}|[^/{}?\u0000-\u0020\u007F]*))+$";
     /// `validate_match`'s methods.
     pub const METHOD: &str = "^[A-Z_-]+$";
+    /// `grpc_method`.
+    pub const GRPC_METHOD: &str =
+        r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*/([A-Za-z_][A-Za-z0-9_]*|\*)$";
     /// `key_source`.
     pub const KEY_SOURCE: &str = concat!(
         "^(header:",
@@ -1471,6 +1574,38 @@ mod tests {
                 "launches[0].match.headers[0]:",
             ),
             (
+                r#""match":{"path_prefix":"/a","grpc_methods":["p.S/M"]}"#,
+                "launches[0].match.grpc_methods: cannot be combined with path_prefix",
+            ),
+            (
+                r#""match":{"methods":["POST"],"grpc_methods":["p.S/M"]}"#,
+                "launches[0].match.grpc_methods: cannot be combined with methods",
+            ),
+            (
+                r#""match":{"grpc_methods":[]}"#,
+                "launches[0].match.grpc_methods: must name",
+            ),
+            (
+                r#""match":{"grpc_methods":["p.S/M","/p.S/M"]}"#,
+                "launches[0].match.grpc_methods[1]:",
+            ),
+            (
+                r#""match":{"grpc_methods":["p.S"]}"#,
+                "launches[0].match.grpc_methods[0]:",
+            ),
+            (
+                r#""match":{"grpc_methods":["p..S/M"]}"#,
+                "launches[0].match.grpc_methods[0]:",
+            ),
+            (
+                r#""compare":{"body":"proto"}"#,
+                "launches[0].compare.body: 'proto' is not one of none, bytes, json, protobuf, auto",
+            ),
+            (
+                r#""compare":{"proto_descriptor":"%%%"}"#,
+                "launches[0].compare.proto_descriptor:",
+            ),
+            (
                 r#""match":{"headers":[{"name":"x","exact":"1","present":true}]}"#,
                 "launches[0].match.headers[0]:",
             ),
@@ -1590,6 +1725,33 @@ mod tests {
             &MINIMAL.replace("{\"launches\"", "{\"flag_header\":\"x y\",\"launches\"")
         )
         .starts_with("flag_header:"));
+    }
+
+    #[test]
+    fn grpc_launch_compiles() {
+        let c = parse(
+            br#"{"launches":[{"name":"g","dark_cluster":"c","sample":{"percent":5},
+                "match":{"grpc_methods":["pkg.v1.Svc/Get","Svc/*"]},
+                "compare":{"body":"protobuf","grpc_message":true}}]}"#,
+        )
+        .unwrap();
+        let l = &c.launches[0];
+        assert_eq!(
+            l.grpc_methods,
+            vec![
+                GrpcMethod { service: "pkg.v1.Svc".into(), method: Some("Get".into()) },
+                GrpcMethod { service: "Svc".into(), method: None },
+            ]
+        );
+        assert!(l.grpc_methods[0].matches("/pkg.v1.Svc/Get"));
+        assert!(!l.grpc_methods[0].matches("/pkg.v1.Svc/Got"));
+        assert!(l.grpc_methods[1].matches("/Svc/X"));
+        assert!(!l.grpc_methods[1].matches("/Svc/"));
+        assert!(!l.grpc_methods[1].matches("/pkg.Svc/X"));
+        assert_eq!(l.compare.body, BodyMode::Protobuf);
+        assert!(l.compare.grpc_status && l.compare.grpc_message);
+        let d = parse(MINIMAL.as_bytes()).unwrap();
+        assert!(d.launches[0].compare.grpc_status && !d.launches[0].compare.grpc_message);
     }
 
     #[test]

@@ -13,6 +13,7 @@
 //! Envoy, and the one flagd's `fractional` gives.
 
 use crate::config::{Config, HeaderRule, KeySource, Launch, PathMatch};
+use crate::grpc;
 use crate::murmur3;
 pub use crate::vocab::SkipReason;
 
@@ -108,6 +109,7 @@ pub enum Decision {
 /// Does the request fall under the launch's `match`?
 pub fn matches(launch: &Launch, req: &RequestView) -> bool {
     matches_request_line(launch, req.method, req.path)
+        && grpc_fits(launch, req)
         && launch
             .headers
             .iter()
@@ -118,9 +120,24 @@ pub fn matches(launch: &Launch, req: &RequestView) -> bool {
             })
 }
 
+/// A gRPC launch takes only gRPC calls; any other launch never takes one
+/// (they are POSTs that may change state: naming the method is the opt-in).
+fn grpc_fits(launch: &Launch, req: &RequestView) -> bool {
+    let content_type = req.header("content-type").unwrap_or_default();
+    if launch.grpc_methods.is_empty() {
+        !grpc::is_grpc_family(content_type)
+    } else {
+        grpc::is_grpc(content_type)
+    }
+}
+
 /// The method and path part of `match` (`path` may carry a query string).
 /// Lets the filter turn away most requests before copying any header.
 pub fn matches_request_line(launch: &Launch, method: &str, path: &str) -> bool {
+    if !launch.grpc_methods.is_empty() {
+        let path = path_only(path);
+        return method == "POST" && launch.grpc_methods.iter().any(|m| m.matches(path));
+    }
     if !launch.methods.is_empty() && !launch.methods.iter().any(|m| m == method) {
         return false;
     }
@@ -184,7 +201,8 @@ pub fn decide(
     if !forced && !sampled(launch, req, random) {
         return Decision::Skip(SkipReason::SampledOut);
     }
-    if !launch.unsafe_methods && !is_safe_method(req.method) {
+    // Naming a gRPC method is the opt-in to shadowing its calls.
+    if !launch.unsafe_methods && launch.grpc_methods.is_empty() && !is_safe_method(req.method) {
         return Decision::Skip(SkipReason::UnsafeMethod);
     }
     if declared_body_len(req).is_some_and(|n| n > launch.max_body_bytes as u64) {
@@ -259,6 +277,27 @@ mod tests {
 
     const SHADOW: Option<Decision> = Some(Decision::Shadow { forced: false });
     const FORCED: Option<Decision> = Some(Decision::Shadow { forced: true });
+
+    #[test]
+    fn grpc_calls_only_by_name() {
+        let grpc = [("content-type", "application/grpc")];
+        let c = cfg(r#","match":{"grpc_methods":["pkg.Svc/Get","other.Svc/*"]}"#);
+        assert_eq!(run(&c, "POST", "/pkg.Svc/Get", &grpc), SHADOW);
+        assert_eq!(run(&c, "POST", "/other.Svc/Any", &grpc), SHADOW);
+        assert_eq!(run(&c, "POST", "/pkg.Svc/Put", &grpc), None);
+        assert_eq!(run(&c, "POST", "/pkg.Svc/Get/x", &grpc), None);
+        assert_eq!(run(&c, "POST", "/other.Svc/", &grpc), None);
+        assert_eq!(run(&c, "GET", "/pkg.Svc/Get", &grpc), None);
+        // Not a gRPC call (gRPC-Web is not one either).
+        assert_eq!(run(&c, "POST", "/pkg.Svc/Get", &[]), None);
+        let web = [("content-type", "application/grpc-web")];
+        assert_eq!(run(&c, "POST", "/pkg.Svc/Get", &web), None);
+        // A launch without grpc_methods never takes a gRPC call.
+        let c = cfg(r#","unsafe_methods":true"#);
+        assert_eq!(run(&c, "POST", "/pkg.Svc/Get", &grpc), None);
+        assert_eq!(run(&c, "POST", "/pkg.Svc/Get", &web), None);
+        assert_eq!(run(&c, "POST", "/pkg.Svc/Get", &[]), SHADOW);
+    }
 
     #[test]
     fn path_forms() {

@@ -132,8 +132,10 @@ impl RootContext for Root {
 }
 
 impl Context for Root {
-    fn on_http_call_response(&mut self, token: u32, headers: usize, body: usize, _trailers: usize) {
-        with_engine(&self.engine, |e| e.call_response(token, headers, body));
+    fn on_http_call_response(&mut self, token: u32, headers: usize, body: usize, trailers: usize) {
+        with_engine(&self.engine, |e| {
+            e.call_response(token, headers, body, trailers)
+        });
     }
 
     fn on_done(&mut self) -> bool {

@@ -37,8 +37,12 @@ pub enum SetResult {
 pub enum Headers {
     Request,
     Response,
+    /// The response trailers, inside their callback.
+    ResponseTrailers,
     /// The answer to a dispatched call, inside the call's response callback.
     CallResponse,
+    /// The trailers of that answer.
+    CallTrailers,
 }
 
 /// The body the engine reads; each only inside its own callback.

@@ -116,6 +116,7 @@ pub struct Kinds {
     pub status: bool,
     pub headers: bool,
     pub body: bool,
+    pub grpc_status: bool,
 }
 
 impl Kinds {
@@ -125,6 +126,7 @@ impl Kinds {
             (self.status, MismatchKind::Status),
             (self.headers, MismatchKind::Headers),
             (self.body, MismatchKind::Body),
+            (self.grpc_status, MismatchKind::GrpcStatus),
         ]
         .into_iter()
         .filter_map(|(on, k)| on.then_some(k))
@@ -328,7 +330,7 @@ impl NoiseModel {
         if verdict.is_match() {
             return Class::Match;
         }
-        let body_only = !verdict.status && verdict.headers.is_empty();
+        let body_only = !verdict.status && !verdict.grpc_status && verdict.headers.is_empty();
         if body_only && lists_every_difference(verdict) && self.all_noise(verdict) {
             Class::Noise
         } else {
@@ -345,13 +347,15 @@ impl NoiseModel {
     pub fn judge(&mut self, now_ms: u64, verdict: &Verdict) -> Judgement {
         self.learn_raw(now_ms, verdict);
         let class = self.classify(verdict);
-        if class != Class::Mismatch || verdict.status {
+        // Different HTTP statuses or gRPC codes: that and nothing else.
+        if class != Class::Mismatch || verdict.status || verdict.grpc_status {
             return Judgement {
                 class,
                 real: Vec::new(),
                 headers: Vec::new(),
                 kinds: Kinds {
                     status: verdict.status,
+                    grpc_status: verdict.grpc_status,
                     ..Kinds::default()
                 },
             };
@@ -372,6 +376,7 @@ impl NoiseModel {
                 status: false,
                 headers: !verdict.headers.is_empty(),
                 body: verdict.body && !body_is_noise,
+                grpc_status: false,
             },
         }
     }
@@ -388,7 +393,7 @@ fn lists_every_difference(verdict: &Verdict) -> bool {
 /// matched or was compared as JSON (body differences come with pointers).
 pub fn learnable(verdict: &Verdict) -> bool {
     let bytes_only = verdict.body && verdict.diffs.is_empty();
-    !verdict.status && !bytes_only
+    !verdict.status && !verdict.grpc_status && !bytes_only
 }
 
 fn rate(hits: Decayed, total: Decayed, now_ms: u64, hl: u64) -> Option<f64> {
@@ -421,6 +426,7 @@ mod tests {
         let diffs = diffs(pointers);
         Verdict {
             status: false,
+            grpc_status: false,
             headers: Vec::new(),
             body: !diffs.is_empty(),
             paths: diffs.iter().map(|d| d.pointer.clone()).collect(),

@@ -3,7 +3,8 @@
 //! reason it could not be compared. Pure; the engine turns it into stats.
 
 use crate::compare::{self, BodyMode, CompareRules, Side, Verdict};
-use crate::vocab::{CompareSkip, DarkOutcome, PrimaryOutcome};
+use crate::grpc;
+use crate::vocab::{CompareSkip, DarkOutcome, GrpcCode, PrimaryOutcome};
 
 /// A response captured while it streamed through (or read from a dark answer).
 #[derive(Debug, Clone, Default)]
@@ -31,6 +32,20 @@ impl DarkAnswer {
             DarkAnswer::Reset => DarkOutcome::Reset,
         }
     }
+
+    /// A failure for the breaker: a 5xx, a timeout or a reset, and for a
+    /// gRPC launch an answer whose code says the server is failing.
+    pub fn is_failure(&self, grpc: bool) -> bool {
+        self.outcome().is_failure()
+            || matches!(self, DarkAnswer::Response(c) if grpc && c.grpc_code().is_failure())
+    }
+}
+
+impl Captured {
+    /// The gRPC code of the answer (see [`grpc::status`]).
+    pub fn grpc_code(&self) -> GrpcCode {
+        grpc::status(&self.headers, self.status).name()
+    }
 }
 
 /// Envoy's local-reply bodies for a dispatched call that never reached or
@@ -46,9 +61,17 @@ const RESET_PREFIXES: [&[u8]; 2] = [
 /// a 504 with Envoy's timeout body is a timeout; a 5xx with Envoy's
 /// connect-failure or protocol-error body is a reset (the dark service never
 /// answered).
+///
+/// Envoy's replies to a gRPC call are HTTP 200 with a `grpc-status`
+/// ([`grpc::local_reply`]): a timeout or a reset as well.
 pub fn classify_dark(num_headers: usize, captured: Captured) -> DarkAnswer {
     if num_headers == 0 || captured.status == 0 {
         return DarkAnswer::Reset;
+    }
+    match grpc::local_reply(&captured.headers) {
+        Some(grpc::LocalReply::Timeout) => return DarkAnswer::Timeout,
+        Some(grpc::LocalReply::Reset) => return DarkAnswer::Reset,
+        None => {}
     }
     if captured.status == 504 && captured.body == TIMEOUT_BODY {
         return DarkAnswer::Timeout;
@@ -85,7 +108,15 @@ pub struct Settlement {
 /// a complete response. A body that was cut at capture (`body_overflow`) or
 /// that decodes (`content-encoding`) to more than `rules.max_body_bytes`
 /// makes the pair `BodyTooLarge`, unless bodies are not compared.
-pub fn settle(rules: &CompareRules, primary: Option<&Captured>, dark: &DarkAnswer) -> Settlement {
+///
+/// `path` is the request's: for a gRPC call it names the method, hence the
+/// message type of the answers under `rules.schema`.
+pub fn settle(
+    rules: &CompareRules,
+    primary: Option<&Captured>,
+    dark: &DarkAnswer,
+    path: &str,
+) -> Settlement {
     let dark_resp = match dark {
         DarkAnswer::Response(c) => Some(c),
         _ => None,
@@ -101,7 +132,7 @@ pub fn settle(rules: &CompareRules, primary: Option<&Captured>, dark: &DarkAnswe
             if rules.body != BodyMode::None && (p.body_overflow || d.body_overflow) {
                 Err(CompareSkip::BodyTooLarge)
             } else {
-                compare::try_compare(rules, &side(p), &side(d))
+                compare::try_compare_call(rules, &side(p), &side(d), path)
                     .map_err(|_| CompareSkip::BodyTooLarge)
             }
         }
@@ -172,12 +203,12 @@ mod tests {
     fn compares_when_both_answered() {
         let p = resp(200, r#"{"a":1,"t":1}"#);
         let d = DarkAnswer::Response(resp(200, r#"{"a":1.0,"t":2}"#));
-        let s = settle(&rules(), Some(&p), &d);
+        let s = settle(&rules(), Some(&p), &d, "");
         assert_eq!(s.dark, DarkOutcome::S2xx);
         assert!(s.result.unwrap().is_match());
 
         let d = DarkAnswer::Response(resp(500, r#"{"a":2}"#));
-        let v = settle(&rules(), Some(&p), &d).result.unwrap();
+        let v = settle(&rules(), Some(&p), &d, "").result.unwrap();
         assert!(v.status && v.body && v.headers.is_empty());
     }
 
@@ -185,10 +216,10 @@ mod tests {
     fn skips() {
         let p = resp(200, "{}");
         assert_eq!(
-            settle(&rules(), Some(&p), &DarkAnswer::Timeout).result,
+            settle(&rules(), Some(&p), &DarkAnswer::Timeout, "").result,
             Err(CompareSkip::DarkFailed)
         );
-        let s = settle(&rules(), None, &DarkAnswer::Reset);
+        let s = settle(&rules(), None, &DarkAnswer::Reset, "");
         assert_eq!(s.result, Err(CompareSkip::PrimaryIncomplete));
         assert_eq!(s.primary, PrimaryOutcome::Reset);
         assert_eq!(s.dark, DarkOutcome::Reset);
@@ -196,12 +227,12 @@ mod tests {
         big.body_overflow = true;
         let d = DarkAnswer::Response(resp(200, "{}"));
         assert_eq!(
-            settle(&rules(), Some(&big), &d).result,
+            settle(&rules(), Some(&big), &d, "").result,
             Err(CompareSkip::BodyTooLarge)
         );
         let mut r = rules();
         r.body = BodyMode::None;
-        assert!(settle(&r, Some(&big), &d).result.is_ok());
+        assert!(settle(&r, Some(&big), &d, "").result.is_ok());
     }
 
     #[test]
@@ -221,21 +252,21 @@ mod tests {
         let p = enc(200, big.as_bytes());
         assert!(p.body.len() < 100);
         let d = DarkAnswer::Response(enc(200, br#"{"a":"y"}"#));
-        let s = settle(&rules(), Some(&p), &d);
+        let s = settle(&rules(), Some(&p), &d, "");
         assert_eq!(s.result, Err(CompareSkip::BodyTooLarge));
         assert_eq!(s.dark_status, Some(200));
         // Within the limit: decoded and compared as JSON.
         let p = enc(200, br#"{"a":1,"t":1}"#);
         let d = DarkAnswer::Response(resp(200, r#"{"a":1.0}"#));
-        let v = settle(&rules(), Some(&p), &d).result.unwrap();
+        let v = settle(&rules(), Some(&p), &d, "").result.unwrap();
         assert!(v.is_match(), "{v:?}");
         let d = DarkAnswer::Response(resp(200, r#"{"a":2}"#));
-        let v = settle(&rules(), Some(&p), &d).result.unwrap();
+        let v = settle(&rules(), Some(&p), &d, "").result.unwrap();
         assert_eq!(v.paths, vec!["/a"]);
         // Invalid gzip: raw bytes.
         let mut bad = enc(200, b"{}");
         bad.body = b"{}".to_vec();
         let d = DarkAnswer::Response(resp(200, "{}"));
-        assert!(settle(&rules(), Some(&bad), &d).result.unwrap().is_match());
+        assert!(settle(&rules(), Some(&bad), &d, "").result.unwrap().is_match());
     }
 }

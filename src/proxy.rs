@@ -310,7 +310,9 @@ impl Host for Proxy {
         header_map_bytes(match which {
             host::Headers::Request => MapType::HttpRequestHeaders,
             host::Headers::Response => MapType::HttpResponseHeaders,
+            host::Headers::ResponseTrailers => MapType::HttpResponseTrailers,
             host::Headers::CallResponse => MapType::HttpCallResponseHeaders,
+            host::Headers::CallTrailers => MapType::HttpCallResponseTrailers,
         })
     }
 

@@ -43,11 +43,16 @@ pub fn shadow_authority(authority: &str) -> String {
 /// `:method`, `:path`, `:authority` and hop-by-hop ones dropped; values that
 /// are not UTF-8 dropped, since the host call takes strings), then
 /// `request_headers.remove` / `.set`, the authority and the shadow header.
+///
+/// A gRPC launch's copy keeps its framing: `te: trailers` (without it gRPC
+/// servers reset the stream) and a `grpc-timeout` of the launch's
+/// `timeout_ms` in place of the caller's.
 pub fn shadow_headers(
     launch: &Launch,
     shadow_header: &str,
     primary: &[(String, Vec<u8>)],
 ) -> Vec<(String, String)> {
+    let grpc = !launch.grpc_methods.is_empty();
     let mut authority = None;
     let mut out: Vec<(String, String)> = Vec::with_capacity(primary.len() + 4);
     for (name, value) in primary {
@@ -59,11 +64,16 @@ pub fn shadow_headers(
             ":method" | ":path" => out.push((name.clone(), value.to_string())),
             n if n.starts_with(':') => {}
             n if HOP_BY_HOP.contains(&n) => {}
+            "grpc-timeout" if grpc => {}
             n if n == shadow_header => {}
             n if launch.remove_headers.iter().any(|r| r == n) => {}
             n if launch.set_headers.iter().any(|(s, _)| s == n) => {}
             _ => out.push((name.clone(), value.to_string())),
         }
+    }
+    if grpc {
+        out.push(("te".to_string(), "trailers".to_string()));
+        out.push(("grpc-timeout".to_string(), format!("{}m", launch.timeout_ms)));
     }
     out.extend(launch.set_headers.iter().cloned());
     let authority = match &launch.dark_authority {
@@ -199,6 +209,32 @@ mod tests {
     }
 
     #[test]
+    fn grpc_keeps_its_framing() {
+        let l = launch(r#","match":{"grpc_methods":["pkg.Svc/Get"]},"timeout_ms":250"#);
+        let primary = h(&[
+            (":method", b"POST"),
+            (":path", b"/pkg.Svc/Get"),
+            ("content-type", b"application/grpc"),
+            ("te", b"trailers"),
+            ("grpc-timeout", b"10S"),
+            ("grpc-encoding", b"gzip"),
+            ("x-user", b"u1"),
+        ]);
+        let got = shadow_headers(&l, "x-s", &primary);
+        let names: Vec<&str> = got.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [":method", ":path", "content-type", "grpc-encoding", "x-user", "te", "grpc-timeout", ":authority", "x-s"]
+        );
+        assert!(got.contains(&("te".into(), "trailers".into())));
+        assert!(got.contains(&("grpc-timeout".into(), "250m".into())));
+        // An HTTP launch drops `te` as hop-by-hop and keeps the caller's values.
+        let got = shadow_headers(&launch(""), "x-s", &primary);
+        assert!(!got.iter().any(|(n, _)| n == "te"));
+        assert!(got.contains(&("grpc-timeout".into(), "10S".into())));
+    }
+
+    #[test]
     fn explicit_authority() {
         let l = launch(r#","dark_authority":"v2.internal""#);
         let got = shadow_headers(&l, "x-s", &h(&[(":authority", b"api")]));
@@ -217,6 +253,7 @@ mod tests {
                 status: true,
                 headers: false,
                 body: true,
+                grpc_status: false,
             },
             paths: &paths,
             headers: &["x-version".to_string()],

@@ -99,6 +99,8 @@ names! {
         FieldMismatch = "field_mismatch",
         HeaderMismatch = "header_mismatch",
         SampleDropped = "sample.dropped",
+        DarkGrpc = "dark_grpc",
+        PrimaryGrpc = "primary_grpc",
     }
 }
 
@@ -111,6 +113,7 @@ impl Family {
             Family::MismatchKind => "kind",
             Family::FieldMismatch => "path",
             Family::HeaderMismatch => "header",
+            Family::DarkGrpc | Family::PrimaryGrpc => "code",
         }
     }
 
@@ -125,6 +128,7 @@ impl Family {
             Family::MismatchKind => MismatchKind::NAMES,
             Family::CompareSkipped => CompareSkip::NAMES,
             Family::SampleDropped => SampleDrop::NAMES,
+            Family::DarkGrpc | Family::PrimaryGrpc => GrpcCode::NAMES,
             Family::FieldMismatch | Family::HeaderMismatch => &[],
         }
     }
@@ -242,6 +246,7 @@ names! {
         Status = "status",
         Headers = "headers",
         Body = "body",
+        GrpcStatus = "grpc_status",
     }
 }
 
@@ -262,6 +267,60 @@ names! {
         Rate = "rate",
         Size = "size",
         Sink = "sink",
+    }
+}
+
+names! {
+    /// A gRPC status code by its canonical name (`dark_grpc.C`,
+    /// `primary_grpc.C`), in code order: `ALL[n]` is code `n`.
+    GrpcCode {
+        Ok = "ok",
+        Cancelled = "cancelled",
+        Unknown = "unknown",
+        InvalidArgument = "invalid_argument",
+        DeadlineExceeded = "deadline_exceeded",
+        NotFound = "not_found",
+        AlreadyExists = "already_exists",
+        PermissionDenied = "permission_denied",
+        ResourceExhausted = "resource_exhausted",
+        FailedPrecondition = "failed_precondition",
+        Aborted = "aborted",
+        OutOfRange = "out_of_range",
+        Unimplemented = "unimplemented",
+        Internal = "internal",
+        Unavailable = "unavailable",
+        DataLoss = "data_loss",
+        Unauthenticated = "unauthenticated",
+    }
+}
+
+impl GrpcCode {
+    /// The code of a `grpc-status` value; one past 16 reads as `unknown`,
+    /// as gRPC clients read it.
+    pub fn of(code: u32) -> GrpcCode {
+        usize::try_from(code)
+            .ok()
+            .and_then(|i| GrpcCode::ALL.get(i))
+            .copied()
+            .unwrap_or(GrpcCode::Unknown)
+    }
+
+    /// A failure for the breaker: the server is failing or overloaded.
+    pub fn is_failure(self) -> bool {
+        matches!(
+            self,
+            GrpcCode::Unknown
+                | GrpcCode::DeadlineExceeded
+                | GrpcCode::Internal
+                | GrpcCode::Unavailable
+        )
+    }
+
+    /// A server error for the report's error rates: the codes gRPC maps to
+    /// HTTP 5xx (the breaker's failures, `unimplemented` and `data_loss`).
+    /// `not_found`, `invalid_argument` and the like are answers.
+    pub fn is_error(self) -> bool {
+        self.is_failure() || matches!(self, GrpcCode::Unimplemented | GrpcCode::DataLoss)
     }
 }
 
@@ -298,5 +357,10 @@ mod tests {
         assert_eq!(Family::Skipped.details(), SkipReason::NAMES);
         assert_eq!(stat_name("l", "matched"), "darklaunch.l.matched");
         assert_eq!(Scalar::InFlight.kind(), MetricKind::Gauge);
+        assert_eq!(GrpcCode::of(5), GrpcCode::NotFound);
+        assert_eq!(GrpcCode::of(16).as_str(), "unauthenticated");
+        assert_eq!(GrpcCode::of(17), GrpcCode::Unknown);
+        assert!(GrpcCode::Unavailable.is_failure() && !GrpcCode::DataLoss.is_failure());
+        assert!(GrpcCode::DataLoss.is_error() && !GrpcCode::NotFound.is_error());
     }
 }

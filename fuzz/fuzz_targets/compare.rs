@@ -176,7 +176,7 @@ fuzz_target!(|data: &[u8]| {
     // is still JSON.
     let redact = rules.ignore.clone();
     let (ve, examples) =
-        compare_examples(&rules, &plain, &plain_b, &redact).expect("compared above");
+        compare_examples(&rules, &plain, &plain_b, &redact, "").expect("compared above");
     assert_eq!(ve, v);
     assert_eq!(examples.len(), v.diffs.len());
     for (e, d) in examples.iter().zip(&v.diffs) {

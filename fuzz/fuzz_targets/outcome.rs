@@ -229,7 +229,7 @@ fuzz_target!(|input: Input| {
     }
 
     for d in [answer, DarkAnswer::Timeout, DarkAnswer::Reset] {
-        let s = settle(&rules, primary.as_ref(), &d);
+        let s = settle(&rules, primary.as_ref(), &d, "");
         assert!(s.primary.index() < PrimaryOutcome::NAMES.len());
         match (&primary, &d) {
             (None, _) => {

@@ -72,6 +72,9 @@ pub struct LaunchCounters {
     pub sample_captured: u64,
     /// `sample.dropped.<reason>`.
     pub sample_dropped: BTreeMap<String, u64>,
+    /// `dark_grpc.<code>` and `primary_grpc.<code>`: gRPC launches only.
+    pub dark_grpc: BTreeMap<String, u64>,
+    pub primary_grpc: BTreeMap<String, u64>,
     pub primary_ms: Quantiles,
     pub dark_ms: Quantiles,
 }
@@ -109,6 +112,8 @@ impl LaunchCounters {
             Family::FieldMismatch => &self.field_mismatch,
             Family::HeaderMismatch => &self.header_mismatch,
             Family::SampleDropped => &self.sample_dropped,
+            Family::DarkGrpc => &self.dark_grpc,
+            Family::PrimaryGrpc => &self.primary_grpc,
         }
     }
 
@@ -137,6 +142,8 @@ impl LaunchCounters {
             Family::FieldMismatch => &mut self.field_mismatch,
             Family::HeaderMismatch => &mut self.header_mismatch,
             Family::SampleDropped => &mut self.sample_dropped,
+            Family::DarkGrpc => &mut self.dark_grpc,
+            Family::PrimaryGrpc => &mut self.primary_grpc,
         }
     }
 

@@ -248,7 +248,7 @@ mod tests {
     #[test]
     fn query_text() {
         let q = queries(&Options::default());
-        assert_eq!(q.len(), 10 + 8 + 6 + 1);
+        assert_eq!(q.len(), 10 + 10 + 6 + 1);
         assert!(texts_have_untagged(&q));
         let texts: Vec<&str> = q.iter().map(|(_, t)| t.as_str()).collect();
         assert!(texts.contains(&"sum by (launch) (darklaunch_compared)"));

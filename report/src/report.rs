@@ -106,6 +106,9 @@ pub struct LaunchReport {
     pub compare_skipped: BTreeMap<String, u64>,
     pub dark_response: BTreeMap<String, u64>,
     pub primary_response: BTreeMap<String, u64>,
+    /// gRPC codes of the answers (gRPC launches; non-zero only).
+    pub dark_grpc: BTreeMap<String, u64>,
+    pub primary_grpc: BTreeMap<String, u64>,
     pub samples: Samples,
 }
 
@@ -124,6 +127,13 @@ fn complete(map: &BTreeMap<String, u64>, known: &[&str]) -> BTreeMap<String, u64
         out.entry((*k).to_string()).or_insert(0);
     }
     out
+}
+
+fn nonzero_map(map: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
+    map.iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(k, n)| (k.clone(), *n))
+        .collect()
 }
 
 fn ratio(a: u64, b: u64) -> Option<f64> {
@@ -167,12 +177,7 @@ pub fn launch_report(name: &str, c: &LaunchCounters, t: &Thresholds) -> LaunchRe
         },
         mismatch_kinds: complete(&c.mismatch_kind, Family::MismatchKind.details()),
         fields,
-        headers: c
-            .header_mismatch
-            .iter()
-            .filter(|(_, n)| **n > 0)
-            .map(|(k, n)| (k.clone(), *n))
-            .collect(),
+        headers: nonzero_map(&c.header_mismatch),
         errors: Errors {
             dark: e.dark_errors,
             primary: e.primary_errors,
@@ -189,6 +194,8 @@ pub fn launch_report(name: &str, c: &LaunchCounters, t: &Thresholds) -> LaunchRe
         compare_skipped: complete(&c.compare_skipped, Family::CompareSkipped.details()),
         dark_response: complete(&c.dark_response, Family::DarkResponse.details()),
         primary_response: complete(&c.primary_response, Family::PrimaryResponse.details()),
+        dark_grpc: nonzero_map(&c.dark_grpc),
+        primary_grpc: nonzero_map(&c.primary_grpc),
         samples: Samples {
             captured: c.sample_captured,
             dropped: complete(&c.sample_dropped, Family::SampleDropped.details()),
@@ -465,6 +472,11 @@ pub fn table(r: &Report, top: usize) -> String {
             } else {
                 row(&mut out, "  primary", &text, None);
             }
+        }
+        if !l.dark_grpc.is_empty() || !l.primary_grpc.is_empty() {
+            row(&mut out, "grpc codes", "", None);
+            row(&mut out, "  primary", &nonzero(&l.primary_grpc), None);
+            row(&mut out, "  dark", &nonzero(&l.dark_grpc), None);
         }
         row(&mut out, "skipped", &nonzero(&l.skipped), None);
         row(&mut out, "not compared", &nonzero(&l.compare_skipped), None);

@@ -35,6 +35,7 @@
 
 use crate::model::{DarkOutcome, LaunchCounters, PrimaryOutcome};
 use crate::wilson::Proportion;
+use darklaunch::vocab::GrpcCode;
 use serde::{Serialize, Serializer};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -191,9 +192,29 @@ pub fn evaluate(c: &LaunchCounters, t: &Thresholds) -> Evaluation {
             .map(|o| o.as_str());
         LaunchCounters::sum(&c.primary_response, names)
     };
-    // Errors as the breaker counts failures: 5xx, timeouts and resets.
-    let dark_errors = Proportion::new(dark(DarkOutcome::is_failure), dark(|_| true));
-    let primary_errors = Proportion::new(primary(PrimaryOutcome::is_failure), primary(|_| true));
+    // Errors as the breaker counts failures: 5xx, timeouts and resets. A
+    // gRPC launch's answers are HTTP 200s: their errors are the server-error
+    // codes (`GrpcCode::is_error`), plus timeouts and resets.
+    let (dark_failed, primary_failed) = if c.dark_grpc.is_empty() && c.primary_grpc.is_empty() {
+        (
+            dark(DarkOutcome::is_failure),
+            primary(PrimaryOutcome::is_failure),
+        )
+    } else {
+        let errors = |codes| {
+            let names = GrpcCode::ALL
+                .iter()
+                .filter(|c| c.is_error())
+                .map(|c| c.as_str());
+            LaunchCounters::sum(codes, names)
+        };
+        (
+            dark(|o| matches!(o, DarkOutcome::Timeout | DarkOutcome::Reset)) + errors(&c.dark_grpc),
+            primary(|o| o == PrimaryOutcome::Reset) + errors(&c.primary_grpc),
+        )
+    };
+    let dark_errors = Proportion::new(dark_failed, dark(|_| true));
+    let primary_errors = Proportion::new(primary_failed, primary(|_| true));
     // (check, sentence) for every check that is not a plain pass.
     let mut notes: Vec<(Check, String)> = Vec::new();
 
@@ -392,6 +413,23 @@ mod tests {
 
     fn verdict(c: &LaunchCounters, t: &Thresholds) -> Verdict {
         evaluate(c, t).verdict
+    }
+
+    #[test]
+    fn grpc_errors_are_server_error_codes() {
+        // 200 answers all: 30 dark calls answered, 5 of them `unavailable`,
+        // 10 `not_found` (an answer, not an error), and 2 timeouts.
+        let mut c = clean(32, 0);
+        c.dark_response.insert("2xx".into(), 30);
+        c.dark_response.insert("timeout".into(), 2);
+        c.dark_grpc.insert("ok".into(), 15);
+        c.dark_grpc.insert("not_found".into(), 10);
+        c.dark_grpc.insert("unavailable".into(), 5);
+        c.primary_grpc.insert("ok".into(), 31);
+        c.primary_grpc.insert("data_loss".into(), 1);
+        let e = evaluate(&c, &Thresholds::default());
+        assert_eq!((e.dark_errors.count, e.dark_errors.total), (7, 32));
+        assert_eq!((e.primary_errors.count, e.primary_errors.total), (1, 32));
     }
 
     #[test]

@@ -36,6 +36,7 @@ pub fn verdict(rules: &CompareRules, a: &[u8], b: &[u8]) -> Verdict {
     }
     Verdict {
         status: false,
+        grpc_status: false,
         headers: Vec::new(),
         body,
         paths,

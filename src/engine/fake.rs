@@ -156,7 +156,9 @@ fn map_key(map: Headers) -> &'static str {
     match map {
         Headers::Request => "request",
         Headers::Response => "response",
+        Headers::ResponseTrailers => "response_trailers",
         Headers::CallResponse => "call",
+        Headers::CallTrailers => "call_trailers",
     }
 }
 
@@ -317,6 +319,8 @@ pub enum Answer {
     Response(u16, Vec<(String, Vec<u8>)>, Vec<u8>),
     /// No headers at all: the host's way of saying the call was reset.
     Reset,
+    /// Status, headers, body and trailers (a gRPC answer).
+    WithTrailers(u16, Vec<(String, Vec<u8>)>, Vec<u8>, Vec<(String, Vec<u8>)>),
 }
 
 impl Answer {
@@ -448,6 +452,17 @@ impl Worker {
         self.engine.response_trailers(s);
     }
 
+    /// The primary's response ends with these trailers.
+    pub fn response_trailers_with(&mut self, s: &mut Stream, trailers: &[(&str, &str)]) {
+        let pairs: Vec<(String, Vec<u8>)> = trailers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
+            .collect();
+        self.set_map(Headers::ResponseTrailers, &pairs);
+        self.engine.response_trailers(s);
+        self.clear();
+    }
+
     /// A whole JSON response: headers, then the body ending the stream.
     pub fn respond_json(&mut self, s: &mut Stream, status: u16, body: &str) {
         self.response_headers(s, status, &[("content-type", "application/json")], false);
@@ -500,17 +515,25 @@ impl Worker {
             at.map(|i| w.outstanding.remove(i))
         };
         assert!(known.is_some(), "the host answered unknown token {token}");
-        let (headers, body_size) = match &answer {
-            Answer::Reset => (0, 0),
+        let (headers, body_size, trailers) = match &answer {
+            Answer::Reset => (0, 0, 0),
             Answer::Response(status, headers, body) => {
                 let mut pairs = vec![(":status".to_string(), status.to_string().into_bytes())];
                 pairs.extend(headers.iter().cloned());
                 self.set_map(Headers::CallResponse, &pairs);
                 self.set_buffer(Body::CallResponse, body);
-                (pairs.len(), body.len())
+                (pairs.len(), body.len(), 0)
+            }
+            Answer::WithTrailers(status, headers, body, trailers) => {
+                let mut pairs = vec![(":status".to_string(), status.to_string().into_bytes())];
+                pairs.extend(headers.iter().cloned());
+                self.set_map(Headers::CallResponse, &pairs);
+                self.set_map(Headers::CallTrailers, trailers);
+                self.set_buffer(Body::CallResponse, body);
+                (pairs.len(), body.len(), trailers.len())
             }
         };
-        self.in_root(|e| e.call_response(token, headers, body_size));
+        self.in_root(|e| e.call_response(token, headers, body_size, trailers));
         self.clear();
     }
 

@@ -3,7 +3,7 @@
 
 use crate::host::Host;
 use crate::vocab::{
-    stat_name, CompareSkip, DarkOutcome, Family, Histogram, MetricKind, MismatchKind,
+    stat_name, CompareSkip, DarkOutcome, Family, GrpcCode, Histogram, MetricKind, MismatchKind,
     PrimaryOutcome, SampleDrop, Scalar, SkipReason, FIELD_OTHER,
 };
 
@@ -17,6 +17,9 @@ pub(super) struct LaunchStats {
     mismatch_kind: Vec<u32>,
     compare_skipped: Vec<u32>,
     sample_dropped: Vec<u32>,
+    /// `dark_grpc.<code>` and `primary_grpc.<code>`, for gRPC launches only.
+    dark_grpc: Vec<u32>,
+    primary_grpc: Vec<u32>,
     /// `header_mismatch.<name>` for each compared header.
     header_mismatch: Vec<(String, u32)>,
     /// `field_mismatch.other`; the other fields' ids are found as they come.
@@ -24,11 +27,13 @@ pub(super) struct LaunchStats {
 }
 
 impl LaunchStats {
-    /// `headers`: the launch's `compare.headers`.
+    /// `headers`: the launch's `compare.headers`; `grpc`: whether it
+    /// shadows gRPC calls (the `*_grpc` families are defined only then).
     pub fn define<H: Host>(
         host: &H,
         launch: &str,
         headers: &[String],
+        grpc: bool,
     ) -> Result<LaunchStats, String> {
         let def = |kind: MetricKind, stat: &str| {
             let name = stat_name(launch, stat);
@@ -56,6 +61,8 @@ impl LaunchStats {
             mismatch_kind: family(Family::MismatchKind)?,
             compare_skipped: family(Family::CompareSkipped)?,
             sample_dropped: family(Family::SampleDropped)?,
+            dark_grpc: if grpc { family(Family::DarkGrpc)? } else { Vec::new() },
+            primary_grpc: if grpc { family(Family::PrimaryGrpc)? } else { Vec::new() },
             header_mismatch: headers
                 .iter()
                 .map(|h| {
@@ -109,6 +116,16 @@ impl LaunchStats {
 
     pub fn sample_dropped(&self, r: SampleDrop) -> u32 {
         id(&self.sample_dropped, r.index())
+    }
+
+    /// Only for a gRPC launch's stats.
+    pub fn dark_grpc(&self, c: GrpcCode) -> u32 {
+        id(&self.dark_grpc, c.index())
+    }
+
+    /// Only for a gRPC launch's stats.
+    pub fn primary_grpc(&self, c: GrpcCode) -> u32 {
+        id(&self.primary_grpc, c.index())
     }
 }
 

@@ -39,6 +39,8 @@ pub mod sim;
 #[cfg(test)]
 mod capture_tests;
 #[cfg(test)]
+mod grpc_tests;
+#[cfg(test)]
 mod tests;
 
 use std::cell::{Cell, RefCell};
@@ -49,6 +51,7 @@ use crate::capture::SharedCapture;
 use crate::compare::BodyMode;
 use crate::config::{Config, Launch};
 use crate::fields::FieldCounters;
+use crate::grpc;
 use crate::headermap;
 use crate::host::{Body, Call, Headers, Host, HostError, Level, BAD_ARGUMENT};
 use crate::limits::{Admit, SharedBreaker, SharedBucket};
@@ -109,7 +112,12 @@ struct LaunchState {
 
 impl LaunchState {
     fn new<H: Host>(host: &H, cfg: Launch) -> Result<LaunchState, String> {
-        let stats = LaunchStats::define(host, &cfg.name, &cfg.compare.headers)?;
+        let stats = LaunchStats::define(
+            host,
+            &cfg.name,
+            &cfg.compare.headers,
+            !cfg.grpc_methods.is_empty(),
+        )?;
         Ok(LaunchState {
             bucket: SharedBucket::new(
                 format!("darklaunch.bucket.{}", cfg.name),
@@ -132,6 +140,11 @@ impl LaunchState {
             stats,
             cfg,
         })
+    }
+
+    /// The launch shadows gRPC calls (`match.grpc_methods`).
+    fn is_grpc(&self) -> bool {
+        !self.cfg.grpc_methods.is_empty()
     }
 
     /// Past its `expires`: the launch no longer shadows.
@@ -387,7 +400,13 @@ impl<H: Host> Engine<H> {
 
     /// The answer to call `token` is in (the host's call response buffers
     /// hold it during this call).
-    pub fn call_response(&mut self, token: u32, num_headers: usize, body_size: usize) {
+    pub fn call_response(
+        &mut self,
+        token: u32,
+        num_headers: usize,
+        body_size: usize,
+        num_trailers: usize,
+    ) {
         if self.export_answered(token, num_headers) {
             return;
         }
@@ -399,7 +418,7 @@ impl<H: Host> Engine<H> {
         };
         let launch = pair.launch.clone();
         let sent_at = pair.sent.map_or(0, |s| s.at_ms);
-        let captured = self.read_call_response(&launch.cfg, num_headers, body_size);
+        let captured = self.read_call_response(&launch.cfg, num_headers, body_size, num_trailers);
         let answer = outcome::classify_dark(num_headers, captured);
         let now = self.host.now_ms();
         self.dark_finished(id, answer, now.saturating_sub(sent_at), now);
@@ -591,7 +610,7 @@ impl<H: Host> Engine<H> {
         };
         if p.role == Role::Dark {
             let trial = p.sent.is_some_and(|s| s.trial);
-            let failed = answer.outcome().is_failure();
+            let failed = answer.is_failure(p.launch.is_grpc());
             p.launch.breaker.finished(&self.host, now, failed, trial);
         }
         p.dark = Some(DarkDone { answer, ms });
@@ -617,7 +636,12 @@ impl<H: Host> Engine<H> {
             Primary::Done { response, ms } => Some((response, *ms)),
             _ => None,
         };
-        let st = outcome::settle(&l.cfg.compare, primary.map(|(r, _)| r), &dark.answer);
+        let st = outcome::settle(
+            &l.cfg.compare,
+            primary.map(|(r, _)| r),
+            &dark.answer,
+            &pair.request.path,
+        );
         if pair.role == Role::Aa {
             // An A/A pair only teaches the noise model; it is not a shadow.
             if let Ok(v) = &st.result {
@@ -628,6 +652,16 @@ impl<H: Host> Engine<H> {
         let (h, s) = (&self.host, &l.stats);
         h.increment(s.dark_response(st.dark), 1);
         h.increment(s.primary_response(st.primary), 1);
+        if l.is_grpc() {
+            // The codes the servers answered: none for Envoy's own replies
+            // (timeouts, resets) nor for a primary that never finished.
+            if let DarkAnswer::Response(c) = &dark.answer {
+                h.increment(s.dark_grpc(c.grpc_code()), 1);
+            }
+            if let Some((c, _)) = primary {
+                h.increment(s.primary_grpc(c.grpc_code()), 1);
+            }
+        }
         h.record(s.histogram(Histogram::DarkMs), dark.ms);
         if let Some((_, ms)) = primary {
             h.record(s.histogram(Histogram::PrimaryMs), ms);
@@ -702,13 +736,24 @@ impl<H: Host> Engine<H> {
     // -----------------------------------------------------------------
     // Reading responses
 
-    fn read_call_response(&self, l: &Launch, num_headers: usize, body_size: usize) -> Captured {
+    fn read_call_response(
+        &self,
+        l: &Launch,
+        num_headers: usize,
+        body_size: usize,
+        num_trailers: usize,
+    ) -> Captured {
         let mut c = Captured::default();
         if num_headers == 0 {
             return c;
         }
         (c.status, c.headers) =
             self.status_and_headers(Headers::CallResponse, |n| wanted_header(l, n));
+        if num_trailers > 0 {
+            let (_, trailers) =
+                self.status_and_headers(Headers::CallTrailers, |n| wanted_header(l, n));
+            c.headers.extend(trailers);
+        }
         // The body is needed to compare it, or to tell Envoy's own 5xx
         // local replies (connect failure, no healthy upstream) from the
         // service's.
@@ -757,9 +802,10 @@ fn parse_status(v: &[u8]) -> u16 {
         .unwrap_or(0)
 }
 
-/// Response headers the comparison looks at.
+/// Response headers (and trailers) the comparison looks at.
 fn wanted_header(l: &Launch, name: &str) -> bool {
     name == "content-type"
         || name == "content-encoding"
         || l.compare.headers.iter().any(|h| h == name)
+        || (!l.grpc_methods.is_empty() && grpc::RESPONSE_HEADERS.contains(&name))
 }

@@ -212,7 +212,7 @@ fn build(
 ) -> Sample {
     let rules = &l.cfg.compare;
     let (p, d) = (outcome::side(answers.primary), outcome::side(answers.dark));
-    let examples = compare::compare_examples(rules, &p, &d, &cap.redact)
+    let examples = compare::compare_examples(rules, &p, &d, &cap.redact, &pair.request.path)
         .map(|(_, e)| e)
         .unwrap_or_default();
     // The counted fields; every difference when the statuses differ (none

@@ -254,18 +254,7 @@ impl<H: Host> Engine<H> {
     /// The response headers are in: copy what the pairs still waiting for
     /// this response compare (none when every call was refused).
     pub fn response_headers(&mut self, s: &mut Stream, end_of_stream: bool) {
-        let Some(req) = s.req.as_ref() else {
-            return;
-        };
-        let live: Vec<Rc<LaunchState>> = if req.finished {
-            s.pairs
-                .iter()
-                .filter_map(|id| self.pairs.get(id))
-                .map(|p| p.launch.clone())
-                .collect()
-        } else {
-            req.candidates.iter().map(|c| c.launch.clone()).collect()
-        };
+        let live = self.live_launches(s);
         if live.is_empty() {
             return;
         }
@@ -299,8 +288,35 @@ impl<H: Host> Engine<H> {
         }
     }
 
+    /// The trailers end the response; a gRPC answer's status is in them.
     pub fn response_trailers(&mut self, s: &mut Stream) {
+        if s.resp.as_ref().is_some_and(|r| r.finished_ms.is_none()) {
+            let live = self.live_launches(s);
+            let (_, trailers) = self.status_and_headers(Headers::ResponseTrailers, |n| {
+                live.iter().any(|l| super::wanted_header(&l.cfg, n))
+            });
+            if let Some(resp) = s.resp.as_mut() {
+                resp.headers.extend(trailers);
+            }
+        }
         self.end_response(s);
+    }
+
+    /// The launches still waiting for this stream's response: its pairs
+    /// once the request has ended, its candidates before.
+    fn live_launches(&self, s: &Stream) -> Vec<Rc<LaunchState>> {
+        let Some(req) = s.req.as_ref() else {
+            return Vec::new();
+        };
+        if req.finished {
+            s.pairs
+                .iter()
+                .filter_map(|id| self.pairs.get(id))
+                .map(|p| p.launch.clone())
+                .collect()
+        } else {
+            req.candidates.iter().map(|c| c.launch.clone()).collect()
+        }
     }
 
     fn end_response(&mut self, s: &mut Stream) {

@@ -69,6 +69,12 @@ STATS_TAGS: list[dict[str, str]] = [
         "regex": r"^wasmcustom\.darklaunch\." + LAUNCH_RE
         + r"\.header_mismatch(\.(.+))$",
     },
+    {
+        # darklaunch.<launch>.dark_grpc.<code> / .primary_grpc.<code>
+        "tag_name": "code",
+        "regex": r"^wasmcustom\.darklaunch\." + LAUNCH_RE
+        + r"\.(?:dark_grpc|primary_grpc)(\.([a-z0-9_]+))$",
+    },
 ]
 
 
