@@ -857,9 +857,7 @@ fn validate_capture(c: RawCapture, at: &str) -> Result<Option<Capture>, ConfigEr
 
 /// An RFC 3339 time in UTC (`Z`), in ms since the Unix epoch.
 fn parse_utc(t: &str) -> Option<u64> {
-    let at = humantime::parse_rfc3339(t).ok()?;
-    let since = at.duration_since(std::time::UNIX_EPOCH).ok()?;
-    u64::try_from(since.as_millis()).ok()
+    crate::utc::parse(t)
 }
 
 type MatchParts = (PathMatch, Vec<String>, Vec<HeaderMatch>, Vec<GrpcMethod>);
@@ -1219,7 +1217,7 @@ mod schema {
     /// `PointerPattern::parse`: empty, or `/`-separated tokens whose `~` is
     /// followed by `0` or `1`.
     pub const POINTER: &str = "^(/([^~]|~[01])*)?$";
-    /// `parse_utc` (humantime's RFC 3339, UTC only). Days past the end of
+    /// `parse_utc` (RFC 3339, UTC only). Days past the end of
     /// the month (`2026-02-30`): not expressed.
     pub const UTC_TIME: &str = concat!(
         r"^(19[7-9][0-9]|[2-9][0-9]{3})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])",

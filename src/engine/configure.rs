@@ -210,12 +210,10 @@ impl<H: Host> Engine<H> {
 
 /// `YYYY-MM-DDTHH:MM:SS.mmmZ` for ms since the Unix epoch.
 pub(super) fn rfc3339_millis(ms: u64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
-    humantime::format_rfc3339_millis(t).to_string()
+    crate::utc::format_millis(ms)
 }
 
 /// `YYYY-MM-DDTHH:MM:SSZ` for ms since the Unix epoch.
 pub(super) fn rfc3339(ms: u64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
-    humantime::format_rfc3339_seconds(t).to_string()
+    crate::utc::format_seconds(ms)
 }
