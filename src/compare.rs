@@ -493,6 +493,24 @@ fn compare_protobuf(
     }
 }
 
+/// Two gRPC bodies as the comparison sees them: their messages rendered
+/// together as JSON texts (schema-less for a request, whose `path` is
+/// `None`); `None` when they are not gRPC messages.
+pub fn grpc_json(
+    rules: &CompareRules,
+    primary: &Side,
+    dark: &Side,
+    path: Option<&str>,
+) -> Option<(String, String)> {
+    let a = grpc_frames(rules, primary).ok()?;
+    let b = grpc_frames(rules, dark).ok()?;
+    let schema = path.and_then(|p| {
+        let s = rules.schema.as_deref()?;
+        Some((s, s.output_of(decision_path(p))?))
+    });
+    protobuf::render_pair(&a, &b, schema)
+}
+
 /// The messages of a gRPC body.
 fn grpc_frames<'a>(
     rules: &CompareRules,

@@ -260,3 +260,27 @@ fn unnamed_methods_and_http_launches_leave_grpc_alone() {
     // HTTP launches define no gRPC counters.
     assert!(!p.launch_stats("g").iter().any(|(n, _)| n.contains("_grpc.")));
 }
+
+#[test]
+fn a_sample_of_a_grpc_status_mismatch_shows_both_statuses() {
+    let (p, mut w) = worker(r#","capture":{"per_minute":10}"#);
+    let mut s = call(&mut w, "/pkg.Svc/Get");
+    w.doorbell();
+    let c = w.outstanding().remove(0);
+    let mut trailers = h(&[("grpc-status", "15")]);
+    trailers.extend(h(&[("grpc-message", "lost it")]));
+    let headers = h(&[("content-type", "application/grpc"), ("x-envoy-upstream-service-time", "1")]);
+    w.answer(c.token, Answer::WithTrailers(200, headers, frame(MSG), trailers));
+    primary_ok(&mut w, &mut s);
+    let line = p
+        .logs(Level::Info)
+        .into_iter()
+        .find(|l| l.starts_with("darklaunch sample "))
+        .unwrap_or_default();
+    let v: serde_json::Value =
+        serde_json::from_str(line.trim_start_matches("darklaunch sample ")).unwrap_or_default();
+    assert_eq!(v["kinds"], serde_json::json!(["grpc_status"]), "{line}");
+    assert_eq!(v["primary"]["headers"]["grpc-status"], "0", "{line}");
+    assert_eq!(v["dark"]["headers"]["grpc-status"], "15", "{line}");
+    assert_eq!(v["dark"]["headers"]["grpc-message"], "lost it", "{line}");
+}

@@ -219,18 +219,50 @@ fn build(
     // is counted then, but they explain the answers).
     let differences: Vec<SampleDiff> = examples
         .into_iter()
-        .filter(|e| judgement.kinds.status || judgement.real.contains(&e.field))
+        .filter(|e| {
+            judgement.kinds.status || judgement.kinds.grpc_status || judgement.real.contains(&e.field)
+        })
         .map(SampleDiff::from)
         .collect();
     let request = &pair.request;
-    let body = |c: &Captured| {
+    let grpc = l.is_grpc();
+    // gRPC bodies are shown as the comparison reads them: JSON.
+    let grpc_bodies = (cap.bodies && grpc)
+        .then(|| compare::grpc_json(rules, &p, &d, Some(&request.path)))
+        .flatten();
+    let body = |c: &Captured, rendered: Option<&String>| {
         cap.bodies.then(|| {
+            if grpc {
+                return match rendered {
+                    Some(json) => body_text(json.as_bytes(), cap),
+                    None => "[withheld: not gRPC protobuf messages]".to_string(),
+                };
+            }
             match compare::decoded_body(&outcome::side(c), rules.max_body_bytes) {
                 Some(bytes) => body_text(&bytes, cap),
                 None => "[withheld: the body could not be decoded]".to_string(),
             }
         })
     };
+    // A gRPC answer's status is in its trailers: show it with the headers.
+    let mut shown: Vec<String> = rules.headers.clone();
+    if grpc {
+        shown.extend(["grpc-status", "grpc-message"].map(String::from));
+    }
+    let request_body = pair
+        .request_body
+        .as_ref()
+        .filter(|b| cap.bodies && !b.is_empty())
+        .map(|b| {
+            if !grpc {
+                return body_text(b, cap);
+            }
+            let side = compare::Side { status: 0, headers: &[], body: b };
+            match compare::grpc_json(rules, &side, &side, None) {
+                Some((json, _)) => body_text(json.as_bytes(), cap),
+                None => "[withheld: not gRPC protobuf messages]".to_string(),
+            }
+        });
     Sample {
         v: 1,
         launch: l.cfg.name.clone(),
@@ -257,19 +289,15 @@ fn build(
         headers: judgement.headers.clone(),
         primary: SampleSide {
             status: answers.primary.status,
-            headers: response_headers(&rules.headers, answers.primary),
-            body: body(answers.primary),
+            headers: response_headers(&shown, answers.primary),
+            body: body(answers.primary, grpc_bodies.as_ref().map(|(a, _)| a)),
         },
         dark: SampleSide {
             status: answers.dark.status,
-            headers: response_headers(&rules.headers, answers.dark),
-            body: body(answers.dark),
+            headers: response_headers(&shown, answers.dark),
+            body: body(answers.dark, grpc_bodies.as_ref().map(|(_, b)| b)),
         },
-        request_body: pair
-            .request_body
-            .as_ref()
-            .filter(|b| cap.bodies && !b.is_empty())
-            .map(|b| body_text(b, cap)),
+        request_body,
         differences,
         differences_omitted: 0,
         truncated: false,
