@@ -1,4 +1,5 @@
-"""`make demo`: Envoy + darklaunch dark-launching orders v2 behind orders v1.
+"""`make demo`: Envoy + darklaunch dark-launching orders v2 behind orders v1,
+and a gRPC catalog v2 behind catalog v1 (demo/grpc_services.py).
 
 Starts the two demo services (demo/services.py), starts Envoy with
 envoy/demo.yaml, sends a few hundred requests from several threads and
@@ -44,6 +45,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 sys.path.insert(0, str(ROOT / "demo"))
 
+import grpc  # noqa: E402
+import grpc_services  # noqa: E402
 import harness  # noqa: E402
 import services  # noqa: E402
 
@@ -55,6 +58,58 @@ CONCURRENCY = 2  # Envoy workers; each learns noise on its own
 THREADS = 8
 TOP_FIELDS = 5
 USERS = [f"user-{i:03d}" for i in range(1, 121)]
+GRPC_LAUNCH = "catalog-v2"
+GRPC_ITEMS = range(1, 67)  # one GetItem call each, all shadowed
+
+
+def drive_grpc(env: harness.Envoy) -> Counter:
+    """One shop.Catalog/GetItem call per item through Envoy (h2c); returns
+    the clients' outcomes ("OK from v1" when the answer is v1's, byte for byte)."""
+    outcomes: Counter = Counter()
+    with grpc.insecure_channel(f"127.0.0.1:{env.listener_port}") as channel:
+        get = channel.unary_unary(grpc_services.METHOD)
+        for item in GRPC_ITEMS:
+            try:
+                answer = get(grpc_services.request(item), timeout=10)
+                same = answer == grpc_services.item_message(item, "v1")
+                outcomes["OK from v1" if same else "OK, not v1's answer"] += 1
+            except grpc.RpcError as exc:
+                outcomes[f"error {exc.code().name}"] += 1
+    return outcomes
+
+
+def grpc_predict() -> dict:
+    kinds = Counter(grpc_services.expected_difference(i) for i in GRPC_ITEMS)
+    n = len(GRPC_ITEMS)
+    return {"shadowed": n, "compared": n, "mismatch": kinds["grpc_status"] + kinds["body"],
+            "mismatch_kind.grpc_status": kinds["grpc_status"],
+            "field_mismatch./3": kinds["body"], "dark_grpc.not_found": kinds["grpc_status"],
+            "dark_grpc.ok": n - kinds["grpc_status"], "primary_grpc.ok": n}
+
+
+def grpc_summary(stats: dict, predicted: dict, outcomes: Counter) -> tuple:
+    """The gRPC launch's section, and its problems."""
+    s = stats
+    lines = [f"gRPC launch {GRPC_LAUNCH!r}: shop.Catalog/GetItem, primary catalog v1, dark"
+             " catalog v2 (HTTP/2 clusters)",
+             "=" * 78,
+             f"traffic        {len(GRPC_ITEMS)} calls; clients got "
+             + ", ".join(f"{v} x {k}" for k, v in sorted(outcomes.items())),
+             f"dark codes            {_breakdown(s, 'dark_grpc.')}",
+             f"primary codes         {_breakdown(s, 'primary_grpc.')}"]
+    rows = [("shadowed", "shadowed", ""), ("compared", "compared", ""),
+            ("mismatch", "mismatch", ""),
+            ("  grpc_status", "mismatch_kind.grpc_status", "NOT_FOUND for ids divisible by 11"),
+            ("  /3", "field_mismatch./3", "field 3 (price) for ids divisible by 5")]
+    for label, key, note in rows:
+        lines.append(f"{label:<14} {s.get(key, 0):5d}   {note}  (predicted {predicted[key]})"
+                     .replace("     (", "  ("))
+    lines.append("")
+    problems = [f"{GRPC_LAUNCH} {key}: observed {s.get(key, 0)}, predicted {want}"
+                for key, want in predicted.items() if s.get(key, 0) != want]
+    if set(outcomes) != {"OK from v1"}:
+        problems.append(f"gRPC clients got answers other than v1's: {dict(outcomes)}")
+    return "\n".join(lines), problems
 
 
 def pick_ports() -> dict:
@@ -409,10 +464,12 @@ def main() -> int:
     config = workdir / "envoy.yaml"
     config.write_text(harness.render_demo_yaml(ports, wasm))
 
-    v1 = v2 = env = None
+    v1 = v2 = c1 = c2 = env = None
     try:
         v1, v2 = services.start(ports["v1"], ports["v2"])
         print(f"services: v1 (primary) on :{v1.port}, v2 (dark) on :{v2.port}")
+        c1, c2 = grpc_services.start(ports["catalog_v1"], ports["catalog_v2"])
+        print(f"gRPC services: catalog v1 (primary) on :{c1.port}, v2 (dark) on :{c2.port}")
         env = harness.Envoy(
             config, ports["admin"], ports["listener"], envoy_path=envoy_path,
             concurrency=CONCURRENCY,
@@ -461,6 +518,15 @@ def main() -> int:
             problems.append(f"clients got answers other than v1's: {odd}")
         if not env.running():
             problems.append("Envoy exited")
+        grpc_outcomes = drive_grpc(env)
+        try:
+            grpc_stats = env.wait_settled(GRPC_LAUNCH, timeout=30)
+        except TimeoutError as exc:
+            print(f"warning: {exc}", file=sys.stderr)
+            grpc_stats = env.launch_stats(GRPC_LAUNCH)
+        text, grpc_problems = grpc_summary(grpc_stats, grpc_predict(), grpc_outcomes)
+        print(text)
+        problems += grpc_problems
         samples_view(log, stats)
         if stats.get("sample.captured", 0) == 0:
             problems.append("no sample captured")
@@ -472,7 +538,7 @@ def main() -> int:
         STOP.set()
         if env is not None:
             env.stop()
-        for svc in (v1, v2):
+        for svc in (v1, v2, c1, c2):
             if svc is not None:
                 svc.stop()
 

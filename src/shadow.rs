@@ -45,8 +45,8 @@ pub fn shadow_authority(authority: &str) -> String {
 /// `request_headers.remove` / `.set`, the authority and the shadow header.
 ///
 /// A gRPC launch's copy keeps its framing: `te: trailers` (without it gRPC
-/// servers reset the stream) and a `grpc-timeout` of the launch's
-/// `timeout_ms` in place of the caller's.
+/// servers reset the stream) and a `grpc-timeout` in place of the caller's
+/// ([`grpc_timeout`]).
 pub fn shadow_headers(
     launch: &Launch,
     shadow_header: &str,
@@ -73,7 +73,7 @@ pub fn shadow_headers(
     }
     if grpc {
         out.push(("te".to_string(), "trailers".to_string()));
-        out.push(("grpc-timeout".to_string(), format!("{}m", launch.timeout_ms)));
+        out.push(("grpc-timeout".to_string(), grpc_timeout(launch.timeout_ms)));
     }
     out.extend(launch.set_headers.iter().cloned());
     let authority = match &launch.dark_authority {
@@ -83,6 +83,16 @@ pub fn shadow_headers(
     out.push((":authority".to_string(), authority));
     out.push((shadow_header.to_string(), launch.name.clone()));
     out
+}
+
+/// The dark server's deadline: the launch's `timeout_ms` plus a fifth and
+/// 50 ms. A little later than Envoy's own timer on the call, so that a slow
+/// dark server is cut off by Envoy (counted as `timeout`) rather than
+/// racing it with its own `DEADLINE_EXCEEDED` answer; and still bounded, so
+/// that it stops working on a copy nobody waits for.
+pub fn grpc_timeout(timeout_ms: u32) -> String {
+    let ms = u64::from(timeout_ms);
+    format!("{}m", ms + ms / 5 + 50)
 }
 
 /// Fields of one mismatch log line. Never carries body or header values.
@@ -227,7 +237,8 @@ mod tests {
             [":method", ":path", "content-type", "grpc-encoding", "x-user", "te", "grpc-timeout", ":authority", "x-s"]
         );
         assert!(got.contains(&("te".into(), "trailers".into())));
-        assert!(got.contains(&("grpc-timeout".into(), "250m".into())));
+        assert!(got.contains(&("grpc-timeout".into(), "350m".into())));
+        assert_eq!(grpc_timeout(60_000), "72050m");
         // An HTTP launch drops `te` as hop-by-hop and keeps the caller's values.
         let got = shadow_headers(&launch(""), "x-s", &primary);
         assert!(!got.iter().any(|(n, _)| n == "te"));

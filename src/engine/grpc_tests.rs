@@ -97,7 +97,7 @@ fn the_shadow_keeps_the_framing_and_matching_answers_match() {
     assert_eq!(c.header(":path"), Some("/pkg.Svc/Get"));
     assert_eq!(c.header("content-type"), Some("application/grpc"));
     assert_eq!(c.header("te"), Some("trailers"));
-    assert_eq!(c.header("grpc-timeout"), Some("300m"));
+    assert_eq!(c.header("grpc-timeout"), Some("410m"));
     assert_eq!(c.header("x-user"), Some("u1"));
     assert_eq!(c.body, frame(b"\x08\x07"));
     w.answer(c.token, dark("0", &frame(MSG), true));

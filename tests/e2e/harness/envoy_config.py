@@ -97,7 +97,8 @@ def stats_config() -> dict:
     import yaml  # PyYAML, from .venv
 
     return yaml.safe_load(STATS_CONFIG_YAML.read_text())
-DEMO_PORTS = {"admin": 9901, "listener": 10000, "v1": 8081, "v2": 8082}
+DEMO_PORTS = {"admin": 9901, "listener": 10000, "v1": 8081, "v2": 8082,
+              "catalog_v1": 8083, "catalog_v2": 8084}
 DEMO_WASM = "target/wasm32-wasip1/release/darklaunch.wasm"
 
 
