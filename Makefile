@@ -18,9 +18,11 @@ ENVOY_COMPAT_VERSION := 1.36.4
 VENV_COMPAT := .venv-1.36
 # Python packages of the tests, demo and scripts: h2 is the e2e harness's h2c client,
 # mmh3 its sticky sampling model (murmur3), opentelemetry-proto (with protobuf)
-# the official definitions the OTLP samples are parsed with.
+# the official definitions the OTLP samples are parsed with, grpcio the gRPC
+# services of the gRPC tests and grpcio-tools their protoc (stubs and
+# descriptor set generated at test time).
 PY_DEPS := pytest==8.3.4 pyyaml==6.0.4 jsonschema==4.26.0 h2==4.4.1 mmh3==5.3.1 \
-    opentelemetry-proto==1.45.2 protobuf==7.36.2
+    opentelemetry-proto==1.45.2 protobuf==7.36.2 grpcio==1.85.1 grpcio-tools==1.85.1
 VENV := .venv
 PY := $(VENV)/bin/python
 WASM := target/wasm32-wasip1/release/darklaunch.wasm
@@ -28,10 +30,10 @@ REPORT := target/debug/darklaunch-report
 FEATURES ?=
 
 ifdef ENVOY_BIN
-ENVOY_STAMP := $(VENV)/.pytest-$(ENVOY_VERSION)-4
+ENVOY_STAMP := $(VENV)/.pytest-$(ENVOY_VERSION)-5
 else
 ENVOY_BIN := $(abspath $(VENV))/bin/envoy
-ENVOY_STAMP := $(VENV)/.envoy-$(ENVOY_VERSION)-4
+ENVOY_STAMP := $(VENV)/.envoy-$(ENVOY_VERSION)-5
 endif
 export ENVOY_BIN
 export DARKLAUNCH_WASM := $(abspath $(WASM))

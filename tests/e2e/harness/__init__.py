@@ -20,6 +20,10 @@
                      ECDS); ``from harness import istio``;
 * ``chromium``     - headless Chromium on a local HTML file: ``dump_dom``,
                      ``screenshot``, ``elements``; ``from harness import chromium``;
+* ``grpc_services`` - tests/e2e/grpc/shop.proto compiled at test time, recording
+                     grpcio services (primary, and dark with selectable
+                     behaviours), a bytes client, the gRPC Envoy clusters and
+                     hops; ``from harness import grpc_services``;
 * ``ports``, ``paths``, ``waiting`` - loopback ports, where things are, polling.
 
 Also used by demo/, scripts/ and report/tests/fixtures/capture.py.

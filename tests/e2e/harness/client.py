@@ -9,7 +9,7 @@ import json
 import socket
 import time
 import urllib.parse
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional, Union
 
 import h2.config
@@ -27,6 +27,7 @@ class Response(HeaderList):
     headers: list  # [(lowercased-name, value)]
     body: bytes
     elapsed: float = 0.0
+    trailers: list = field(default_factory=list)  # h2c: [(name, value)] after the body
 
     def json(self):
         return json.loads(self.body)
@@ -119,8 +120,9 @@ def h2c_requests(host: str, port: int, requests: list, timeout: float = 10.0,
     connection (HTTP/2 prior knowledge), then reads all the answers.
 
     ``requests``: ``[(method, path, headers, body)]`` (``headers`` a dict or
-    pairs, ``body`` bytes or None). Returns ``[Response]`` in the same order;
-    a stream the server reset gives ``Response(0, [("rst", code)], b"")``,
+    pairs, ``body`` bytes or None). Returns ``[Response]`` in the same order,
+    trailers in ``trailers``; a stream the server reset gives
+    ``Response(0, [("rst", code)], b"")``,
     and so does every unanswered stream after a GOAWAY (code ``goaway``: h2
     accepts no frame after one). ``elapsed`` is from the first byte sent to
     that stream's end.
@@ -162,7 +164,8 @@ def h2c_requests(host: str, port: int, requests: list, timeout: float = 10.0,
                                 (":authority", authority)]
                           + [(k.lower(), str(v)) for k, v in items],
                           end_stream=not body)
-        streams[sid] = {"headers": None, "body": bytearray(), "done": None, "rst": None}
+        streams[sid] = {"headers": None, "body": bytearray(), "done": None, "rst": None,
+                        "trailers": []}
         if body:
             unsent[sid] = bytes(body)
     send_bodies()
@@ -188,6 +191,9 @@ def h2c_requests(host: str, port: int, requests: list, timeout: float = 10.0,
                     s = streams.get(event.stream_id)
                     if s is not None and s["headers"] is None:
                         s["headers"] = event.headers
+                elif isinstance(event, h2.events.TrailersReceived):
+                    if event.stream_id in streams:
+                        streams[event.stream_id]["trailers"] = list(event.headers)
                 elif isinstance(event, h2.events.DataReceived):
                     if event.stream_id in streams:
                         streams[event.stream_id]["body"] += event.data
@@ -217,5 +223,5 @@ def h2c_requests(host: str, port: int, requests: list, timeout: float = 10.0,
         fields = s["headers"]
         status = int(dict(fields).get(":status", "0"))
         hdrs = [(k, v) for k, v in fields if not k.startswith(":")]
-        responses.append(Response(status, hdrs, bytes(s["body"]), s["done"]))
+        responses.append(Response(status, hdrs, bytes(s["body"]), s["done"], s["trailers"]))
     return responses

@@ -219,13 +219,16 @@ def listener(listener_port: int,
              route_timeout: str = "30s",
              name: str = "ingress",
              upgrades: Iterable[str] = (),
-             vm_env: Optional[dict] = None) -> dict:
+             vm_env: Optional[dict] = None,
+             cluster: str = "primary",
+             request_headers_to_remove: Iterable[str] = ()) -> dict:
     """The test listener: 127.0.0.1:listener_port, HCM stat_prefix ``ingress``,
     codec AUTO (HTTP/1.1 and h2c prior knowledge) or HTTP2 with
-    ``http2_downstream``; route ``/`` -> cluster ``primary``; the darklaunch
+    ``http2_downstream``; route ``/`` -> ``cluster`` (``primary``); the darklaunch
     wasm filter when ``plugin_config`` is not None, then the router;
     ``upgrades``: upgrade types the HCM lets through (``websocket``);
-    ``vm_env``: the wasm VM's environment variables.
+    ``vm_env``: the wasm VM's environment variables;
+    ``request_headers_to_remove``: headers the route removes before the upstream.
     """
     http_filters = []
     if plugin_config is not None:
@@ -246,7 +249,7 @@ def listener(listener_port: int,
                 "domains": ["*"],
                 "routes": [{
                     "match": {"prefix": "/"},
-                    "route": {"cluster": "primary", "timeout": route_timeout},
+                    "route": {"cluster": cluster, "timeout": route_timeout},
                 }],
             }],
         },
@@ -254,6 +257,8 @@ def listener(listener_port: int,
     }
     if upgrades:
         hcm["upgrade_configs"] = [{"upgrade_type": u} for u in upgrades]
+    if request_headers_to_remove:
+        hcm["route_config"]["request_headers_to_remove"] = list(request_headers_to_remove)
     return {
         "name": name,
         "address": _addr(LOOPBACK, listener_port),
@@ -294,13 +299,18 @@ def bootstrap(admin_port: int, listener_port: int,
               stats_tags: Optional[list] = None,
               lds_path: Union[str, Path, None] = None,
               upgrades: Iterable[str] = (),
-              vm_env: Optional[dict] = None) -> dict:
+              vm_env: Optional[dict] = None,
+              primary_http2: bool = False,
+              extra_listeners: Iterable[dict] = ()) -> dict:
     """An Envoy bootstrap as a dict (write it with json.dumps; Envoy reads JSON as YAML).
 
     * the ``listener(...)`` above on 127.0.0.1:listener_port, route ``/`` ->
       cluster ``primary``, the darklaunch filter when ``plugin_config`` is not None;
+    * ``primary_http2``: the ``primary`` cluster speaks HTTP/2 (gRPC);
     * ``clusters``: extra STATIC clusters ``{name: (host, port) | port | None |
       cluster-dict}``; ``None`` gives a cluster on a closed loopback port;
+    * ``extra_listeners``: more static listeners (``listener(...)`` dicts),
+      after the test listener;
     * ``stats_config.stats_tags`` = STATS_TAGS; stats flushed every second so
       histogram quantiles show up quickly in /stats;
     * ``lds_path``: the listener is not static but delivered by filesystem LDS
@@ -308,7 +318,7 @@ def bootstrap(admin_port: int, listener_port: int,
       (``write_lds``) before starting Envoy and rewrites it to swap the
       listener. ``plugin_config`` and the listener options are then unused.
     """
-    all_clusters = [static_cluster("primary", *_host_port(primary_cluster))]
+    all_clusters = [static_cluster("primary", *_host_port(primary_cluster), http2=primary_http2)]
     for name, spec in (clusters or {}).items():
         if isinstance(spec, dict):
             all_clusters.append(spec)
@@ -326,7 +336,9 @@ def bootstrap(admin_port: int, listener_port: int,
         config["static_resources"]["listeners"] = [listener(
             listener_port, plugin_config, failure_policy, wasm_path, http2_downstream,
             route_timeout, upgrades=upgrades, vm_env=vm_env)]
-    else:
+    if extra_listeners:
+        config["static_resources"].setdefault("listeners", []).extend(extra_listeners)
+    if lds_path is not None:
         lds_path = Path(lds_path).resolve()
         config["dynamic_resources"] = {"lds_config": {
             "resource_api_version": "V3",
