@@ -211,7 +211,10 @@ struct RawMatch {
     /// gRPC methods, `package.Service/Method` or `package.Service/*`. Naming
     /// one is the opt-in to shadowing those calls (POSTs); a launch without
     /// it never shadows a gRPC call. Not with a path matcher or `methods`.
-    #[cfg_attr(feature = "schema", schemars(inner(regex(pattern = schema::GRPC_METHOD))))]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(length(min = 1), inner(regex(pattern = schema::GRPC_METHOD)))
+    )]
     grpc_methods: Option<Vec<String>>,
 }
 
@@ -1232,7 +1235,16 @@ mod schema {
         })
     }
 
-    /// `validate_match`: at most one of the three path matchers.
+    /// `grpc_methods` (a list) and `other` both given.
+    fn grpc_and(other: &str, ty: &str) -> Value {
+        json!({
+            "required": ["grpc_methods", other],
+            "properties": { "grpc_methods": { "type": "array" }, other: { "type": ty } }
+        })
+    }
+
+    /// `validate_match`: at most one of the three path matchers, and none
+    /// of them nor `methods` with `grpc_methods`.
     pub fn at_most_one_path(schema: &mut Schema) {
         schema.insert(
             "not".into(),
@@ -1240,6 +1252,10 @@ mod schema {
                 both("path_prefix", "path_exact"),
                 both("path_prefix", "path_template"),
                 both("path_exact", "path_template"),
+                grpc_and("path_prefix", "string"),
+                grpc_and("path_exact", "string"),
+                grpc_and("path_template", "string"),
+                grpc_and("methods", "array"),
             ]}),
         );
     }

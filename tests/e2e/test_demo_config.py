@@ -104,8 +104,10 @@ def test_demo_yaml_serves_and_labels_stats(envoy_path, wasm_path, tmp_path):
         assert {"2", "20", "60000"} <= bounds, bounds
         # every darklaunch series carries its launch as a label, never in the
         # name, but the process-wide darklaunch_config_invalid
-        assert all(lab.get("launch") == LAUNCH for n, lab, _ in samples
+        assert all(lab.get("launch") in (LAUNCH, "catalog-v2") for n, lab, _ in samples
                    if n.startswith("darklaunch_") and n != "darklaunch_config_invalid")
+        # The gRPC launch's code families, labelled too.
+        assert got[("darklaunch_dark_grpc", (("code", "ok"), ("launch", "catalog-v2")))] == "0"
         assert got[("darklaunch_config_invalid", ())] == "0"
 
         logs = env.mismatch_logs()

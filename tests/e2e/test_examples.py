@@ -591,7 +591,7 @@ def test_validate_config_cli(tmp_path, envoy_path, wasm_path):
     assert re.fullmatch(r"examples/istio/wasmplugin-file\.yaml:\d+: WasmPlugin "
                         r"shop/darklaunch: ok \(1 launch\)", oks[0]), oks
     assert re.fullmatch(r"envoy/demo\.yaml:\d+: listener ingress, http filter "
-                        r"envoy\.filters\.http\.wasm, plugin darklaunch: ok \(1 launch\)",
+                        r"envoy\.filters\.http\.wasm, plugin darklaunch: ok \(2 launches\)",
                         oks[2]), oks
     assert "examples/istio/workload.yaml: no darklaunch configuration" in lines
     assert lines[-1] == "3 configurations in 6 files: 0 invalid, 0 warnings"

@@ -207,8 +207,8 @@ def test_two_sidecars_aggregate_in_prometheus(upstream_factory, envoy_factory,
 
     kinds = by("sum by (launch, kind) (darklaunch_mismatch_kind)", "launch", "kind")
     assert kinds == {(ORDERS, "body"): exp["body"], (ORDERS, "status"): exp["status"],
-                     (ORDERS, "headers"): 0, (SEARCH, "body"): 0, (SEARCH, "status"): 0,
-                     (SEARCH, "headers"): 0}
+                     (ORDERS, "headers"): 0, (ORDERS, "grpc_status"): 0, (SEARCH, "body"): 0,
+                     (SEARCH, "status"): 0, (SEARCH, "headers"): 0, (SEARCH, "grpc_status"): 0}
 
     assert by('sum by (launch) (darklaunch_skipped{reason="flag_off"})', "launch") == {
         ORDERS: exp["flag_off"], SEARCH: 0}
