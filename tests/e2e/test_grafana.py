@@ -6,7 +6,8 @@
 * Every PromQL expression's metric names exist in a live /stats/prometheus of
   an Envoy running darklaunch with traffic that exercised each of them
   (mismatches, noise, dark 5xx and resets, an open breaker, calls in flight,
-  skips), and every expression runs in a real Prometheus scraping that Envoy:
+  skips; and a second Envoy with a gRPC launch, for the gRPC codes), and every
+  expression runs in a real Prometheus scraping both:
   status success, data for every panel, the labels its legend uses.
 """
 
@@ -17,7 +18,7 @@ import random
 import re
 
 import harness
-from harness import Reply
+from harness import Reply, grpc_services
 
 DASHBOARD = harness.REPO_ROOT / "examples" / "grafana" / "darklaunch.json"
 RULES = harness.REPO_ROOT / "examples" / "prometheus" / "rules.yaml"
@@ -27,7 +28,7 @@ RULE_NAME_RX = re.compile(r"\b[a-z_]+:[a-z0-9_]+:[a-z0-9_]+\b")
 # Grafana's variables, as Grafana would expand them for "All" launches.
 VARIABLES = {"$launch": ".*", "${launch}": ".*", "${launch:regex}": ".*"}
 
-ORDERS, FLAKY = "orders-v2", "flaky-v2"
+ORDERS, FLAKY, CATALOG = "orders-v2", "flaky-v2", "catalog-v2"
 
 
 def load() -> dict:
@@ -128,7 +129,8 @@ def test_dashboard_structure():
                  "darklaunch_dark_ms_bucket", "darklaunch_primary_ms_bucket",
                  "darklaunch_in_flight", "darklaunch_breaker_open", "darklaunch_field_mismatch",
                  "darklaunch_skipped", "darklaunch_compare_skipped", "darklaunch_noise",
-                 "darklaunch_header_mismatch"]:
+                 "darklaunch_header_mismatch", "darklaunch_dark_grpc",
+                 "darklaunch_primary_grpc"]:
         assert name in metric_names(dash), name
 
 
@@ -170,16 +172,42 @@ def plugin_config() -> dict:
     ]}
 
 
+def grpc_envoy(envoy_factory, g1, g2) -> harness.Envoy:
+    """A second Envoy with a gRPC launch (HTTP/2 listener and clusters)."""
+    return envoy_factory({"launches": [
+        {"name": CATALOG, "dark_cluster": "dark_h2", "sample": {"percent": 100},
+         "match": {"grpc_methods": ["pkg.Svc/Get"]}, "timeout_ms": 2000}]},
+        primary=g1.address, concurrency=1, name="envoy-grpc",
+        **grpc_services.envoy_kwargs(g2))
+
+
+def grpc_traffic(genv: harness.Envoy, protos) -> None:
+    """4 calls, one of them NOT_FOUND on the dark side, for the gRPC code panel."""
+    client = grpc_services.GrpcClient(genv.listener_port)
+    try:
+        for i, behave in enumerate(["", "", "", "not_found"]):
+            assert client.get(protos.get_request(i + 1, behave)).code == "OK"
+    finally:
+        client.close()
+    s = genv.wait_settled(CATALOG)
+    assert s["dark_grpc.ok"] == 3 and s["dark_grpc.not_found"] == 1, s
+
+
 def test_dashboard_queries_run_on_live_darklaunch_stats(upstream_factory, envoy_factory,
-                                                        prometheus_factory):
+                                                        prometheus_factory, tmp_path_factory):
     dash = load()
     up1, copy, up2 = (upstream_factory(primary, "v1"), upstream_factory(primary, "v1-copy"),
                       upstream_factory(dark, "v2"))
     env = envoy_factory(plugin_config(), primary=up1,
                         clusters={"dark": up2, "v1_copy": copy, "gone": None}, concurrency=1)
-    prom = prometheus_factory([env])
-    prom.wait_targets_up(1)
-    prom.wait_query("count(darklaunch_shadowed)", lambda v: list(v.values()) == [2])
+    protos = grpc_services.compile_protos(tmp_path_factory.mktemp("protos"))
+    with grpc_services.GrpcService(protos, "v1") as g1, \
+            grpc_services.GrpcService(protos, "v2", dark=True) as g2:
+        genv = grpc_envoy(envoy_factory, g1, g2)
+        prom = prometheus_factory([env, genv])
+        prom.wait_targets_up(2)
+        prom.wait_query("count(darklaunch_shadowed)", lambda v: list(v.values()) == [3])
+        grpc_traffic(genv, protos)
 
     with env.client() as c:
         for i in range(8):  # A/A warm-up: /nonce is learned as noise
@@ -206,11 +234,13 @@ def test_dashboard_queries_run_on_live_darklaunch_stats(upstream_factory, envoy_
     assert flaky["breaker_open"] == 1 and flaky["skipped.breaker_open"] == 3, flaky
     assert flaky["compare_skipped.dark_failed"] == 3 and flaky["dark_response.reset"] == 3
     truth = harness.wait_series_stable(env)
-    harness.wait_prometheus_has(prom, {harness.envoy_target(env): truth})
+    gtruth = harness.wait_series_stable(genv)
+    harness.wait_prometheus_has(prom, {harness.envoy_target(env): truth,
+                                       harness.envoy_target(genv): gtruth})
 
     # Every metric the dashboard names is in Envoy's /stats/prometheus, and
     # the traffic moved it (gauges: at some scrape).
-    live = {name for name, _ in truth}
+    live = {name for name, _ in truth} | {name for name, _ in gtruth}
     names = metric_names(dash)
     assert names, "no darklaunch metric found in the dashboard"
     assert not names - live, f"metrics not in /stats/prometheus: {sorted(names - live)}"
@@ -223,7 +253,7 @@ def test_dashboard_queries_run_on_live_darklaunch_stats(upstream_factory, envoy_
 
     # The launch variable: label_values(darklaunch_shadowed, launch).
     values = prom.api("label/launch/values", {"match[]": "darklaunch_shadowed"})
-    assert set(values) == {ORDERS, FLAKY}
+    assert set(values) == {ORDERS, FLAKY, CATALOG}
 
     # Every expression parses and runs, returns data, and carries the labels
     # its legend shows.
@@ -241,9 +271,13 @@ def test_dashboard_queries_run_on_live_darklaunch_stats(upstream_factory, envoy_
             assert {"/price", "/items/*/price"} <= top, top
         if title == "Top mismatching headers":
             assert {s["metric"]["header"] for s in result} == {"x-version"}
+        if title == "gRPC codes / s":
+            want = {"A": {(CATALOG, "ok"), (CATALOG, "not_found")}, "B": {(CATALOG, "ok")}}
+            assert {(s["metric"]["launch"], s["metric"]["code"]) for s in result} == want[
+                t["refId"]]
         if title == "Breaker open (Envoys)":
             assert {s["metric"]["launch"]: float(s["value"][1]) for s in result} == {
-                ORDERS: 0, FLAKY: 1}
+                ORDERS: 0, FLAKY: 1, CATALOG: 0}
         if title == "Skip reasons / s":
             assert {(s["metric"]["launch"], s["metric"]["reason"]) for s in result} == {
                 (ORDERS, "flag_off"), (ORDERS, "unsafe_method"), (FLAKY, "breaker_open")}
