@@ -354,7 +354,7 @@ def summary(stats: dict, hist: dict, predicted: dict, outcomes: Counter, secs: f
         f"  A/A copies   {aa_copies:5d}   to cluster primary (v1 again), {_pct(aa_copies, shadowed)}"
         f" of shadowed (noise.percent {NOISE_PERCENT:g})",
         "",
-        f"top diverging fields (field_mismatch: mismatching pairs, share of compared)",
+        "top diverging fields (field_mismatch: mismatching pairs, share of compared)",
     ]
     top = top_fields(s)
     width = max([len(p) for p, _ in top] + [20])
