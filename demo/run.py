@@ -19,7 +19,7 @@ makes on purpose (status, content-type, fields) are predicted exactly, and
 every one of them must count as a mismatch, never as noise.
 
 Environment: ENVOY_BIN (default .venv/bin/envoy), DARKLAUNCH_WASM (default
-target/wasm32-wasip1/release/darklaunch.wasm), DEMO_REQUESTS (default 600).
+target/module/darklaunch.wasm), DEMO_REQUESTS (default 600).
 Exit status: 0 on success; 1 when Envoy failed, nothing was shadowed, a
 client saw something other than v1's answer or an exact prediction failed;
 2 when a prerequisite is missing.

@@ -66,7 +66,7 @@ import zlib
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_WASM = REPO_ROOT / "target" / "wasm32-wasip1" / "release" / "darklaunch.wasm"
+DEFAULT_WASM = REPO_ROOT / "target" / "module" / "darklaunch.wasm"
 DEFAULT_OUT = REPO_ROOT / "target" / "image"
 
 MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json"

@@ -3,7 +3,7 @@
 * ``envoy_path``       - the Envoy binary (ENVOY_BIN, default .venv/bin/envoy); the
                          test fails when it is missing.
 * ``wasm_path``        - the darklaunch module (DARKLAUNCH_WASM, default
-                         target/wasm32-wasip1/release/darklaunch.wasm); the test
+                         target/module/darklaunch.wasm); the test
                          FAILS when it is missing, it is never skipped.
 * ``upstream_factory`` - ``upstream_factory(handler=None, name="upstream")`` starts
                          a harness.Upstream, stopped at teardown.
@@ -71,7 +71,7 @@ def wasm_path() -> Path:
     path = harness.wasm_file()
     if not path.is_file():
         pytest.fail(f"darklaunch module not found at {path}: build it with `make build` "
-                    "(cargo build --release --target wasm32-wasip1) or set DARKLAUNCH_WASM",
+                    "(cargo, then wasm-opt) or set DARKLAUNCH_WASM",
                     pytrace=False)
     return path
 

@@ -99,7 +99,7 @@ def stats_config() -> dict:
     return yaml.safe_load(STATS_CONFIG_YAML.read_text())
 DEMO_PORTS = {"admin": 9901, "listener": 10000, "v1": 8081, "v2": 8082,
               "catalog_v1": 8083, "catalog_v2": 8084}
-DEMO_WASM = "target/wasm32-wasip1/release/darklaunch.wasm"
+DEMO_WASM = "target/module/darklaunch.wasm"
 
 
 def render_demo_yaml(ports: dict, wasm: Union[str, Path]) -> str:
