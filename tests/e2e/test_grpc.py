@@ -435,3 +435,28 @@ def test_grpc_methods_with_a_path_rule_is_refused(envoy_factory, v1, v2):
     errors = [ln for ln in env.log_text().splitlines()
               if "launches[0].match" in ln and "grpc_methods" in ln]
     assert errors, "the error names the launch's match and grpc_methods"
+
+
+def test_the_readme_grpc_example_is_valid(envoy_path, tmp_path):
+    """The README's gRPC section: its launch passes the filter's own parser,
+    and its HTTP/2 cluster snippet is one Envoy accepts."""
+    import re
+    import yaml
+    from test_examples import _run_validate
+
+    readme = (harness.REPO_ROOT / "README.md").read_text()
+    section = readme.split("## gRPC services", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```(json|yaml)\n(.*?)```", section, re.S)
+    config_json = next(text for kind, text in blocks if kind == "json")
+    proc = _run_validate("-", stdin=config_json)
+    assert proc.returncode == 0 and "ok (1 launch)" in proc.stdout, proc.stdout + proc.stderr
+    clusters = next(yaml.safe_load(text) for kind, text in blocks
+                    if kind == "yaml" and text.startswith("clusters:"))["clusters"]
+    admin_port = harness.free_port()
+    boot = {"admin": {"address": {"socket_address": {"address": "127.0.0.1",
+                                                      "port_value": admin_port}}},
+            "static_resources": {"clusters": clusters}}
+    path = tmp_path / "readme-grpc.yaml"
+    path.write_text(yaml.safe_dump(boot))
+    code, out = harness.Envoy.validate(path, envoy_path)
+    assert code == 0, out
