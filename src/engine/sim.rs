@@ -20,7 +20,8 @@ pub const WORKERS: usize = 2;
 /// The configuration every worker runs: launches `a` (everything, small
 /// limits, a fast breaker, A/A copies, small bodies), `b` (`/b`, 50%
 /// random sampling, JSON compared, 3 samples a minute posted to `otel`),
-/// `c` (GET only, to a cluster that does not exist).
+/// `c` (GET only, to a cluster that does not exist), `g` (the gRPC
+/// service `pkg.Svc`, a fast breaker).
 pub const CONFIG: &str = r#"{"launches":[
   {"name":"a","dark_cluster":"dark","sample":{"percent":100},"unsafe_methods":true,
    "max_body_bytes":64,"limits":{"max_in_flight":2,"max_rps":3},
@@ -30,11 +31,13 @@ pub const CONFIG: &str = r#"{"launches":[
   {"name":"b","dark_cluster":"dark","match":{"path_prefix":"/b"},
    "sample":{"percent":50},"timeout_ms":200,
    "capture":{"per_minute":3,"cluster":"otel","bodies":true,"redact":["/t"]}},
-  {"name":"c","dark_cluster":"missing","match":{"methods":["GET"]},"sample":{"percent":100}}
+  {"name":"c","dark_cluster":"missing","match":{"methods":["GET"]},"sample":{"percent":100}},
+  {"name":"g","dark_cluster":"dark","match":{"grpc_methods":["pkg.Svc/*"]},
+   "sample":{"percent":100},"breaker":{"failure_ratio":0.5,"min_calls":4,"window_s":10,"open_s":5}}
 ]}"#;
 
 /// Launch names and their `max_in_flight`.
-const LAUNCHES: [(&str, i64); 3] = [("a", 2), ("b", 100), ("c", 100)];
+const LAUNCHES: [(&str, i64); 4] = [("a", 2), ("b", 100), ("c", 100), ("g", 100)];
 
 /// One step. Indices pick among open streams or outstanding calls modulo
 /// their number (nothing happens when there are none).
@@ -123,7 +126,7 @@ pub fn ops_from_bytes(data: &[u8]) -> Vec<Op> {
 type Headers = &'static [(&'static str, &'static str)];
 
 /// Request shapes: (headers, ends with its headers).
-const REQUESTS: [(Headers, bool); 8] = [
+const REQUESTS: [(Headers, bool); 9] = [
     (&[(":method", "GET"), (":path", "/a?x=1")], true),
     (&[(":method", "GET"), (":path", "/b/1")], true),
     (&[(":method", "POST"), (":path", "/b/2")], false),
@@ -132,6 +135,7 @@ const REQUESTS: [(Headers, bool); 8] = [
     (&[(":method", "GET"), (":path", "/b"), ("x-dark-launch", "off")], true),
     (&[(":method", "PUT"), (":path", "/b"), ("content-length", "100")], false),
     (&[(":method", "CONNECT"), (":path", "/")], false),
+    (&[(":method", "POST"), (":path", "/pkg.Svc/Get"), ("content-type", "application/grpc")], false),
 ];
 
 /// Response (and dark answer) bodies: JSON, JSON differing at `/id` and at
@@ -253,7 +257,7 @@ fn step(process: &Process, workers: &mut [Worker], streams: &mut Vec<Open>, op: 
         Op::ResponseTrailers { stream } => {
             if let Some(i) = pick(streams, stream) {
                 let o = &mut streams[i];
-                workers[o.worker].response_trailers(&mut o.stream);
+                workers[o.worker].response_trailers_with(&mut o.stream, &[("grpc-status", "0")]);
             }
         }
         Op::Done { stream } => {
@@ -271,10 +275,26 @@ fn step(process: &Process, workers: &mut [Worker], streams: &mut Vec<Open>, op: 
             if let Some(i) = pick(&calls, call) {
                 let (w, token) = calls[i];
                 let a = usize::from(answer);
-                let answer = match a % 6 {
+                let grpc = |status: &str| {
+                    vec![
+                        ("content-type".to_string(), b"application/grpc".to_vec()),
+                        ("grpc-status".to_string(), status.as_bytes().to_vec()),
+                        ("grpc-message".to_string(), b"upstream request timeout".to_vec()),
+                    ]
+                };
+                let answer = match a % 8 {
                     0 => Answer::Reset,
                     1 => Answer::timeout(),
                     2 => Answer::json(500, BODIES[0]),
+                    // A gRPC answer, its status in the trailers (OK or
+                    // INTERNAL), and Envoy's own timeout reply to a gRPC call.
+                    3 => Answer::WithTrailers(
+                        200,
+                        vec![("content-type".into(), b"application/grpc".to_vec())],
+                        b"\0\0\0\0\x02\x08\x01".to_vec(),
+                        grpc(if a % 3 == 0 { "0" } else { "13" }),
+                    ),
+                    4 => Answer::Response(200, grpc("14"), Vec::new()),
                     _ => {
                         let mut r = Answer::json(200, BODIES[(a / 6) % BODIES.len()]);
                         if let Answer::Response(_, h, _) = &mut r {
