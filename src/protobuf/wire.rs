@@ -1,0 +1,255 @@
+//! The protobuf wire format, read without a schema, and the small text
+//! helpers rendering needs (JSON strings, base64).
+
+use std::fmt::Write as _;
+
+/// Wire types.
+pub const VARINT: u8 = 0;
+pub const I64: u8 = 1;
+pub const LEN: u8 = 2;
+pub const I32: u8 = 5;
+
+/// The largest field number (2^29 - 1).
+const MAX_FIELD: u64 = (1 << 29) - 1;
+
+/// One field value as it is on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Val<'a> {
+    Varint(u64),
+    I64(u64),
+    Len(&'a [u8]),
+    I32(u32),
+}
+
+impl Val<'_> {
+    pub fn wire(self) -> u8 {
+        match self {
+            Val::Varint(_) => VARINT,
+            Val::I64(_) => I64,
+            Val::Len(_) => LEN,
+            Val::I32(_) => I32,
+        }
+    }
+
+    /// The zero value of its wire type: 0, all bits 0, empty.
+    pub fn is_zero(self) -> bool {
+        match self {
+            Val::Varint(v) | Val::I64(v) => v == 0,
+            Val::I32(v) => v == 0,
+            Val::Len(b) => b.is_empty(),
+        }
+    }
+}
+
+/// A field: its number and value.
+pub type Field<'a> = (u32, Val<'a>);
+
+/// Read a varint (at most 10 bytes, no bits beyond 64) from the front of `buf`.
+pub fn varint(buf: &mut &[u8]) -> Option<u64> {
+    let mut value = 0u64;
+    for i in 0..10 {
+        let (&b, rest) = buf.split_first()?;
+        *buf = rest;
+        if i == 9 && b > 1 {
+            return None;
+        }
+        value |= u64::from(b & 0x7f) << (7 * i);
+        if b < 0x80 {
+            return Some(value);
+        }
+    }
+    None
+}
+
+fn take<'a>(buf: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+    if buf.len() < n {
+        return None;
+    }
+    let (head, rest) = buf.split_at(n);
+    *buf = rest;
+    Some(head)
+}
+
+/// One value of wire type `wire` from the front of `buf` (not a group).
+fn value<'a>(buf: &mut &'a [u8], wire: u8) -> Option<Val<'a>> {
+    Some(match wire {
+        VARINT => Val::Varint(varint(buf)?),
+        I64 => Val::I64(u64::from_le_bytes(take(buf, 8)?.try_into().ok()?)),
+        I32 => Val::I32(u32::from_le_bytes(take(buf, 4)?.try_into().ok()?)),
+        LEN => {
+            let n = usize::try_from(varint(buf)?).ok()?;
+            Val::Len(take(buf, n)?)
+        }
+        _ => return None,
+    })
+}
+
+/// The fields of a message, stably sorted by number (occurrences of one
+/// number keep their wire order); `None` when `buf` is not a message: a
+/// truncated value, a group (wire types 3 and 4) or an unknown wire type,
+/// field number 0 or beyond 2^29 - 1.
+pub fn parse(mut buf: &[u8]) -> Option<Vec<Field<'_>>> {
+    let mut fields = Vec::new();
+    while !buf.is_empty() {
+        let tag = varint(&mut buf)?;
+        let number = tag >> 3;
+        if number == 0 || number > MAX_FIELD {
+            return None;
+        }
+        let val = value(&mut buf, (tag & 7) as u8)?;
+        fields.push((number as u32, val));
+    }
+    if fields.windows(2).any(|w| matches!(w, [a, b] if a.0 > b.0)) {
+        fields = sort_by(fields, &|a, b| a.0 <= b.0);
+    }
+    Some(fields)
+}
+
+/// `items` in stable order by `le` (a sorts before b, or with it). One
+/// merge sort through a `dyn` comparator, rather than a generic standard
+/// sort instantiated per element type: a few hundred bytes of module
+/// instead of kilobytes per use.
+pub fn sort_by<T>(items: Vec<T>, le: &dyn Fn(&T, &T) -> bool) -> Vec<T> {
+    let order = order(items.len(), &|i, j| match (items.get(i), items.get(j)) {
+        (Some(a), Some(b)) => le(a, b),
+        _ => true,
+    });
+    let mut slots: Vec<Option<T>> = items.into_iter().map(Some).collect();
+    order
+        .iter()
+        .filter_map(|&i| slots.get_mut(i).and_then(Option::take))
+        .collect()
+}
+
+/// The indices `0..n` in stable order by `le`: a bottom-up merge sort.
+fn order(n: usize, le: &dyn Fn(usize, usize) -> bool) -> Vec<usize> {
+    let mut a: Vec<usize> = (0..n).collect();
+    let mut b = a.clone();
+    let mut width = 1;
+    while width < n {
+        for (out, run) in b.chunks_mut(2 * width).zip(a.chunks(2 * width)) {
+            let (left, right) = run.split_at(width.min(run.len()));
+            let (mut l, mut r) = (left.iter().peekable(), right.iter().peekable());
+            for slot in out.iter_mut() {
+                *slot = match (l.peek(), r.peek()) {
+                    (Some(&&x), Some(&&y)) if !le(x, y) => {
+                        r.next();
+                        y
+                    }
+                    (Some(&&x), _) => {
+                        l.next();
+                        x
+                    }
+                    (None, Some(&&y)) => {
+                        r.next();
+                        y
+                    }
+                    (None, None) => 0,
+                };
+            }
+        }
+        std::mem::swap(&mut a, &mut b);
+        width = width.saturating_mul(2);
+    }
+    a
+}
+
+/// The values packed in `data`, each of wire type `wire` (varint or fixed):
+/// `None` when `data` is not a whole number of them.
+pub fn packed(mut data: &[u8], wire: u8) -> Option<Vec<Val<'_>>> {
+    if wire == LEN {
+        return None;
+    }
+    let mut out = Vec::new();
+    while !data.is_empty() {
+        out.push(value(&mut data, wire)?);
+    }
+    Some(out)
+}
+
+/// Append `s` as a JSON string.
+pub fn json_string(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c < ' ' => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// Append `data` as a JSON string holding its base64 (standard alphabet,
+/// padded).
+pub fn json_base64(out: &mut String, data: &[u8]) {
+    out.push('"');
+    let sym = |v: u32| char::from(B64.get((v & 63) as usize).copied().unwrap_or(b'A'));
+    for chunk in data.chunks(3) {
+        let b = |i: usize| u32::from(chunk.get(i).copied().unwrap_or(0));
+        let n = b(0) << 16 | b(1) << 8 | b(2);
+        out.push(sym(n >> 18));
+        out.push(sym(n >> 12));
+        out.push(if chunk.len() > 1 { sym(n >> 6) } else { '=' });
+        out.push(if chunk.len() > 2 { sym(n) } else { '=' });
+    }
+    out.push('"');
+}
+
+/// Decode base64 (standard or URL-safe alphabet, padding optional, ASCII
+/// whitespace ignored).
+pub fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(text.len() / 4 * 3);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    let mut padding = 0;
+    for c in text.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' | b'-' => 62,
+            b'/' | b'_' => 63,
+            b'=' => {
+                padding += 1;
+                continue;
+            }
+            c if c.is_ascii_whitespace() => continue,
+            _ => return None,
+        };
+        if padding > 0 {
+            return None;
+        }
+        acc = (acc << 6 | u32::from(v)) & 0xffff;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    // Leftover bits must be padding bits, never a lone symbol's 6.
+    (bits < 6 && padding <= 2).then_some(out)
+}
+
+/// Append `v` as a JSON number: the shortest decimal that reads back as
+/// `v` (`2.5`, `1.0`, `1e300`, `1.5e-7`: never a huge integer text). `v`
+/// must be finite.
+pub fn json_f64(out: &mut String, v: f64) {
+    // serde_json's shortest float formatting, already in the module (core's
+    // `Display` for floats would add kilobytes).
+    if let Ok(text) = serde_json::to_string(&v) {
+        out.push_str(&text);
+    }
+}
+
+/// [`json_f64`] for an `f32`: the shortest decimal that reads back as the
+/// `f32` (10.5, 0.1), not the digits of its widened `f64`.
+pub fn json_f32(out: &mut String, v: f32) {
+    if let Ok(text) = serde_json::to_string(&v) {
+        out.push_str(&text);
+    }
+}
