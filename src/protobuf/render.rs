@@ -12,8 +12,6 @@
 //! same shape, as a schema would: elements of a repeated field are
 //! comparable whichever elements the comparator pairs.
 
-use std::fmt::Write as _;
-
 use super::schema::{FieldDesc, Schema, ENUM, MESSAGE};
 use super::wire::{self, Field, Val, I32, I64, LEN, VARINT};
 
@@ -43,8 +41,8 @@ pub(super) struct FieldPlan<'s> {
     typed: Option<(u8, Option<usize>)>,
     /// Schema-less map: the elements are sorted by key.
     by_key: bool,
-    /// Schema map: an object, with the key and value defaults (JSON text).
-    map: Option<(String, String)>,
+    /// Schema map: an object keyed by the entries' keys.
+    map: bool,
 }
 
 #[derive(Debug)]
@@ -84,25 +82,29 @@ pub(super) fn plan<'s>(
     let desc = schema.zip(ty).and_then(|(s, t)| s.desc(t));
     let mut all: Vec<Occ> = Vec::new();
     for (i, m) in pool.iter().enumerate() {
-        all.extend(m.iter().map(|&(n, v)| (n, i, v)));
+        for &(n, v) in m {
+            all.push((n, i, v));
+        }
     }
     // Stable: by message, then wire order, within a number.
-    let all = wire::sort_by(all, &|a, b| a.0 <= b.0);
+    let order = wire::order(all.len(), &|i, j| number(&all, i) <= number(&all, j));
+    let all = wire::gather(&all, &order);
     let mut fields = Vec::new();
     for group in all.chunk_by(|a, b| a.0 == b.0) {
         let Some(&(number, _, _)) = group.first() else {
             continue;
         };
-        let declared = desc.and_then(|d| {
-            let i = d.fields.binary_search_by_key(&number, |f| f.number).ok()?;
-            d.fields.get(i)
-        });
+        let declared = desc.and_then(|d| d.fields.iter().find(|f| f.number == number));
         let typed = schema
             .zip(declared)
             .and_then(|(s, f)| typed(s, f, group, depth));
         fields.push(typed.unwrap_or_else(|| untyped(schema, number, group, pool.len(), depth)));
     }
     Plan { fields }
+}
+
+fn number(all: &[Occ], i: usize) -> u32 {
+    all.get(i).map_or(0, |o| o.0)
 }
 
 /// The most occurrences in one message, and in how many messages it occurs.
@@ -141,7 +143,7 @@ fn untyped<'s>(
     if mask & 1 << LEN != 0 && scalars.count_ones() == 1 {
         let w = scalars.trailing_zeros() as u8;
         let fits = |o: &Occ| match o.2 {
-            Val::Len(b) => wire::packed(b, w).is_some(),
+            Val::Len(b) => wire::packed(b, w, &mut |_| {}),
             _ => true,
         };
         if group.iter().all(fits) {
@@ -158,7 +160,9 @@ fn untyped<'s>(
     };
     for o in group {
         match (o.2, packed) {
-            (Val::Len(b), Some(w)) => wire::packed(b, w).unwrap_or_default().into_iter().for_each(&mut vote),
+            (Val::Len(b), Some(w)) => {
+                wire::packed(b, w, &mut vote);
+            }
             (v, _) => vote(v),
         }
     }
@@ -181,7 +185,7 @@ fn untyped<'s>(
         len,
         typed: None,
         by_key,
-        map: None,
+        map: false,
     }
 }
 
@@ -226,39 +230,41 @@ fn children<'a>(group: &[Occ<'a>]) -> Option<Children<'a>> {
     Some((children, parents))
 }
 
-/// The key of a map entry (field 1) as bytes to sort by: a number's
-/// big-endian bytes without leading zeros, a LEN's bytes; absent is empty,
-/// as 0 and "" are.
-fn entry_key(entry: &[Field]) -> Vec<u8> {
+/// The key of a map entry (field 1), to sort by: a number's value, a
+/// LEN's bytes; absent is (0, empty), as 0 and "" are.
+type Key<'a> = (u64, &'a [u8]);
+
+fn entry_key<'a>(entry: &[Field<'a>]) -> Key<'a> {
     match entry.iter().find(|f| f.0 == 1).map(|f| f.1) {
-        Some(Val::Varint(v) | Val::I64(v)) => {
-            let bytes = v.to_be_bytes();
-            let skip = bytes.iter().take_while(|b| **b == 0).count();
-            bytes.get(skip..).unwrap_or_default().to_vec()
-        }
-        Some(Val::I32(v)) => {
-            let bytes = v.to_be_bytes();
-            let skip = bytes.iter().take_while(|b| **b == 0).count();
-            bytes.get(skip..).unwrap_or_default().to_vec()
-        }
-        Some(Val::Len(b)) => b.to_vec(),
-        None => Vec::new(),
+        Some(Val::Varint(v) | Val::I64(v)) => (v, &[]),
+        Some(Val::I32(v)) => (u64::from(v), &[]),
+        Some(Val::Len(b)) => (0, b),
+        None => (0, &[]),
     }
 }
 
 /// Map entries: only fields 1 (key) and 2 (value), each at most once, and
 /// no key twice in one message.
 fn is_map(children: &[Vec<Field>], parents: &[usize]) -> bool {
-    let mut keys = Vec::with_capacity(children.len());
-    for (entry, parent) in children.iter().zip(parents) {
-        let count = |n: u32| entry.iter().filter(|f| f.0 == n).count();
-        if entry.iter().any(|f| f.0 > 2) || count(1) > 1 || count(2) > 1 {
+    let mut keys: Vec<(usize, Key)> = Vec::with_capacity(children.len());
+    for (entry, &parent) in children.iter().zip(parents) {
+        // Sorted by number: [], [1], [2] or [1, 2].
+        let entry_like = match entry.as_slice() {
+            [] => true,
+            [a] => a.0 <= 2,
+            [a, b] => a.0 == 1 && b.0 == 2,
+            _ => false,
+        };
+        if !entry_like {
             return false;
         }
-        keys.push((*parent, entry_key(entry)));
+        keys.push((parent, entry_key(entry)));
     }
-    let keys = wire::sort_by(keys, &|a, b| a <= b);
-    keys.windows(2).all(|w| w.first() != w.get(1))
+    let order = wire::order(keys.len(), &|i, j| keys.get(i) <= keys.get(j));
+    order.windows(2).all(|w| match w {
+        [i, j] => keys.get(*i) != keys.get(*j),
+        _ => true,
+    })
 }
 
 /// The wire type of a declared field type; `None` for groups and unknown
@@ -288,7 +294,7 @@ fn typed<'s>(schema: &'s Schema, f: &'s FieldDesc, group: &[Occ], depth: usize) 
         len: Len::Bytes,
         typed: Some((f.ty, f.target)),
         by_key: false,
-        map: None,
+        map: false,
     };
     if wire == LEN {
         let lens = group.iter().map(|o| match o.2 {
@@ -305,16 +311,7 @@ fn typed<'s>(schema: &'s Schema, f: &'s FieldDesc, group: &[Occ], depth: usize) 
                 if children.len() != group.len() {
                     return None;
                 }
-                let entry = schema.desc(target)?;
-                if f.repeated && entry.map_entry {
-                    let default = |n: u32| {
-                        let i = entry.fields.binary_search_by_key(&n, |f| f.number).ok();
-                        default_text(schema, i.and_then(|i| entry.fields.get(i)))
-                    };
-                    let key = default(1);
-                    let key = if key.starts_with('"') { key } else { format!("\"{key}\"") };
-                    fp.map = Some((key, default(2)));
-                }
+                fp.map = f.repeated && schema.desc(target)?.map_entry;
                 fp.len = Len::Message(plan(Some(schema), &children, depth + 1, Some(target)));
             }
             9 => {
@@ -332,7 +329,9 @@ fn typed<'s>(schema: &'s Schema, f: &'s FieldDesc, group: &[Occ], depth: usize) 
     } else {
         for o in group {
             match o.2 {
-                Val::Len(b) if f.repeated && wire::packed(b, wire).is_some() => fp.packed = Some(wire),
+                Val::Len(b) if f.repeated && wire::packed(b, wire, &mut |_| {}) => {
+                    fp.packed = Some(wire)
+                }
                 v if v.wire() == wire => {}
                 _ => return None,
             }
@@ -341,25 +340,13 @@ fn typed<'s>(schema: &'s Schema, f: &'s FieldDesc, group: &[Occ], depth: usize) 
     Some(fp)
 }
 
-/// The JSON of a declared field's default value (for map entries lacking
-/// their key or value).
-fn default_text(schema: &Schema, f: Option<&FieldDesc>) -> String {
-    let Some(f) = f else {
-        return "null".into();
-    };
-    match f.ty {
-        MESSAGE => "{}".into(),
-        8 => "false".into(),
-        9 | 12 => "\"\"".into(),
-        ENUM => match f.target.and_then(|e| schema.enum_name(e, 0)) {
-            Some(name) => {
-                let mut out = String::new();
-                wire::json_string(&mut out, name);
-                out
-            }
-            None => "0".into(),
-        },
-        _ => "0".into(),
+/// The zero value of a field's declared wire type (varint when undeclared).
+fn zero(fp: &FieldPlan) -> Val<'static> {
+    match fp.typed.and_then(|(ty, _)| wire_of(ty)) {
+        Some(I64) => Val::I64(0),
+        Some(I32) => Val::I32(0),
+        Some(LEN) => Val::Len(&[]),
+        _ => Val::Varint(0),
     }
 }
 
@@ -383,11 +370,13 @@ pub(super) fn message(out: &mut String, fields: &[Field], plan: &Plan, schema: O
         match fp.name {
             Some(name) => wire::json_string(out, name),
             None => {
-                let _ = write!(out, "\"{number}\"");
+                out.push('"');
+                wire::json_u64(out, number.into());
+                out.push('"');
             }
         }
         out.push(':');
-        if fp.map.is_some() {
+        if fp.map {
             map_object(out, group, fp, schema);
         } else if fp.array {
             array(out, group, fp, schema);
@@ -410,23 +399,23 @@ fn array(out: &mut String, group: &[Field], fp: &FieldPlan, schema: Option<&Sche
         value(out, v, fp, schema);
     };
     if fp.by_key {
-        let entries: Vec<(Vec<u8>, Val)> = group
-            .iter()
-            .map(|f| match f.1 {
-                Val::Len(b) => (wire::parse(b).map(|e| entry_key(&e)).unwrap_or_default(), f.1),
-                v => (Vec::new(), v),
-            })
-            .collect();
-        for (_, v) in wire::sort_by(entries, &|a, b| a.0 <= b.0) {
-            item(out, v);
+        let mut keys: Vec<Key> = Vec::with_capacity(group.len());
+        for f in group {
+            keys.push(match f.1 {
+                Val::Len(b) => wire::parse(b).map_or((0, &[]), |e| entry_key(&e)),
+                _ => (0, &[]),
+            });
+        }
+        for i in wire::order(keys.len(), &|i, j| keys.get(i) <= keys.get(j)) {
+            if let Some(&(_, v)) = group.get(i) {
+                item(out, v);
+            }
         }
     } else {
         for &(_, v) in group {
             match (v, fp.packed) {
                 (Val::Len(b), Some(w)) => {
-                    for v in wire::packed(b, w).unwrap_or_default() {
-                        item(out, v);
-                    }
+                    wire::packed(b, w, &mut |v| item(out, v));
                 }
                 _ => item(out, v),
             }
@@ -438,7 +427,7 @@ fn array(out: &mut String, group: &[Field], fp: &FieldPlan, schema: Option<&Sche
 /// A schema map: an object keyed by the entries' keys (as strings), in key
 /// order; of entries with the same key the last counts.
 fn map_object(out: &mut String, group: &[Field], fp: &FieldPlan, schema: Option<&Schema>) {
-    let (Len::Message(plan), Some((key_default, value_default))) = (&fp.len, &fp.map) else {
+    let Len::Message(plan) = &fp.len else {
         return array(out, group, fp, schema);
     };
     let mut entries: Vec<(String, String)> = Vec::with_capacity(group.len());
@@ -447,37 +436,47 @@ fn map_object(out: &mut String, group: &[Field], fp: &FieldPlan, schema: Option<
             Val::Len(b) => wire::parse(b).unwrap_or_default(),
             _ => Vec::new(),
         };
-        let text = |n: u32, default: &str| {
-            let last = fields.iter().rev().find(|f| f.0 == n);
-            match (last, plan.find(n)) {
-                (Some(&(_, v)), Some(fp)) => {
-                    let mut out = String::new();
-                    value(&mut out, v, fp, schema);
-                    out
+        // The last occurrence counts; a missing key or value is its zero
+        // value (its type's default), or null where no entry at this
+        // location has one.
+        let text = |n: u32| {
+            let mut out = String::new();
+            match plan.find(n) {
+                Some(fp) => {
+                    let last = fields.iter().rev().find(|f| f.0 == n);
+                    value(&mut out, last.map_or_else(|| zero(fp), |f| f.1), fp, schema);
                 }
-                _ => default.to_string(),
+                None => out.push_str("null"),
             }
+            out
         };
-        let mut key = text(1, key_default);
+        let mut key = text(1);
         if !key.starts_with('"') {
             let mut quoted = String::new();
             wire::json_string(&mut quoted, &key);
             key = quoted;
         }
-        entries.push((key, text(2, value_default)));
+        entries.push((key, text(2)));
     }
-    let entries = wire::sort_by(entries, &|a, b| a.0 <= b.0);
+    let order = wire::order(entries.len(), &|i, j| {
+        entries.get(i).map(|e| &e.0) <= entries.get(j).map(|e| &e.0)
+    });
     out.push('{');
     let mut first = true;
-    for (i, (key, val)) in entries.iter().enumerate() {
-        if entries.get(i + 1).is_some_and(|next| next.0 == *key) {
+    let key = |k: Option<&usize>| k.and_then(|&i| entries.get(i)).map(|e| &e.0);
+    for (at, i) in order.iter().enumerate() {
+        let Some((key_text, val)) = entries.get(*i) else {
+            continue;
+        };
+        // Of equal keys (kept in wire order) the last counts.
+        if key(order.get(at + 1)) == Some(key_text) {
             continue;
         }
         if !first {
             out.push(',');
         }
         first = false;
-        out.push_str(key);
+        out.push_str(key_text);
         out.push(':');
         out.push_str(val);
     }
@@ -491,17 +490,10 @@ fn value(out: &mut String, v: Val, fp: &FieldPlan, schema: Option<&Schema>) {
         }
     }
     match v {
-        Val::Varint(n) => {
-            let _ = write!(out, "{n}");
-        }
         Val::I64(b) if fp.f64s && normal64(b) => wire::json_f64(out, f64::from_bits(b)),
-        Val::I64(b) => {
-            let _ = write!(out, "{b}");
-        }
         Val::I32(b) if fp.f32s && normal32(b) => wire::json_f32(out, f32::from_bits(b)),
-        Val::I32(b) => {
-            let _ = write!(out, "{b}");
-        }
+        Val::Varint(n) | Val::I64(n) => wire::json_u64(out, n),
+        Val::I32(b) => wire::json_u64(out, b.into()),
         Val::Len(b) => match (&fp.len, std::str::from_utf8(b)) {
             (Len::Text, Ok(s)) => wire::json_string(out, s),
             (Len::Message(plan), _) => match wire::parse(b) {
@@ -516,40 +508,48 @@ fn value(out: &mut String, v: Val, fp: &FieldPlan, schema: Option<&Schema>) {
 /// A scalar of declared type `ty`; false (nothing written) when the value
 /// is not of its wire type or is a LEN (rendered by the plan's [`Len`]).
 fn typed_value(out: &mut String, v: Val, ty: u8, target: Option<usize>, schema: Option<&Schema>) -> bool {
-    let _ = match (ty, v) {
-        (1, Val::I64(b)) => float_text(out, f64::from_bits(b), false),
-        (2, Val::I32(b)) => float_text(out, f64::from(f32::from_bits(b)), true),
-        (3, Val::Varint(n)) => write!(out, "{}", n as i64),
-        (4, Val::Varint(n)) => write!(out, "{n}"),
-        (5, Val::Varint(n)) => write!(out, "{}", n as i32),
-        (6, Val::I64(b)) => write!(out, "{b}"),
-        (7, Val::I32(b)) => write!(out, "{b}"),
-        (8, Val::Varint(n)) => write!(out, "{}", n != 0),
-        (13, Val::Varint(n)) => write!(out, "{}", n as u32),
-        (ENUM, Val::Varint(n)) => {
+    let n = match v {
+        _ if wire_of(ty) != Some(v.wire()) => return false,
+        Val::Varint(n) | Val::I64(n) => n,
+        Val::I32(b) => b.into(),
+        Val::Len(_) => return false,
+    };
+    let signed = match ty {
+        1 => return float_text(out, f64::from_bits(n), false),
+        2 => return float_text(out, f64::from(f32::from_bits(n as u32)), true),
+        4 | 6 | 7 => {
+            wire::json_u64(out, n);
+            return true;
+        }
+        13 => i64::from(n as u32),
+        8 => {
+            out.push_str(if n != 0 { "true" } else { "false" });
+            return true;
+        }
+        ENUM => {
             match target.zip(schema).and_then(|(e, s)| s.enum_name(e, n as i32)) {
                 Some(name) => wire::json_string(out, name),
-                None => {
-                    let _ = write!(out, "{}", n as i32);
-                }
+                None => wire::json_i64(out, i64::from(n as i32)),
             }
-            Ok(())
+            return true;
         }
-        (15, Val::I32(b)) => write!(out, "{}", b as i32),
-        (16, Val::I64(b)) => write!(out, "{}", b as i64),
-        (17, Val::Varint(n)) => {
+        3 | 16 => n as i64,
+        5 | 15 => i64::from(n as i32),
+        17 => {
             let n = n as u32;
-            write!(out, "{}", (n >> 1) as i32 ^ -((n & 1) as i32))
+            i64::from((n >> 1) as i32 ^ -((n & 1) as i32))
         }
-        (18, Val::Varint(n)) => write!(out, "{}", (n >> 1) as i64 ^ -((n & 1) as i64)),
+        18 => (n >> 1) as i64 ^ -((n & 1) as i64),
         _ => return false,
     };
+    wire::json_i64(out, signed);
     true
 }
 
-/// A declared double or float: a JSON number, or as in the proto3 JSON
-/// mapping the strings "NaN", "Infinity", "-Infinity".
-fn float_text(out: &mut String, v: f64, is_f32: bool) -> std::fmt::Result {
+/// A declared double or float (an `f32` widened exactly): a JSON number,
+/// or as in the proto3 JSON mapping the strings "NaN", "Infinity",
+/// "-Infinity".
+fn float_text(out: &mut String, v: f64, is_f32: bool) -> bool {
     if v.is_nan() {
         out.push_str("\"NaN\"");
     } else if v.is_infinite() {
@@ -559,5 +559,5 @@ fn float_text(out: &mut String, v: f64, is_f32: bool) -> std::fmt::Result {
     } else {
         wire::json_f64(out, v);
     }
-    Ok(())
+    true
 }

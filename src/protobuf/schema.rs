@@ -15,23 +15,30 @@ pub struct MessageRef(pub(super) usize);
 /// The types and methods of a descriptor set.
 #[derive(Debug, Default)]
 pub struct Schema {
-    pub(super) messages: Vec<MessageDesc>,
-    pub(super) enums: Vec<EnumDesc>,
-    /// Full message names (no leading dot), sorted, with their index.
-    names: Vec<(String, usize)>,
-    /// `/pkg.Service/Method` paths, sorted, with the output message.
-    methods: Vec<(String, usize)>,
+    messages: Vec<MessageDesc>,
+    enums: Vec<Vec<(i32, String)>>,
+    /// Full type names (no leading dot) and what they name.
+    types: Vec<(String, Type)>,
+    /// `types` indices in name order.
+    by_name: Vec<usize>,
+    /// `/pkg.Service/Method` paths and their output type names.
+    methods: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Type {
+    Message(usize),
+    Enum(usize),
 }
 
 #[derive(Debug, Default)]
 pub(super) struct MessageDesc {
-    /// Sorted by number.
     pub fields: Vec<FieldDesc>,
     /// A map's entry type (`MessageOptions.map_entry`).
     pub map_entry: bool,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(super) struct FieldDesc {
     pub name: String,
     pub number: u32,
@@ -40,17 +47,12 @@ pub(super) struct FieldDesc {
     pub ty: u8,
     /// The message type (message fields) or enum (enum fields), when in the set.
     pub target: Option<usize>,
-}
-
-#[derive(Debug, Default)]
-pub(super) struct EnumDesc {
-    pub values: Vec<(i32, String)>,
+    type_name: String,
 }
 
 /// Field types (`FieldDescriptorProto.Type`).
 pub(super) const MESSAGE: u8 = 11;
 pub(super) const ENUM: u8 = 14;
-const GROUP: u8 = 10;
 
 /// Descriptors nested deeper than this are refused (the reader recurses).
 const MAX_NESTING: usize = 64;
@@ -64,27 +66,66 @@ impl Schema {
 
     /// A serialized `FileDescriptorSet`.
     pub fn parse(bytes: &[u8]) -> Result<Schema, String> {
-        let mut b = Builder::default();
-        for (n, v) in fields(bytes, "the set")? {
+        Schema::read(bytes).map_err(|why| format!("not a FileDescriptorSet: {why}"))
+    }
+
+    fn read(bytes: &[u8]) -> Result<Schema, Error> {
+        let mut s = Schema::default();
+        let mut files = 0;
+        for (n, v) in fields(bytes)? {
             if n == 1 {
-                b.file(len(v, "file")?)?;
+                s.file(len(v)?)?;
+                files += 1;
             }
         }
-        if b.files == 0 {
-            return Err(bad("no file"));
+        if files == 0 {
+            return Err("no file");
         }
-        Ok(b.finish())
+        s.by_name = wire::order(s.types.len(), &|i, j| s.name(i) <= s.name(j));
+        // Resolve the fields' types.
+        let mut messages = std::mem::take(&mut s.messages);
+        for f in messages.iter_mut().flat_map(|m| m.fields.iter_mut()) {
+            let found = s.lookup(&f.type_name);
+            // protoc always sets the type; a parser's unresolved
+            // descriptor may leave it to the name.
+            if f.ty == 0 {
+                f.ty = if matches!(found, Some(Type::Message(_))) { MESSAGE } else { ENUM };
+            }
+            f.target = match (f.ty, found) {
+                (MESSAGE, Some(Type::Message(i))) | (ENUM, Some(Type::Enum(i))) => Some(i),
+                _ => None,
+            };
+        }
+        s.messages = messages;
+        Ok(s)
     }
 
     /// The output message type of the method at gRPC path `/pkg.Svc/Method`.
     pub fn output_of(&self, grpc_path: &str) -> Option<MessageRef> {
-        lookup(&self.methods, grpc_path).map(MessageRef)
+        let (_, output) = self.methods.iter().find(|(path, _)| path == grpc_path)?;
+        self.message(output)
     }
 
     /// The message type of full name `pkg.Msg` (a leading dot is allowed).
     pub fn message(&self, full_name: &str) -> Option<MessageRef> {
-        let name = full_name.strip_prefix('.').unwrap_or(full_name);
-        lookup(&self.names, name).map(MessageRef)
+        match self.lookup(full_name)? {
+            Type::Message(i) => Some(MessageRef(i)),
+            Type::Enum(_) => None,
+        }
+    }
+
+    fn name(&self, i: usize) -> &str {
+        self.types.get(i).map_or("", |t| t.0.as_str())
+    }
+
+    fn lookup(&self, type_name: &str) -> Option<Type> {
+        let name = type_name.strip_prefix('.').unwrap_or(type_name);
+        let at = self
+            .by_name
+            .binary_search_by(|&i| self.name(i).cmp(name))
+            .ok()?;
+        let &i = self.by_name.get(at)?;
+        self.types.get(i).map(|t| t.1)
     }
 
     pub(super) fn desc(&self, m: usize) -> Option<&MessageDesc> {
@@ -93,81 +134,21 @@ impl Schema {
 
     /// The name of value `number` of enum `e`.
     pub(super) fn enum_name(&self, e: usize, number: i32) -> Option<&str> {
-        let values = &self.enums.get(e)?.values;
-        values
-            .iter()
-            .find(|(n, _)| *n == number)
-            .map(|(_, name)| name.as_str())
+        let values = self.enums.get(e)?;
+        let (_, name) = values.iter().find(|(n, _)| *n == number)?;
+        Some(name)
     }
-}
 
-fn lookup(sorted: &[(String, usize)], key: &str) -> Option<usize> {
-    let i = sorted.binary_search_by(|(k, _)| k.as_str().cmp(key)).ok()?;
-    sorted.get(i).map(|(_, v)| *v)
-}
-
-fn bad(why: &str) -> String {
-    format!("not a FileDescriptorSet: {why}")
-}
-
-fn fields<'a>(buf: &'a [u8], what: &str) -> Result<Vec<Field<'a>>, String> {
-    wire::parse(buf).ok_or_else(|| bad(&format!("{what} is not a protobuf message")))
-}
-
-fn len<'a>(v: Val<'a>, what: &str) -> Result<&'a [u8], String> {
-    match v {
-        Val::Len(b) => Ok(b),
-        _ => Err(bad(&format!("{what} is not length-delimited"))),
-    }
-}
-
-fn string<'a>(v: Val<'a>, what: &str) -> Result<&'a str, String> {
-    std::str::from_utf8(len(v, what)?).map_err(|_| bad(&format!("{what} is not UTF-8")))
-}
-
-fn int(v: Val<'_>, what: &str) -> Result<u64, String> {
-    match v {
-        Val::Varint(n) => Ok(n),
-        _ => Err(bad(&format!("{what} is not a varint"))),
-    }
-}
-
-/// A field as declared, its type name not resolved yet.
-struct RawField<'a> {
-    desc: FieldDesc,
-    type_name: &'a str,
-}
-
-#[derive(Default)]
-struct Builder<'a> {
-    files: usize,
-    /// Per message (index = message index): full name and fields.
-    messages: Vec<(String, Vec<RawField<'a>>, bool)>,
-    enums: Vec<(String, EnumDesc)>,
-    /// (path, output type name)
-    methods: Vec<(String, &'a str)>,
-}
-
-fn join(scope: &str, name: &str) -> String {
-    if scope.is_empty() {
-        name.to_string()
-    } else {
-        format!("{scope}.{name}")
-    }
-}
-
-impl<'a> Builder<'a> {
     /// FileDescriptorProto: package 2, message_type 4, enum_type 5, service 6
     /// (fields come sorted by number: the package first).
-    fn file(&mut self, buf: &'a [u8]) -> Result<(), String> {
-        self.files += 1;
+    fn file(&mut self, buf: &[u8]) -> Result<(), Error> {
         let mut package = "";
-        for (n, v) in fields(buf, "a file")? {
+        for (n, v) in fields(buf)? {
             match n {
-                2 => package = string(v, "package")?,
-                4 => self.message(len(v, "message_type")?, package, 0)?,
-                5 => self.enumeration(len(v, "enum_type")?, package)?,
-                6 => self.service(len(v, "service")?, package)?,
+                2 => package = string(v)?,
+                4 => self.message_type(len(v)?, package, 0)?,
+                5 => self.enum_type(len(v)?, package)?,
+                6 => self.service(len(v)?, package)?,
                 _ => {}
             }
         }
@@ -175,25 +156,24 @@ impl<'a> Builder<'a> {
     }
 
     /// DescriptorProto: name 1, field 2, nested_type 3, enum_type 4, options 7.
-    fn message(&mut self, buf: &'a [u8], scope: &str, depth: usize) -> Result<(), String> {
+    fn message_type(&mut self, buf: &[u8], scope: &str, depth: usize) -> Result<(), Error> {
         if depth >= MAX_NESTING {
-            return Err(bad("messages nested too deep"));
+            return Err("messages nested too deep");
         }
         let index = self.messages.len();
-        self.messages.push((String::new(), Vec::new(), false));
-        let mut full = scope.to_string();
-        let mut own = Vec::new();
-        let mut map_entry = false;
-        for (n, v) in fields(buf, "a message type")? {
+        self.messages.push(MessageDesc::default());
+        let mut desc = MessageDesc::default();
+        let mut full = String::new();
+        for (n, v) in fields(buf)? {
             match n {
-                1 => full = join(scope, string(v, "message name")?),
-                2 => own.push(field(len(v, "field")?)?),
-                3 => self.message(len(v, "nested_type")?, &full, depth + 1)?,
-                4 => self.enumeration(len(v, "enum_type")?, &full)?,
+                1 => full = join(scope, string(v)?),
+                2 => desc.fields.push(field(len(v)?)?),
+                3 => self.message_type(len(v)?, &full, depth + 1)?,
+                4 => self.enum_type(len(v)?, &full)?,
                 7 => {
-                    for (n, v) in fields(len(v, "options")?, "message options")? {
+                    for (n, v) in fields(len(v)?)? {
                         if n == 7 {
-                            map_entry = int(v, "map_entry")? != 0;
+                            desc.map_entry = int(v)? != 0;
                         }
                     }
                 }
@@ -201,140 +181,113 @@ impl<'a> Builder<'a> {
             }
         }
         if let Some(slot) = self.messages.get_mut(index) {
-            *slot = (full, own, map_entry);
+            *slot = desc;
         }
+        self.types.push((full, Type::Message(index)));
         Ok(())
     }
 
     /// EnumDescriptorProto: name 1, value 2 (name 1, number 2).
-    fn enumeration(&mut self, buf: &[u8], scope: &str) -> Result<(), String> {
-        let mut full = scope.to_string();
-        let mut desc = EnumDesc::default();
-        for (n, v) in fields(buf, "an enum")? {
+    fn enum_type(&mut self, buf: &[u8], scope: &str) -> Result<(), Error> {
+        let mut full = String::new();
+        let mut values = Vec::new();
+        for (n, v) in fields(buf)? {
             match n {
-                1 => full = join(scope, string(v, "enum name")?),
+                1 => full = join(scope, string(v)?),
                 2 => {
-                    let (mut name, mut number) = ("", 0);
-                    for (n, v) in fields(len(v, "enum value")?, "an enum value")? {
-                        match n {
-                            1 => name = string(v, "enum value name")?,
-                            2 => number = int(v, "enum value number")? as i32,
-                            _ => {}
-                        }
-                    }
-                    desc.values.push((number, name.to_string()));
+                    let (name, number) = named(len(v)?, 2)?;
+                    values.push((int(number)? as i32, name));
                 }
                 _ => {}
             }
         }
-        self.enums.push((full, desc));
+        self.types.push((full, Type::Enum(self.enums.len())));
+        self.enums.push(values);
         Ok(())
     }
 
     /// ServiceDescriptorProto: name 1, method 2 (name 1, output_type 3).
-    fn service(&mut self, buf: &'a [u8], package: &str) -> Result<(), String> {
+    fn service(&mut self, buf: &[u8], package: &str) -> Result<(), Error> {
         let mut full = String::new();
-        for (n, v) in fields(buf, "a service")? {
+        for (n, v) in fields(buf)? {
             match n {
-                1 => full = join(package, string(v, "service name")?),
+                1 => full = join(package, string(v)?),
                 2 => {
-                    let (mut name, mut output) = ("", "");
-                    for (n, v) in fields(len(v, "method")?, "a method")? {
-                        match n {
-                            1 => name = string(v, "method name")?,
-                            3 => output = string(v, "output_type")?,
-                            _ => {}
-                        }
-                    }
-                    self.methods.push((format!("/{full}/{name}"), output));
+                    let (name, output) = named(len(v)?, 3)?;
+                    let output = match output {
+                        Val::Varint(0) => "",
+                        output => string(output)?,
+                    };
+                    let path = ["/", &full, "/", &name].concat();
+                    self.methods.push((path, output.to_string()));
                 }
                 _ => {}
             }
         }
         Ok(())
     }
+}
 
-    fn finish(self) -> Schema {
-        let sorted = |names: Vec<(String, usize)>| wire::sort_by(names, &|a, b| a.0 <= b.0);
-        let names = sorted(
-            self.messages
-                .iter()
-                .enumerate()
-                .map(|(i, m)| (m.0.clone(), i))
-                .collect(),
-        );
-        let enum_names = sorted(
-            self.enums
-                .iter()
-                .enumerate()
-                .map(|(i, e)| (e.0.clone(), i))
-                .collect(),
-        );
-        let resolve = |names: &[(String, usize)], type_name: &str| {
-            lookup(names, type_name.strip_prefix('.').unwrap_or(type_name))
-        };
-        let messages = self
-            .messages
-            .into_iter()
-            .map(|(_, raw, map_entry)| {
-                let fields: Vec<FieldDesc> = raw
-                    .into_iter()
-                    .map(|RawField { mut desc, type_name }| {
-                        // protoc always sets the type; a parser's
-                        // unresolved descriptor may leave it to the name.
-                        if desc.ty == 0 {
-                            desc.ty = if resolve(&names, type_name).is_some() {
-                                MESSAGE
-                            } else {
-                                ENUM
-                            };
-                        }
-                        desc.target = match desc.ty {
-                            MESSAGE | GROUP => resolve(&names, type_name),
-                            ENUM => resolve(&enum_names, type_name),
-                            _ => None,
-                        };
-                        desc
-                    })
-                    .collect();
-                let fields = wire::sort_by(fields, &|a, b| a.number <= b.number);
-                MessageDesc { fields, map_entry }
-            })
-            .collect();
-        let methods = sorted(
-            self.methods
-                .iter()
-                .filter_map(|(path, output)| Some((path.clone(), resolve(&names, output)?)))
-                .collect(),
-        );
-        Schema {
-            messages,
-            enums: self.enums.into_iter().map(|(_, e)| e).collect(),
-            names,
-            methods,
-        }
+/// Why a descriptor set was refused.
+type Error = &'static str;
+
+const WIRE_TYPE: Error = "a field's wire type is not the descriptor's";
+
+fn fields(buf: &[u8]) -> Result<Vec<Field<'_>>, Error> {
+    wire::parse(buf).ok_or("not protobuf wire format")
+}
+
+fn len(v: Val<'_>) -> Result<&[u8], Error> {
+    match v {
+        Val::Len(b) => Ok(b),
+        _ => Err(WIRE_TYPE),
     }
 }
 
+fn string(v: Val<'_>) -> Result<&str, Error> {
+    std::str::from_utf8(len(v)?).map_err(|_| "a name is not UTF-8")
+}
+
+fn int(v: Val<'_>) -> Result<u64, Error> {
+    match v {
+        Val::Varint(n) => Ok(n),
+        _ => Err(WIRE_TYPE),
+    }
+}
+
+/// The name (field 1) of a value or method and its field `other`
+/// (`Varint(0)` when absent).
+fn named(buf: &[u8], other: u32) -> Result<(String, Val<'_>), Error> {
+    let (mut name, mut value) = ("", Val::Varint(0));
+    for (n, v) in fields(buf)? {
+        if n == 1 {
+            name = string(v)?;
+        } else if n == other {
+            value = v;
+        }
+    }
+    Ok((name.to_string(), value))
+}
+
+fn join(scope: &str, name: &str) -> String {
+    let mut full = scope.to_string();
+    if !full.is_empty() {
+        full.push('.');
+    }
+    full.push_str(name);
+    full
+}
+
 /// FieldDescriptorProto: name 1, number 3, label 4, type 5, type_name 6.
-fn field(buf: &[u8]) -> Result<RawField<'_>, String> {
-    let mut f = RawField {
-        desc: FieldDesc {
-            name: String::new(),
-            number: 0,
-            repeated: false,
-            ty: 0,
-            target: None,
-        },
-        type_name: "",
-    };
-    for (n, v) in fields(buf, "a field")? {
+fn field(buf: &[u8]) -> Result<FieldDesc, Error> {
+    let mut f = FieldDesc::default();
+    for (n, v) in fields(buf)? {
         match n {
-            1 => f.desc.name = string(v, "field name")?.to_string(),
-            3 => f.desc.number = int(v, "field number")? as u32,
-            4 => f.desc.repeated = int(v, "field label")? == 3,
-            5 => f.desc.ty = int(v, "field type")?.min(255) as u8,
-            6 => f.type_name = string(v, "type_name")?,
+            1 => f.name = string(v)?.to_string(),
+            3 => f.number = int(v)? as u32,
+            4 => f.repeated = int(v)? == 3,
+            5 => f.ty = int(v)?.min(255) as u8,
+            6 => f.type_name = string(v)?.to_string(),
             _ => {}
         }
     }

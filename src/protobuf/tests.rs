@@ -599,7 +599,13 @@ fn schema_maps_are_objects() {
     let by_id = |k: u64, name: &[u8]| l(22, &cat(&[v(1, k), l(2, &l(1, name))]));
     let a = cat(&[by_id(2, b"two"), by_id(10, b"ten")]);
     assert_eq!(typed_one(&a), r#"{"by_id":{"10":{"name":"ten"},"2":{"name":"two"}}}"#);
-    assert_eq!(typed_one(&l(22, &v(1, 3))), r#"{"by_id":{"3":{}}}"#);
+    // A missing value is the default where other entries have one, null
+    // where none has.
+    let a = cat(&[l(22, &v(1, 3)), by_id(2, b"two")]);
+    assert_eq!(typed_one(&a), r#"{"by_id":{"2":{"name":"two"},"3":{}}}"#);
+    assert_eq!(typed_one(&l(22, &v(1, 3))), r#"{"by_id":{"3":null}}"#);
+    let (x, y) = typed(&l(22, &v(1, 3)), &l(22, &cat(&[v(1, 3), l(2, b"")])));
+    assert_eq!((x.as_str(), y.as_str()), (r#"{"by_id":{"3":{}}}"#, r#"{"by_id":{"3":{}}}"#));
 }
 
 #[test]

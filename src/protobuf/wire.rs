@@ -100,29 +100,21 @@ pub fn parse(mut buf: &[u8]) -> Option<Vec<Field<'_>>> {
         fields.push((number as u32, val));
     }
     if fields.windows(2).any(|w| matches!(w, [a, b] if a.0 > b.0)) {
-        fields = sort_by(fields, &|a, b| a.0 <= b.0);
+        let order = order(fields.len(), &|i, j| number(&fields, i) <= number(&fields, j));
+        fields = gather(&fields, &order);
     }
     Some(fields)
 }
 
-/// `items` in stable order by `le` (a sorts before b, or with it). One
-/// merge sort through a `dyn` comparator, rather than a generic standard
-/// sort instantiated per element type: a few hundred bytes of module
-/// instead of kilobytes per use.
-pub fn sort_by<T>(items: Vec<T>, le: &dyn Fn(&T, &T) -> bool) -> Vec<T> {
-    let order = order(items.len(), &|i, j| match (items.get(i), items.get(j)) {
-        (Some(a), Some(b)) => le(a, b),
-        _ => true,
-    });
-    let mut slots: Vec<Option<T>> = items.into_iter().map(Some).collect();
-    order
-        .iter()
-        .filter_map(|&i| slots.get_mut(i).and_then(Option::take))
-        .collect()
+fn number(fields: &[Field], i: usize) -> u32 {
+    fields.get(i).map_or(0, |f| f.0)
 }
 
-/// The indices `0..n` in stable order by `le`: a bottom-up merge sort.
-fn order(n: usize, le: &dyn Fn(usize, usize) -> bool) -> Vec<usize> {
+/// The indices `0..n` in stable order by `le` (i sorts before j, or with
+/// it): a bottom-up merge sort through a `dyn` comparator. The module has
+/// this one sort, not a standard sort instantiated per element type and
+/// comparison (kilobytes each).
+pub fn order(n: usize, le: &dyn Fn(usize, usize) -> bool) -> Vec<usize> {
     let mut a: Vec<usize> = (0..n).collect();
     let mut b = a.clone();
     let mut width = 1;
@@ -154,33 +146,67 @@ fn order(n: usize, le: &dyn Fn(usize, usize) -> bool) -> Vec<usize> {
     a
 }
 
-/// The values packed in `data`, each of wire type `wire` (varint or fixed):
-/// `None` when `data` is not a whole number of them.
-pub fn packed(mut data: &[u8], wire: u8) -> Option<Vec<Val<'_>>> {
+/// `items` in `order`.
+pub fn gather<T: Copy>(items: &[T], order: &[usize]) -> Vec<T> {
+    let mut out = Vec::with_capacity(items.len());
+    for &i in order {
+        if let Some(&item) = items.get(i) {
+            out.push(item);
+        }
+    }
+    out
+}
+
+/// Call `each` with the values packed in `data`, each of wire type `wire`
+/// (varint or fixed); false when `data` is not a whole number of them.
+pub fn packed<'a>(mut data: &'a [u8], wire: u8, each: &mut dyn FnMut(Val<'a>)) -> bool {
     if wire == LEN {
-        return None;
+        return false;
     }
-    let mut out = Vec::new();
     while !data.is_empty() {
-        out.push(value(&mut data, wire)?);
+        match value(&mut data, wire) {
+            Some(v) => each(v),
+            None => return false,
+        }
     }
-    Some(out)
+    true
 }
 
 /// Append `s` as a JSON string.
 pub fn json_string(out: &mut String, s: &str) {
     out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if c < ' ' => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
+    let mut start = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let escape = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            0..=0x0f => "\\u000",
+            0x10..=0x1f => "\\u001",
+            _ => continue,
+        };
+        out.push_str(s.get(start..i).unwrap_or_default());
+        out.push_str(escape);
+        if b < 0x20 {
+            out.push(char::from(HEX.get(usize::from(b & 15)).copied().unwrap_or(b'0')));
         }
+        start = i + 1;
     }
+    out.push_str(s.get(start..).unwrap_or_default());
     out.push('"');
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// Append an integer.
+pub fn json_u64(out: &mut String, v: u64) {
+    let _ = write!(out, "{v}");
+}
+
+pub fn json_i64(out: &mut String, v: i64) {
+    if v < 0 {
+        out.push('-');
+    }
+    json_u64(out, v.unsigned_abs());
 }
 
 const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
