@@ -69,11 +69,11 @@ impl Schema {
         Schema::read(bytes).map_err(|why| format!("not a FileDescriptorSet: {why}"))
     }
 
-    fn read(bytes: &[u8]) -> Result<Schema, Error> {
+    fn read(mut bytes: &[u8]) -> Result<Schema, Error> {
         let mut s = Schema::default();
         let mut files = 0;
-        for (n, v) in fields(bytes)? {
-            if n == 1 {
+        while !bytes.is_empty() {
+            if let (1, v) = next(&mut bytes)? {
                 s.file(len(v)?)?;
                 files += 1;
             }
@@ -139,44 +139,36 @@ impl Schema {
         Some(name)
     }
 
-    /// FileDescriptorProto: package 2, message_type 4, enum_type 5, service 6
-    /// (fields come sorted by number: the package first).
-    fn file(&mut self, buf: &[u8]) -> Result<(), Error> {
-        let mut package = "";
-        for (n, v) in fields(buf)? {
-            match n {
-                2 => package = string(v)?,
-                4 => self.message_type(len(v)?, package, 0)?,
-                5 => self.enum_type(len(v)?, package)?,
-                6 => self.service(len(v)?, package)?,
+    /// FileDescriptorProto: package 2, message_type 4, enum_type 5, service 6.
+    fn file(&mut self, mut buf: &[u8]) -> Result<(), Error> {
+        let package = string_field(buf, 2)?;
+        while !buf.is_empty() {
+            match next(&mut buf)? {
+                (4, v) => self.message_type(len(v)?, package, 0)?,
+                (5, v) => self.enum_type(len(v)?, package)?,
+                (6, v) => self.service(len(v)?, package)?,
                 _ => {}
             }
         }
         Ok(())
     }
 
-    /// DescriptorProto: name 1, field 2, nested_type 3, enum_type 4, options 7.
-    fn message_type(&mut self, buf: &[u8], scope: &str, depth: usize) -> Result<(), Error> {
+    /// DescriptorProto: name 1, field 2, nested_type 3, enum_type 4, options
+    /// 7 (MessageOptions: map_entry 7).
+    fn message_type(&mut self, mut buf: &[u8], scope: &str, depth: usize) -> Result<(), Error> {
         if depth >= MAX_NESTING {
             return Err("messages nested too deep");
         }
         let index = self.messages.len();
         self.messages.push(MessageDesc::default());
+        let full = join(scope, string_field(buf, 1)?);
         let mut desc = MessageDesc::default();
-        let mut full = String::new();
-        for (n, v) in fields(buf)? {
-            match n {
-                1 => full = join(scope, string(v)?),
-                2 => desc.fields.push(field(len(v)?)?),
-                3 => self.message_type(len(v)?, &full, depth + 1)?,
-                4 => self.enum_type(len(v)?, &full)?,
-                7 => {
-                    for (n, v) in fields(len(v)?)? {
-                        if n == 7 {
-                            desc.map_entry = int(v)? != 0;
-                        }
-                    }
-                }
+        while !buf.is_empty() {
+            match next(&mut buf)? {
+                (2, v) => desc.fields.push(field(len(v)?)?),
+                (3, v) => self.message_type(len(v)?, &full, depth + 1)?,
+                (4, v) => self.enum_type(len(v)?, &full)?,
+                (7, v) => desc.map_entry = int_field(len(v)?, 7)? != 0,
                 _ => {}
             }
         }
@@ -188,17 +180,13 @@ impl Schema {
     }
 
     /// EnumDescriptorProto: name 1, value 2 (name 1, number 2).
-    fn enum_type(&mut self, buf: &[u8], scope: &str) -> Result<(), Error> {
-        let mut full = String::new();
+    fn enum_type(&mut self, mut buf: &[u8], scope: &str) -> Result<(), Error> {
+        let full = join(scope, string_field(buf, 1)?);
         let mut values = Vec::new();
-        for (n, v) in fields(buf)? {
-            match n {
-                1 => full = join(scope, string(v)?),
-                2 => {
-                    let (name, number) = named(len(v)?, 2)?;
-                    values.push((int(number)? as i32, name));
-                }
-                _ => {}
+        while !buf.is_empty() {
+            if let (2, v) = next(&mut buf)? {
+                let v = len(v)?;
+                values.push((int_field(v, 2)? as i32, string_field(v, 1)?.to_string()));
             }
         }
         self.types.push((full, Type::Enum(self.enums.len())));
@@ -207,21 +195,13 @@ impl Schema {
     }
 
     /// ServiceDescriptorProto: name 1, method 2 (name 1, output_type 3).
-    fn service(&mut self, buf: &[u8], package: &str) -> Result<(), Error> {
-        let mut full = String::new();
-        for (n, v) in fields(buf)? {
-            match n {
-                1 => full = join(package, string(v)?),
-                2 => {
-                    let (name, output) = named(len(v)?, 3)?;
-                    let output = match output {
-                        Val::Varint(0) => "",
-                        output => string(output)?,
-                    };
-                    let path = ["/", &full, "/", &name].concat();
-                    self.methods.push((path, output.to_string()));
-                }
-                _ => {}
+    fn service(&mut self, mut buf: &[u8], package: &str) -> Result<(), Error> {
+        let full = join(package, string_field(buf, 1)?);
+        while !buf.is_empty() {
+            if let (2, v) = next(&mut buf)? {
+                let v = len(v)?;
+                let path = ["/", &full, "/", string_field(v, 1)?].concat();
+                self.methods.push((path, string_field(v, 3)?.to_string()));
             }
         }
         Ok(())
@@ -233,8 +213,32 @@ type Error = &'static str;
 
 const WIRE_TYPE: Error = "a field's wire type is not the descriptor's";
 
-fn fields(buf: &[u8]) -> Result<Vec<Field<'_>>, Error> {
-    wire::parse(buf).ok_or("not protobuf wire format")
+fn next<'a>(buf: &mut &'a [u8]) -> Result<Field<'a>, Error> {
+    wire::field(buf).ok_or("not protobuf wire format")
+}
+
+/// The last string field `n` of `buf` ("" when absent).
+fn string_field(mut buf: &[u8], n: u32) -> Result<&str, Error> {
+    let mut out = "";
+    while !buf.is_empty() {
+        match next(&mut buf)? {
+            (m, v) if m == n => out = string(v)?,
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+/// The last varint field `n` of `buf` (0 when absent).
+fn int_field(mut buf: &[u8], n: u32) -> Result<u64, Error> {
+    let mut out = 0;
+    while !buf.is_empty() {
+        match next(&mut buf)? {
+            (m, v) if m == n => out = int(v)?,
+            _ => {}
+        }
+    }
+    Ok(out)
 }
 
 fn len(v: Val<'_>) -> Result<&[u8], Error> {
@@ -255,20 +259,6 @@ fn int(v: Val<'_>) -> Result<u64, Error> {
     }
 }
 
-/// The name (field 1) of a value or method and its field `other`
-/// (`Varint(0)` when absent).
-fn named(buf: &[u8], other: u32) -> Result<(String, Val<'_>), Error> {
-    let (mut name, mut value) = ("", Val::Varint(0));
-    for (n, v) in fields(buf)? {
-        if n == 1 {
-            name = string(v)?;
-        } else if n == other {
-            value = v;
-        }
-    }
-    Ok((name.to_string(), value))
-}
-
 fn join(scope: &str, name: &str) -> String {
     let mut full = scope.to_string();
     if !full.is_empty() {
@@ -280,16 +270,12 @@ fn join(scope: &str, name: &str) -> String {
 
 /// FieldDescriptorProto: name 1, number 3, label 4, type 5, type_name 6.
 fn field(buf: &[u8]) -> Result<FieldDesc, Error> {
-    let mut f = FieldDesc::default();
-    for (n, v) in fields(buf)? {
-        match n {
-            1 => f.name = string(v)?.to_string(),
-            3 => f.number = int(v)? as u32,
-            4 => f.repeated = int(v)? == 3,
-            5 => f.ty = int(v)?.min(255) as u8,
-            6 => f.type_name = string(v)?.to_string(),
-            _ => {}
-        }
-    }
-    Ok(f)
+    Ok(FieldDesc {
+        name: string_field(buf, 1)?.to_string(),
+        number: int_field(buf, 3)? as u32,
+        repeated: int_field(buf, 4)? == 3,
+        ty: int_field(buf, 5)?.min(255) as u8,
+        target: None,
+        type_name: string_field(buf, 6)?.to_string(),
+    })
 }

@@ -748,8 +748,43 @@ fn encode(fields: &[(u32, Node)], order: Option<&[usize]>) -> Vec<u8> {
     out
 }
 
+/// Significant digits of a number's text.
+fn significant(text: &str) -> usize {
+    let mantissa = text.split(['e', 'E']).next().unwrap_or_default();
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    digits.trim_start_matches('0').trim_end_matches('0').len().max(1)
+}
+
+#[test]
+fn merge_sort_is_stable() {
+    let keys = [3, 1, 2, 1, 3, 0, 2];
+    let order = wire::order(keys.len(), &|i, j| keys[i] <= keys[j]);
+    assert_eq!(order, [5, 1, 3, 2, 6, 0, 4]);
+    assert!(wire::order(0, &|_, _| true).is_empty());
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn merge_sort_sorts(keys in proptest::collection::vec(0u8..8, 0..300)) {
+        let order = wire::order(keys.len(), &|i, j| keys[i] <= keys[j]);
+        let mut want: Vec<usize> = (0..keys.len()).collect();
+        want.sort_by_key(|&i| keys[i]);
+        prop_assert_eq!(order, want);
+    }
+
+    #[test]
+    fn f32_shortest(bits in any::<u32>()) {
+        let v = f32::from_bits(bits);
+        prop_assume!(v.is_normal());
+        let mut text = String::new();
+        wire::json_f32(&mut text, v);
+        prop_assert!(json::parse(text.as_bytes()).is_ok(), "{}", text);
+        prop_assert_eq!(text.parse::<f32>().unwrap(), v, "{}", text);
+        // As short as the shortest (Rust's Display for f32).
+        prop_assert!(significant(&text) <= significant(&v.to_string()), "{} vs {}", text, v);
+    }
 
     #[test]
     fn arbitrary_bytes_never_panic(

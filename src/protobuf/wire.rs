@@ -84,6 +84,16 @@ fn value<'a>(buf: &mut &'a [u8], wire: u8) -> Option<Val<'a>> {
     })
 }
 
+/// The field at the front of `buf` (see [`parse`]).
+pub fn field<'a>(buf: &mut &'a [u8]) -> Option<Field<'a>> {
+    let tag = varint(buf)?;
+    let number = tag >> 3;
+    if number == 0 || number > MAX_FIELD {
+        return None;
+    }
+    Some((number as u32, value(buf, (tag & 7) as u8)?))
+}
+
 /// The fields of a message, stably sorted by number (occurrences of one
 /// number keep their wire order); `None` when `buf` is not a message: a
 /// truncated value, a group (wire types 3 and 4) or an unknown wire type,
@@ -91,13 +101,7 @@ fn value<'a>(buf: &mut &'a [u8], wire: u8) -> Option<Val<'a>> {
 pub fn parse(mut buf: &[u8]) -> Option<Vec<Field<'_>>> {
     let mut fields = Vec::new();
     while !buf.is_empty() {
-        let tag = varint(&mut buf)?;
-        let number = tag >> 3;
-        if number == 0 || number > MAX_FIELD {
-            return None;
-        }
-        let val = value(&mut buf, (tag & 7) as u8)?;
-        fields.push((number as u32, val));
+        fields.push(field(&mut buf)?);
     }
     if fields.windows(2).any(|w| matches!(w, [a, b] if a.0 > b.0)) {
         let order = order(fields.len(), &|i, j| number(&fields, i) <= number(&fields, j));
