@@ -192,24 +192,30 @@ pub fn render_pair(
     for m in primary.iter().chain(dark) {
         pool.push(wire::parse(m)?);
     }
-    let plan = render::plan(schema.map(|s| s.0), &pool, 1, schema.map(|s| s.1 .0));
+    let schema_only = schema.map(|s| s.0);
+    let plan = render::plan(schema_only, &pool, 1, schema.map(|s| s.1 .0));
     let single = primary.len() == 1 && dark.len() == 1;
-    let side = |messages: &[Vec<wire::Field>]| {
-        let mut out = String::new();
-        if !single {
-            out.push('[');
-        }
-        for (i, m) in messages.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            render::message(&mut out, m, &plan, schema.map(|s| s.0));
-        }
-        if !single {
-            out.push(']');
-        }
-        out
-    };
     let (a, b) = pool.split_at(primary.len().min(pool.len()));
-    Some((side(a), side(b)))
+    Some((
+        side(a, single, &plan, schema_only),
+        side(b, single, &plan, schema_only),
+    ))
+}
+
+/// One side's messages: the message, or an array of them.
+fn side(messages: &[Vec<wire::Field>], single: bool, plan: &render::Plan, schema: Option<&Schema>) -> String {
+    let mut out = String::new();
+    if !single {
+        out.push('[');
+    }
+    for (i, m) in messages.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        render::message(&mut out, m, plan, schema);
+    }
+    if !single {
+        out.push(']');
+    }
+    out
 }

@@ -424,63 +424,60 @@ fn array(out: &mut String, group: &[Field], fp: &FieldPlan, schema: Option<&Sche
     out.push(']');
 }
 
-/// A schema map: an object keyed by the entries' keys (as strings), in key
-/// order; of entries with the same key the last counts.
+/// A schema map: an object keyed by the entries' keys (as strings), in
+/// the order of the keys on the wire (numbers by value, strings by bytes);
+/// of entries with the same key the last counts.
 fn map_object(out: &mut String, group: &[Field], fp: &FieldPlan, schema: Option<&Schema>) {
     let Len::Message(plan) = &fp.len else {
         return array(out, group, fp, schema);
     };
-    let mut entries: Vec<(String, String)> = Vec::with_capacity(group.len());
+    let mut entries = Vec::with_capacity(group.len());
+    let mut keys = Vec::with_capacity(group.len());
     for f in group {
-        let fields = match f.1 {
+        let entry = match f.1 {
             Val::Len(b) => wire::parse(b).unwrap_or_default(),
             _ => Vec::new(),
         };
-        // The last occurrence counts; a missing key or value is its zero
-        // value (its type's default), or null where no entry at this
-        // location has one.
-        let text = |n: u32| {
-            let mut out = String::new();
-            match plan.find(n) {
-                Some(fp) => {
-                    let last = fields.iter().rev().find(|f| f.0 == n);
-                    value(&mut out, last.map_or_else(|| zero(fp), |f| f.1), fp, schema);
-                }
-                None => out.push_str("null"),
-            }
-            out
-        };
-        let mut key = text(1);
-        if !key.starts_with('"') {
-            let mut quoted = String::new();
-            wire::json_string(&mut quoted, &key);
-            key = quoted;
-        }
-        entries.push((key, text(2)));
+        keys.push(entry_key(&entry));
+        entries.push(entry);
     }
-    let order = wire::order(entries.len(), &|i, j| {
-        entries.get(i).map(|e| &e.0) <= entries.get(j).map(|e| &e.0)
-    });
+    let order = wire::order(keys.len(), &|i, j| keys.get(i) <= keys.get(j));
     out.push('{');
     let mut first = true;
-    let key = |k: Option<&usize>| k.and_then(|&i| entries.get(i)).map(|e| &e.0);
-    for (at, i) in order.iter().enumerate() {
-        let Some((key_text, val)) = entries.get(*i) else {
+    for (at, &i) in order.iter().enumerate() {
+        let Some(entry) = entries.get(i) else {
             continue;
         };
-        // Of equal keys (kept in wire order) the last counts.
-        if key(order.get(at + 1)) == Some(key_text) {
+        if order.get(at + 1).is_some_and(|&j| keys.get(j) == keys.get(i)) {
             continue;
         }
         if !first {
             out.push(',');
         }
         first = false;
-        out.push_str(key_text);
+        let mut key = String::new();
+        entry_field(&mut key, entry, 1, plan, schema);
+        if key.starts_with('"') {
+            out.push_str(&key);
+        } else {
+            wire::json_string(out, &key);
+        }
         out.push(':');
-        out.push_str(val);
+        entry_field(out, entry, 2, plan, schema);
     }
     out.push('}');
+}
+
+/// Field `n` of a map entry: its last occurrence, else its zero value (its
+/// type's default), or null where no entry at this location has one.
+fn entry_field(out: &mut String, entry: &[Field], n: u32, plan: &Plan, schema: Option<&Schema>) {
+    match plan.find(n) {
+        Some(fp) => {
+            let last = entry.iter().rev().find(|f| f.0 == n);
+            value(out, last.map_or_else(|| zero(fp), |f| f.1), fp, schema);
+        }
+        None => out.push_str("null"),
+    }
 }
 
 fn value(out: &mut String, v: Val, fp: &FieldPlan, schema: Option<&Schema>) {

@@ -181,19 +181,18 @@ pub fn json_string(out: &mut String, s: &str) {
     out.push('"');
     let mut start = 0;
     for (i, b) in s.bytes().enumerate() {
-        let escape = match b {
-            b'"' => "\\\"",
-            b'\\' => "\\\\",
-            0..=0x0f => "\\u000",
-            0x10..=0x1f => "\\u001",
-            _ => continue,
-        };
-        out.push_str(s.get(start..i).unwrap_or_default());
-        out.push_str(escape);
-        if b < 0x20 {
-            out.push(char::from(HEX.get(usize::from(b & 15)).copied().unwrap_or(b'0')));
+        if b == b'"' || b == b'\\' || b < 0x20 {
+            out.push_str(s.get(start..i).unwrap_or_default());
+            out.push('\\');
+            if b < 0x20 {
+                out.push_str("u00");
+                out.push(char::from(b'0' + (b >> 4)));
+                out.push(char::from(HEX.get(usize::from(b & 15)).copied().unwrap_or(b'0')));
+            } else {
+                out.push(char::from(b));
+            }
+            start = i + 1;
         }
-        start = i + 1;
     }
     out.push_str(s.get(start..).unwrap_or_default());
     out.push('"');
