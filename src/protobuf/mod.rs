@@ -57,10 +57,11 @@
 //!   integers exactly). fixed64: a double when, in every message at that
 //!   location, each non-zero fixed64 value of the field has exponent bits
 //!   neither all 0 nor all 1 (a normal, finite double), else all are
-//!   unsigned integers; fixed32 likewise as a float, written as the
-//!   shortest decimal that reads back as the same float (`10.5`, `0.1`).
-//!   Deciding per location, not per value, keeps two different bit
-//!   patterns from rendering as equal numbers (1 and 1.0).
+//!   unsigned integers; fixed32 likewise as a float. Floats are written as
+//!   the shortest decimal that reads back as the same double or float
+//!   (`2.5`, `1.0`, `1e+300`; an f32 `10.5` or `0.1`, not the digits of its
+//!   widened double). Deciding per location, not per value, keeps two
+//!   different bit patterns from rendering as equal numbers (1 and 1.0).
 //! - LEN, decided over all occurrences of the field at that location on both
 //!   sides: a string when every non-empty occurrence is UTF-8 made only of
 //!   printable characters (no control characters) — text is not mistaken
@@ -98,12 +99,17 @@
 //! int32/int64 (two's complement, signed), uint32/uint64, sint32/sint64
 //! (zigzag), fixed and sfixed, bool (`true`/`false`), enum (the value's
 //! name when declared, else its number), string, bytes (base64), message.
-//! Repeated fields are always arrays, packed and unpacked alike; a map is
-//! an object keyed by the key as a string, entries in key order (the last of
-//! a repeated key counts; a missing key or value is its default). A
-//! singular scalar field (not a message) holding its zero value is left
-//! out on both sides, so absent equals zero. A singular field given several
-//! times counts by its last occurrence (messages are not merged).
+//! Repeated fields are always arrays, packed and unpacked alike. A map is
+//! an object keyed by the key as a string (`"7"`, `"true"`, the string
+//! itself), entries in the order of their keys (numbers by value, strings
+//! by bytes), so entry order never matters; of a repeated key the last
+//! entry counts; an entry's missing key or value is its type's default
+//! (`null` where no entry at that location has one). A singular field
+//! other than a message holding its zero value (0, false, the first enum
+//! value, "", empty bytes) is left out on both sides, so absent equals
+//! zero: explicit presence (proto2, proto3 `optional`) is not told apart.
+//! A singular field given several times counts by its last occurrence
+//! (messages are not merged).
 //!
 //! Output: valid JSON for [`crate::json::parse`], the same for the same
 //! input, and linear in the input's size (base64, escapes and numbers cost a
