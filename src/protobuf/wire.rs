@@ -270,8 +270,8 @@ pub fn base64_decode(text: &str) -> Option<Vec<u8>> {
 pub fn json_f64(out: &mut String, v: f64) {
     // serde_json's shortest float formatting, already in the module (core's
     // `Display` for floats would add kilobytes).
-    if let Ok(text) = serde_json::to_string(&v) {
-        out.push_str(&text);
+    if let Some(n) = serde_json::Number::from_f64(v) {
+        let _ = write!(out, "{n}");
     }
 }
 
