@@ -155,6 +155,54 @@ def compare_seeds():
                      j + "content-encoding:br\n", j + "content-encoding: identity, gzip\n")
 
 
+def pb_varint(v):
+    out = bytearray()
+    while v >= 0x80:
+        out.append(v & 0x7F | 0x80)
+        v >>= 7
+    out.append(v)
+    return bytes(out)
+
+
+def pb(n, value):
+    """A protobuf field: an int is a varint, bytes length-delimited."""
+    if isinstance(value, int):
+        return pb_varint(n << 3) + pb_varint(value)
+    return pb_varint(n << 3 | 2) + pb_varint(len(value)) + value
+
+
+def grpc_frame(message, flag=0):
+    return bytes([flag]) + struct.pack(">I", len(message)) + message
+
+
+def protobuf_seed(name, a, b, flags=0, sel=0):
+    write("protobuf", name, bytes([flags, sel]) + struct.pack(">H", len(a)) + a + b)
+
+
+def protobuf_seeds():
+    # The fixture message encoded by protoc (src/protobuf/testdata).
+    reply = (ROOT.parent.parent / "src/protobuf/testdata/reply.bin").read_bytes()
+    one = 1 | 1 << 2  # both sides: one message, framed by the target
+    protobuf_seed("reply-schema", reply, reply, flags=one | 4 << 4)
+    protobuf_seed("reply-schemaless", reply, reply[::-1], flags=one)
+    item = pb(1, b"pen") + pb(2, 3) + pb(3, b"a") + pb(3, b"b")
+    protobuf_seed("item-reordered", item, pb(3, b"a") + pb(2, 3) + pb(3, b"b") + pb(1, b"pen"),
+                  flags=one | 5 << 4)
+    packed = pb(5, pb_varint(1) + pb_varint(300)) + pb(1, 9)
+    unpacked = pb(1, 9) + pb(5, 1) + pb(5, 300)
+    protobuf_seed("packed-unpacked", packed, unpacked, flags=one)
+    def entry(k, v):
+        return pb(7, pb(1, k) + pb(2, v))
+
+    protobuf_seed("map-order", entry(b"a", 1) + entry(b"b", 2), entry(b"b", 2) + entry(b"a", 1), flags=one)
+    nested = pb(4, pb(1, pb(1, pb(2, 0) + pb(3, b"x")))) + pb(4, b"")
+    protobuf_seed("nested-zero", nested, pb(4, pb(1, pb(1, pb(3, b"x")))), flags=one)
+    stream = grpc_frame(item) + grpc_frame(gzip.compress(item, mtime=0), 1) + grpc_frame(b"")
+    protobuf_seed("stream-gzip", stream, grpc_frame(item), flags=0, sel=1)
+    protobuf_seed("stream-split", item + b"\xff" + item, item, flags=3 | 1 << 2)
+    protobuf_seed("not-protobuf", b"\x0b\x0c", b"hello", flags=one)
+
+
 def request_seed(name, cfg, rnd, text):
     write("request", name, bytes([cfg]) + struct.pack(">I", rnd) + text.encode("latin-1"))
 
@@ -219,6 +267,7 @@ def main():
     compare_seeds()
     request_seeds()
     decode_seeds()
+    protobuf_seeds()
     arbitrary_seeds("outcome", 4, 64)
     arbitrary_seeds("limits", 4, 48)
     arbitrary_seeds("hostdata", 4, 64)

@@ -1,0 +1,560 @@
+//! Rendering both sides' messages as JSON, together (the rules are in the
+//! module doc of [`super`]).
+//!
+//! Two passes. [`plan`] looks at every message at one location of the tree,
+//! on both sides at once (the pool: the top-level messages, then for a field
+//! the occurrences of that field in every message of the pool), and decides
+//! per field number how it renders: key, single value or array, omitted
+//! zero, packed, floats, and what its LEN values are (text, bytes, or
+//! messages, whose pool is planned the same way one level down). [`message`]
+//! then writes each side's messages by that plan. Deciding per location
+//! rather than per pair of messages gives every message at one location the
+//! same shape, as a schema would: elements of a repeated field are
+//! comparable whichever elements the comparator pairs.
+
+use super::schema::{FieldDesc, Schema, ENUM, MESSAGE};
+use super::wire::{self, Field, Val, I32, I64, LEN, VARINT};
+
+/// Messages nested deeper than this (the top-level ones are at depth 1) are
+/// not looked into: their bytes render as a string or bytes. With an array
+/// around each level and one around the stream, the JSON is at most
+/// 2 × 60 deep, within [`crate::json::MAX_DEPTH`].
+pub const MAX_NESTING: usize = 60;
+
+/// How one field number renders wherever the messages of a location hold it.
+#[derive(Debug)]
+pub(super) struct FieldPlan<'s> {
+    number: u32,
+    /// The declared name (schema), else the key is the number.
+    name: Option<&'s str>,
+    array: bool,
+    /// A single zero value (0, all bits 0, empty) is left out.
+    omit_zero: bool,
+    /// LEN occurrences are packed values of this wire type.
+    packed: Option<u8>,
+    /// fixed64 / fixed32 values render as floats.
+    f64s: bool,
+    f32s: bool,
+    /// What LEN occurrences are (when not packed).
+    len: Len<'s>,
+    /// The declared type and its enum or message index (schema).
+    typed: Option<(u8, Option<usize>)>,
+    /// Schema-less map: the elements are sorted by key.
+    by_key: bool,
+    /// Schema map: an object keyed by the entries' keys.
+    map: bool,
+}
+
+#[derive(Debug)]
+pub(super) enum Len<'s> {
+    Text,
+    Bytes,
+    Message(Plan<'s>),
+}
+
+/// The fields of one location, sorted by number.
+#[derive(Debug, Default)]
+pub(super) struct Plan<'s> {
+    fields: Vec<FieldPlan<'s>>,
+}
+
+impl<'s> Plan<'s> {
+    fn find(&self, number: u32) -> Option<&FieldPlan<'s>> {
+        let i = self
+            .fields
+            .binary_search_by_key(&number, |f| f.number)
+            .ok()?;
+        self.fields.get(i)
+    }
+}
+
+/// One occurrence in a pool: field number, index of its message, value.
+type Occ<'a> = (u32, usize, Val<'a>);
+
+/// The plan of a pool of messages at `depth`, of message type `ty` when
+/// the schema knows it.
+pub(super) fn plan<'s>(
+    schema: Option<&'s Schema>,
+    pool: &[Vec<Field<'_>>],
+    depth: usize,
+    ty: Option<usize>,
+) -> Plan<'s> {
+    let desc = schema.zip(ty).and_then(|(s, t)| s.desc(t));
+    let mut all: Vec<Occ> = Vec::new();
+    for (i, m) in pool.iter().enumerate() {
+        for &(n, v) in m {
+            all.push((n, i, v));
+        }
+    }
+    // Stable: by message, then wire order, within a number.
+    let order = wire::order(all.len(), &|i, j| number(&all, i) <= number(&all, j));
+    let all = wire::gather(&all, &order);
+    let mut fields = Vec::new();
+    for group in all.chunk_by(|a, b| a.0 == b.0) {
+        let Some(&(number, _, _)) = group.first() else {
+            continue;
+        };
+        let declared = desc.and_then(|d| d.fields.iter().find(|f| f.number == number));
+        let typed = schema
+            .zip(declared)
+            .and_then(|(s, f)| typed(s, f, group, depth));
+        fields.push(typed.unwrap_or_else(|| untyped(schema, number, group, pool.len(), depth)));
+    }
+    Plan { fields }
+}
+
+fn number(all: &[Occ], i: usize) -> u32 {
+    all.get(i).map_or(0, |o| o.0)
+}
+
+/// The most occurrences in one message, and in how many messages it occurs.
+fn counts(group: &[Occ]) -> (usize, usize) {
+    let (mut max, mut present) = (0, 0);
+    for run in group.chunk_by(|a, b| a.1 == b.1) {
+        max = max.max(run.len());
+        present += 1;
+    }
+    (max, present)
+}
+
+/// Exponent bits neither all 0 nor all 1: a normal, finite float.
+fn normal64(bits: u64) -> bool {
+    let e = (bits >> 52) & 0x7ff;
+    e != 0 && e != 0x7ff
+}
+
+fn normal32(bits: u32) -> bool {
+    let e = (bits >> 23) & 0xff;
+    e != 0 && e != 0xff
+}
+
+/// The plan of a field without a declaration (or whose data does not fit
+/// it), from what its occurrences in the pool are.
+fn untyped<'s>(
+    schema: Option<&'s Schema>,
+    number: u32,
+    group: &[Occ],
+    pool_len: usize,
+    depth: usize,
+) -> FieldPlan<'s> {
+    let mask = group.iter().fold(0u8, |m, o| m | 1 << o.2.wire());
+    let scalars = mask & !(1 << LEN);
+    let mut packed = None;
+    if mask & 1 << LEN != 0 && scalars.count_ones() == 1 {
+        let w = scalars.trailing_zeros() as u8;
+        let fits = |o: &Occ| match o.2 {
+            Val::Len(b) => wire::packed(b, w, &mut |_| {}),
+            _ => true,
+        };
+        if group.iter().all(fits) {
+            packed = Some(w);
+        }
+    }
+    let (max, present) = counts(group);
+    let array = packed.is_some() || max > 1;
+    let (mut f64s, mut f32s) = (true, true);
+    let mut vote = |v: Val| match v {
+        Val::I64(b) => f64s &= b == 0 || normal64(b),
+        Val::I32(b) => f32s &= b == 0 || normal32(b),
+        _ => {}
+    };
+    for o in group {
+        match (o.2, packed) {
+            (Val::Len(b), Some(w)) => {
+                wire::packed(b, w, &mut vote);
+            }
+            (v, _) => vote(v),
+        }
+    }
+    let mut by_key = false;
+    let len = if packed.is_some() || mask & 1 << LEN == 0 {
+        Len::Bytes
+    } else {
+        let (len, map) = len_kind(schema, group, depth);
+        by_key = array && map;
+        len
+    };
+    FieldPlan {
+        number,
+        name: None,
+        array,
+        omit_zero: !array && present < pool_len,
+        packed,
+        f64s,
+        f32s,
+        len,
+        typed: None,
+        by_key,
+        map: false,
+    }
+}
+
+/// What the LEN occurrences of a field are, schema-less; and whether, as
+/// messages, they look like map entries.
+fn len_kind<'s>(schema: Option<&'s Schema>, group: &[Occ], depth: usize) -> (Len<'s>, bool) {
+    let lens = || {
+        group.iter().filter_map(|o| match o.2 {
+            Val::Len(b) if !b.is_empty() => Some(b),
+            _ => None,
+        })
+    };
+    let utf8 = lens().all(|b| std::str::from_utf8(b).is_ok());
+    let printable = || {
+        lens().all(|b| std::str::from_utf8(b).is_ok_and(|s| !s.chars().any(char::is_control)))
+    };
+    if lens().next().is_none() || (utf8 && printable()) {
+        return (Len::Text, false);
+    }
+    if depth < MAX_NESTING {
+        if let Some((children, parents)) = children(group) {
+            let map = is_map(&children, &parents);
+            return (Len::Message(plan(schema, &children, depth + 1, None)), map);
+        }
+    }
+    (if utf8 { Len::Text } else { Len::Bytes }, false)
+}
+
+/// Every LEN occurrence parsed as a message, with the index of the message
+/// holding it; `None` when one is not a message.
+type Children<'a> = (Vec<Vec<Field<'a>>>, Vec<usize>);
+
+fn children<'a>(group: &[Occ<'a>]) -> Option<Children<'a>> {
+    let mut children = Vec::new();
+    let mut parents = Vec::new();
+    for o in group {
+        if let Val::Len(b) = o.2 {
+            children.push(wire::parse(b)?);
+            parents.push(o.1);
+        }
+    }
+    Some((children, parents))
+}
+
+/// The key of a map entry (field 1), to sort by: a number's value, a
+/// LEN's bytes; absent is (0, empty), as 0 and "" are.
+type Key<'a> = (u64, &'a [u8]);
+
+fn entry_key<'a>(entry: &[Field<'a>]) -> Key<'a> {
+    match entry.iter().find(|f| f.0 == 1).map(|f| f.1) {
+        Some(Val::Varint(v) | Val::I64(v)) => (v, &[]),
+        Some(Val::I32(v)) => (u64::from(v), &[]),
+        Some(Val::Len(b)) => (0, b),
+        None => (0, &[]),
+    }
+}
+
+/// Map entries: only fields 1 (key) and 2 (value), each at most once, and
+/// no key twice in one message.
+fn is_map(children: &[Vec<Field>], parents: &[usize]) -> bool {
+    let mut keys: Vec<(usize, Key)> = Vec::with_capacity(children.len());
+    for (entry, &parent) in children.iter().zip(parents) {
+        // Sorted by number: [], [1], [2] or [1, 2].
+        let entry_like = match entry.as_slice() {
+            [] => true,
+            [a] => a.0 <= 2,
+            [a, b] => a.0 == 1 && b.0 == 2,
+            _ => false,
+        };
+        if !entry_like {
+            return false;
+        }
+        keys.push((parent, entry_key(entry)));
+    }
+    let order = wire::order(keys.len(), &|i, j| keys.get(i) <= keys.get(j));
+    order.windows(2).all(|w| match w {
+        [i, j] => keys.get(*i) != keys.get(*j),
+        _ => true,
+    })
+}
+
+/// The wire type of a declared field type; `None` for groups and unknown
+/// types.
+fn wire_of(ty: u8) -> Option<u8> {
+    match ty {
+        1 | 6 | 16 => Some(I64),
+        2 | 7 | 15 => Some(I32),
+        3 | 4 | 5 | 8 | 13 | 14 | 17 | 18 => Some(VARINT),
+        9 | 11 | 12 => Some(LEN),
+        _ => None,
+    }
+}
+
+/// The plan of a declared field; `None` when an occurrence does not fit
+/// the declaration (wire type, not UTF-8, not a message, too deep).
+fn typed<'s>(schema: &'s Schema, f: &'s FieldDesc, group: &[Occ], depth: usize) -> Option<FieldPlan<'s>> {
+    let wire = wire_of(f.ty)?;
+    let mut fp = FieldPlan {
+        number: f.number,
+        name: Some(&f.name),
+        array: f.repeated,
+        omit_zero: !f.repeated && f.ty != MESSAGE,
+        packed: None,
+        f64s: false,
+        f32s: false,
+        len: Len::Bytes,
+        typed: Some((f.ty, f.target)),
+        by_key: false,
+        map: false,
+    };
+    if wire == LEN {
+        let lens = group.iter().map(|o| match o.2 {
+            Val::Len(b) => Some(b),
+            _ => None,
+        });
+        match f.ty {
+            MESSAGE => {
+                let target = f.target?;
+                if depth >= MAX_NESTING {
+                    return None;
+                }
+                let (children, _) = children(group)?;
+                if children.len() != group.len() {
+                    return None;
+                }
+                fp.map = f.repeated && schema.desc(target)?.map_entry;
+                fp.len = Len::Message(plan(Some(schema), &children, depth + 1, Some(target)));
+            }
+            9 => {
+                for b in lens {
+                    std::str::from_utf8(b?).ok()?;
+                }
+                fp.len = Len::Text;
+            }
+            _ => {
+                for b in lens {
+                    b?;
+                }
+            }
+        }
+    } else {
+        for o in group {
+            match o.2 {
+                Val::Len(b) if f.repeated && wire::packed(b, wire, &mut |_| {}) => {
+                    fp.packed = Some(wire)
+                }
+                v if v.wire() == wire => {}
+                _ => return None,
+            }
+        }
+    }
+    Some(fp)
+}
+
+/// The zero value of a field's declared wire type (varint when undeclared).
+fn zero(fp: &FieldPlan) -> Val<'static> {
+    match fp.typed.and_then(|(ty, _)| wire_of(ty)) {
+        Some(I64) => Val::I64(0),
+        Some(I32) => Val::I32(0),
+        Some(LEN) => Val::Len(&[]),
+        _ => Val::Varint(0),
+    }
+}
+
+/// Write one message (its fields sorted by number) by `plan`.
+pub(super) fn message(out: &mut String, fields: &[Field], plan: &Plan, schema: Option<&Schema>) {
+    out.push('{');
+    let mut first = true;
+    for group in fields.chunk_by(|a, b| a.0 == b.0) {
+        let (Some(&(number, last)), Some(fp)) =
+            (group.last(), group.first().and_then(|f| plan.find(f.0)))
+        else {
+            continue;
+        };
+        if !fp.array && fp.omit_zero && last.is_zero() {
+            continue;
+        }
+        if !first {
+            out.push(',');
+        }
+        first = false;
+        match fp.name {
+            Some(name) => wire::json_string(out, name),
+            None => {
+                out.push('"');
+                wire::json_u64(out, number.into());
+                out.push('"');
+            }
+        }
+        out.push(':');
+        if fp.map {
+            map_object(out, group, fp, schema);
+        } else if fp.array {
+            array(out, group, fp, schema);
+        } else {
+            // A singular field given more than once (schema): the last counts.
+            value(out, last, fp, schema);
+        }
+    }
+    out.push('}');
+}
+
+fn array(out: &mut String, group: &[Field], fp: &FieldPlan, schema: Option<&Schema>) {
+    out.push('[');
+    let mut first = true;
+    let mut item = |out: &mut String, v: Val| {
+        if !first {
+            out.push(',');
+        }
+        first = false;
+        value(out, v, fp, schema);
+    };
+    if fp.by_key {
+        let mut keys: Vec<Key> = Vec::with_capacity(group.len());
+        for f in group {
+            keys.push(match f.1 {
+                Val::Len(b) => wire::parse(b).map_or((0, &[]), |e| entry_key(&e)),
+                _ => (0, &[]),
+            });
+        }
+        for i in wire::order(keys.len(), &|i, j| keys.get(i) <= keys.get(j)) {
+            if let Some(&(_, v)) = group.get(i) {
+                item(out, v);
+            }
+        }
+    } else {
+        for &(_, v) in group {
+            match (v, fp.packed) {
+                (Val::Len(b), Some(w)) => {
+                    wire::packed(b, w, &mut |v| item(out, v));
+                }
+                _ => item(out, v),
+            }
+        }
+    }
+    out.push(']');
+}
+
+/// A schema map: an object keyed by the entries' keys (as strings), in
+/// the order of the keys on the wire (numbers by value, strings by bytes);
+/// of entries with the same key the last counts.
+fn map_object(out: &mut String, group: &[Field], fp: &FieldPlan, schema: Option<&Schema>) {
+    let Len::Message(plan) = &fp.len else {
+        return array(out, group, fp, schema);
+    };
+    let mut entries = Vec::with_capacity(group.len());
+    let mut keys = Vec::with_capacity(group.len());
+    for f in group {
+        let entry = match f.1 {
+            Val::Len(b) => wire::parse(b).unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        keys.push(entry_key(&entry));
+        entries.push(entry);
+    }
+    let order = wire::order(keys.len(), &|i, j| keys.get(i) <= keys.get(j));
+    out.push('{');
+    let mut first = true;
+    for (at, &i) in order.iter().enumerate() {
+        let Some(entry) = entries.get(i) else {
+            continue;
+        };
+        if order.get(at + 1).is_some_and(|&j| keys.get(j) == keys.get(i)) {
+            continue;
+        }
+        if !first {
+            out.push(',');
+        }
+        first = false;
+        let mut key = String::new();
+        entry_field(&mut key, entry, 1, plan, schema);
+        if key.starts_with('"') {
+            out.push_str(&key);
+        } else {
+            wire::json_string(out, &key);
+        }
+        out.push(':');
+        entry_field(out, entry, 2, plan, schema);
+    }
+    out.push('}');
+}
+
+/// Field `n` of a map entry: its last occurrence, else its zero value (its
+/// type's default), or null where no entry at this location has one.
+fn entry_field(out: &mut String, entry: &[Field], n: u32, plan: &Plan, schema: Option<&Schema>) {
+    match plan.find(n) {
+        Some(fp) => {
+            let last = entry.iter().rev().find(|f| f.0 == n);
+            value(out, last.map_or_else(|| zero(fp), |f| f.1), fp, schema);
+        }
+        None => out.push_str("null"),
+    }
+}
+
+fn value(out: &mut String, v: Val, fp: &FieldPlan, schema: Option<&Schema>) {
+    if let Some((ty, target)) = fp.typed {
+        if typed_value(out, v, ty, target, schema) {
+            return;
+        }
+    }
+    match v {
+        Val::I64(b) if fp.f64s && normal64(b) => wire::json_f64(out, f64::from_bits(b)),
+        Val::I32(b) if fp.f32s && normal32(b) => wire::json_f32(out, f32::from_bits(b)),
+        Val::Varint(n) | Val::I64(n) => wire::json_u64(out, n),
+        Val::I32(b) => wire::json_u64(out, b.into()),
+        Val::Len(b) => match (&fp.len, std::str::from_utf8(b)) {
+            (Len::Text, Ok(s)) => wire::json_string(out, s),
+            (Len::Message(plan), _) => match wire::parse(b) {
+                Some(fields) => message(out, &fields, plan, schema),
+                None => wire::json_base64(out, b),
+            },
+            _ => wire::json_base64(out, b),
+        },
+    }
+}
+
+/// A scalar of declared type `ty`; false (nothing written) when the value
+/// is not of its wire type or is a LEN (rendered by the plan's [`Len`]).
+fn typed_value(out: &mut String, v: Val, ty: u8, target: Option<usize>, schema: Option<&Schema>) -> bool {
+    let n = match v {
+        _ if wire_of(ty) != Some(v.wire()) => return false,
+        Val::Varint(n) | Val::I64(n) => n,
+        Val::I32(b) => b.into(),
+        Val::Len(_) => return false,
+    };
+    let signed = match ty {
+        1 => return float_text(out, f64::from_bits(n), false),
+        2 => return float_text(out, f64::from(f32::from_bits(n as u32)), true),
+        4 | 6 | 7 => {
+            wire::json_u64(out, n);
+            return true;
+        }
+        13 => i64::from(n as u32),
+        8 => {
+            out.push_str(if n != 0 { "true" } else { "false" });
+            return true;
+        }
+        ENUM => {
+            match target.zip(schema).and_then(|(e, s)| s.enum_name(e, n as i32)) {
+                Some(name) => wire::json_string(out, name),
+                None => wire::json_i64(out, i64::from(n as i32)),
+            }
+            return true;
+        }
+        3 | 16 => n as i64,
+        5 | 15 => i64::from(n as i32),
+        17 => {
+            let n = n as u32;
+            i64::from((n >> 1) as i32 ^ -((n & 1) as i32))
+        }
+        18 => (n >> 1) as i64 ^ -((n & 1) as i64),
+        _ => return false,
+    };
+    wire::json_i64(out, signed);
+    true
+}
+
+/// A declared double or float (an `f32` widened exactly): a JSON number,
+/// or as in the proto3 JSON mapping the strings "NaN", "Infinity",
+/// "-Infinity".
+fn float_text(out: &mut String, v: f64, is_f32: bool) -> bool {
+    if v.is_nan() {
+        out.push_str("\"NaN\"");
+    } else if v.is_infinite() {
+        out.push_str(if v > 0.0 { "\"Infinity\"" } else { "\"-Infinity\"" });
+    } else if is_f32 {
+        wire::json_f32(out, v as f32);
+    } else {
+        wire::json_f64(out, v);
+    }
+    true
+}
