@@ -780,6 +780,9 @@ def grpc_problems(r: dict) -> list:
                        f"{GRPC_IGNORE}, which the launch ignores; a module whose src/protobuf "
                        "is still the stub compares gRPC bodies as bytes, so every pair "
                        "mismatches)")
+        if r["compared"] < 0.99 * r["shadowed"]:
+            out.append(f"only {r['compared']} of {r['shadowed']} shadowed pairs compared "
+                       "(compare_skipped?)")
         if r["dark_grpc_ok"] < 0.99 * r["shadowed"] or r["dark_grpc_other"]:
             out.append(f"dark_grpc.ok {r['dark_grpc_ok']} and {r['dark_grpc_other']} other "
                        f"codes for {r['shadowed']} shadowed calls (expected all ok)")
@@ -1555,12 +1558,13 @@ processes repeated — with gRPC in place of HTTP/1.1:
   no `content-type` (it derives one from a file extension, and a gRPC path
   has none); grpcio clients accept that, Envoy forwards it, and
   `compare.body: protobuf` does not look at it. Envoy's `direct_response`
-  cannot serve gRPC: a local reply to a gRPC request becomes a trailers-only
-  gRPC answer (no message; `grpc-status` derived from the HTTP status,
-  `grpc-message` the body), and the gRPC HTTP/1.1 reverse bridge, which adds
-  a frame and the `grpc-status` trailer to an upstream's answer, receives
-  that already converted answer and rejects it; a Lua filter can read
-  trailers but not add them. A grpcio server in Python would have capped the
+  cannot serve gRPC: Envoy turns a local reply to a gRPC request into a
+  trailers-only gRPC answer (no message; a 200 becomes `grpc-status: 2`,
+  UNKNOWN, with the body as `grpc-message`). That answer ends with its
+  headers, so no encoder filter gets a body to frame: the gRPC HTTP/1.1
+  reverse bridge, which adds the frame and the `grpc-status: 0` trailer to
+  an upstream's answer, rejects it (`upstream responded with unsupported
+  content-type application/grpc`). A grpcio server in Python would have capped the
   rate far below the front Envoy's (a few thousand calls a second on the
   shared core); nghttpd serves over 50,000 a second and leaves CPU 1 mostly
   idle (column `CPU 1 busy`), so requests/s is the front Envoy's capacity
