@@ -1564,11 +1564,13 @@ processes repeated — with gRPC in place of HTTP/1.1:
   headers, so no encoder filter gets a body to frame: the gRPC HTTP/1.1
   reverse bridge, which adds the frame and the `grpc-status: 0` trailer to
   an upstream's answer, rejects it (`upstream responded with unsupported
-  content-type application/grpc`). A grpcio server in Python would have capped the
-  rate far below the front Envoy's (a few thousand calls a second on the
-  shared core); nghttpd serves over 50,000 a second and leaves CPU 1 mostly
-  idle (column `CPU 1 busy`), so requests/s is the front Envoy's capacity
-  here too, and CPU µs per call its cost.
+  content-type application/grpc`). A grpcio server (Python, thread pool,
+  generic handler on raw bytes) would have capped the rate far below the
+  front Envoy's: sharing CPU 1 with h2load it answered ~5,400 calls a
+  second, nghttpd ~75,000 (same request and answer, one check on a busy
+  machine). With nghttpd CPU 1 stays mostly idle (column `CPU 1 busy`), so
+  requests/s is the front Envoy's capacity here too, and CPU µs per call
+  its cost.
 - **Messages.** The comparison does real work on every pair: the dark
   answer is the primary's item with another `meta.generated_at` (field 7.1),
   so the bytes differ and there is no identical-bytes shortcut; GD's launch
