@@ -152,10 +152,11 @@ lint: toolchain
 	cargo clippy --release --target wasm32-wasip1 -- -D warnings
 	cargo clippy --release --target wasm32-wasip1 --features brotli -- -D warnings
 
-# Load tools from Debian (wrk, h2load) for soak and benchmarks; root on these machines.
+# Load tools from Debian for soak and benchmarks (wrk; h2load, and nghttpd as the
+# gRPC upstreams of make bench); root on these machines.
 tools:
-	@command -v wrk >/dev/null && command -v h2load >/dev/null || \
-	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nghttp2-client >/dev/null; }
+	@command -v wrk >/dev/null && command -v h2load >/dev/null && command -v nghttpd >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nghttp2-client nghttp2-server >/dev/null; }
 
 # Coverage-guided fuzzing of config, comparison, header/cookie parsing, the decision and the engine, bounded in time.
 fuzz: toolchain
@@ -172,11 +173,14 @@ soak: build envoy tools
 NOOP_WASM := benches/noop-filter/target/wasm32-wasip1/release/noop_filter.wasm
 
 # Side-by-side throughput/latency against no filter, an empty proxy-wasm filter
-# and native mirroring; writes BENCHMARKS.md. BASELINE=path/to/darklaunch.wasm
-# (an earlier build) also runs C, D, E, F with it, alternating, to compare.
+# and native mirroring, over HTTP/1.1 and gRPC (G0, GB, GD: h2load against
+# nghttpd); writes BENCHMARKS.md. BASELINE=path/to/darklaunch.wasm (an earlier
+# build) also runs C, D, E, F with it, alternating, to compare. BENCH_ARGS:
+# more options of scripts/bench.py, e.g. BENCH_ARGS="--configs G0,GB,GD" for
+# the gRPC configurations alone.
 bench: build envoy tools
 	cd benches/noop-filter && cargo build --release --target wasm32-wasip1
-	NOOP_WASM=$(abspath $(NOOP_WASM)) $(PY) scripts/bench.py $(if $(BASELINE),--baseline $(abspath $(BASELINE)))
+	NOOP_WASM=$(abspath $(NOOP_WASM)) $(PY) scripts/bench.py $(if $(BASELINE),--baseline $(abspath $(BASELINE))) $(BENCH_ARGS)
 
 # What one proxy-wasm host call costs Envoy (the empty filter making 50 calls
 # of one kind per request, against the empty filter); prints a table.

@@ -15,6 +15,15 @@ configurations, alternated and repeated:
   E  darklaunch, 100% shadow, JSON compare of ~4 KiB bodies
   F  darklaunch, 1% sticky sampling on ``header:x-user-id``, JSON compare
 
+and three gRPC configurations under gRPC load (h2load over h2c, unary calls
+of ``bench.Catalog/GetItem``; the front Envoy's listener and clusters speak
+HTTP/2), alternated with the others:
+
+  G0  Envoy, no filter
+  GB  Envoy, native ``request_mirror_policies`` to the dark gRPC service
+  GD  darklaunch, a gRPC launch (``match.grpc_methods``), 100% shadow,
+      ``compare.body: protobuf`` of ~2.6 KiB messages
+
 Setup:
 
 * upstreams: one Envoy (``--concurrency 1``, the bootstrap of
@@ -34,6 +43,21 @@ Setup:
 * CPU pinning (2 cores): the front Envoy on CPU 0 alone; wrk, the upstream
   Envoy and this script on CPU 1 (``taskset``), so the front Envoy is the
   bottleneck and its core is not shared with the load generator.
+* gRPC (G0, GB, GD): ``h2load -t1 -c16 -m1`` (16 connections, one call in
+  flight on each: closed loop, flat out) POSTs the same framed request (a
+  ~410-byte message) with ``content-type: application/grpc`` and ``te:
+  trailers``; its ``--warm-up-time`` is the warm-up, and the CPU meters
+  start and stop when h2load says its measured seconds start and end. The
+  upstreams are two nghttpd (nghttp2's C HTTP/2 server, Debian
+  nghttp2-server, on CPU 1) serving the framed answer as a file with the
+  trailer ``grpc-status: 0``: the primary a ~2.6 KiB catalog item (a
+  double, strings, a repeated nested message, a repeated string, a nested
+  message), the dark side the same item with another ``meta.generated_at``
+  (field 7.1, ignored by GD's launch), so GD parses and walks both
+  messages of every pair and every pair matches. Before each run one call
+  through the front Envoy (raw h2c) must come back with the primary's
+  message and ``grpc-status: 0`` in the trailers (h2load reads HTTP
+  statuses only).
 
 Shadow dispatch delay: a second phase sends a steady, modest load (wrk,
 4 connections, a 7 ms pause after every answer, ~500 req/s, a unique
@@ -44,11 +68,14 @@ request left it and when the shadow request left it. Cross-check: the
 upstream Envoy's access logs (``x-request-id``, ``%START_TIME%`` in µs) of
 the primary and dark listeners, joined on x-request-id.
 
-Writes the report to stdout, into BENCHMARKS.md (between bench.py markers,
-other sections kept) and the raw numbers to .run/bench/result.json. Exit
+Writes the report to stdout, into BENCHMARKS.md (between bench.py markers:
+one section for the HTTP configurations and the dispatch delay, one for the
+gRPC configurations, each replaced only when the run measured it; other
+sections kept) and the raw numbers to .run/bench/result.json. Exit
 status 0 whatever the targets say; 1 when the measurement itself broke (an
 Envoy did not start, client errors or non-2xx answers, no shadow calls where
-there should be); 2 when a prerequisite is missing.
+there should be; for GD also a pair that mismatches); 2 when a prerequisite
+is missing.
 """
 
 from __future__ import annotations
@@ -60,6 +87,7 @@ import re
 import shlex
 import shutil
 import statistics
+import struct
 import subprocess
 import sys
 import time
@@ -96,9 +124,15 @@ CONFIGS = {
     "G": "E with capture.per_minute 60 (no mismatch to sample)",
     "H": "E with every pair mismatching (/meta/generated_at compared)",
     "I": "H with capture.per_minute 60 (60 samples a minute, the rest dropped)",
+    # gRPC load (h2load), HTTP/2 listener and clusters, nghttpd upstreams.
+    "G0": "gRPC, Envoy, no filter",
+    "GB": "gRPC, Envoy, native request_mirror_policies (100%)",
+    "GD": "gRPC, darklaunch, 100% shadow, compare.body protobuf ~2.6 KiB",
 }
+GRPC = ("G0", "GB", "GD")
+DEFAULT_CONFIGS = "ANBMCDEF,G0,GB,GD"
 # The configurations run by darklaunch (their launch stats are read).
-DARKLAUNCH = "CDEFGHI"
+DARKLAUNCH = frozenset("CDEFGHI") | {"GD"}
 
 # (name, numerator, denominator, metric, op, limit)
 TARGETS = [
@@ -219,6 +253,148 @@ def upstream_envoy(workdir: Path, access_logs: bool = False):
 
 
 # --------------------------------------------------------------------------
+# gRPC: messages and upstreams (configurations G0, GB, GD)
+# --------------------------------------------------------------------------
+
+GRPC_METHOD = "bench.Catalog/GetItem"
+GRPC_PATH = "/" + GRPC_METHOD
+GRPC_HEADERS = ["content-type: application/grpc", "te: trailers"]
+# The dark answer differs from the primary's only there (meta.generated_at).
+GRPC_IGNORE = ["/7/1"]
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _pb_uint(number: int, n: int) -> bytes:
+    return _varint(number << 3) + _varint(n)
+
+
+def _pb_double(number: int, x: float) -> bytes:
+    return _varint(number << 3 | 1) + struct.pack("<d", x)
+
+
+def _pb_len(number: int, data) -> bytes:
+    data = data.encode() if isinstance(data, str) else data
+    return _varint(number << 3 | 2) + _varint(len(data)) + data
+
+
+def grpc_frame(message: bytes) -> bytes:
+    """One uncompressed gRPC length-prefixed message."""
+    return b"\x00" + len(message).to_bytes(4, "big") + message
+
+
+def grpc_request() -> bytes:
+    """GetItemRequest {1 id, 2 locale, 3 repeated field paths, 4 client {1 name,
+    2 version, 3 request id}, 5 user agent}: about 410 bytes."""
+    paths = ["id", "sku", "name", "price", "variants.sku", "variants.color", "variants.size",
+             "variants.price", "variants.stock", "variants.warehouse", "tags",
+             "meta.generated_at", "meta.version", "description"]
+    client = (_pb_len(1, "catalog-web-frontend") + _pb_len(2, "2024.05.1-build.8812")
+              + _pb_len(3, "req-6f1c2a9e-3b7d-4c5e-9a10-8d2f4e6b7c01"))
+    return (_pb_uint(1, 42) + _pb_len(2, "en-GB")
+            + b"".join(_pb_len(3, f"item.{x}") for x in paths) + _pb_len(4, client)
+            + _pb_len(5, "Mozilla/5.0 (X11; Linux x86_64) catalog-web/2024.05.1 grpc-web-bridge"))
+
+
+def grpc_item(generated_at_ms: int) -> bytes:
+    """Item {1 id, 2 sku, 3 name, 4 price (double), 5 repeated Variant {1 sku,
+    2 color, 3 size, 4 price (double), 5 stock, 6 warehouse}, 6 repeated tags,
+    7 meta {1 generated_at (ms), 2 version, 3 source}, 8 description}:
+    about 2.6 KiB; ``generated_at_ms`` is field 7.1."""
+    colors = ["red", "blue", "green", "black", "white", "sand", "navy", "olive"]
+    sizes = ["XS", "S", "M", "L", "XL", "XXL"]
+    variants = b"".join(_pb_len(5, _pb_len(1, f"SKU-00042-{i:02d}") + _pb_len(2, colors[i % 8])
+                                + _pb_len(3, sizes[i % 6]) + _pb_double(4, 129.95 + i * 0.25)
+                                + _pb_uint(5, 3 + i * 7 % 40) + _pb_len(6, f"eu-west-{1 + i % 3}b"))
+                        for i in range(40))
+    tags = b"".join(_pb_len(6, t) for t in ["outdoor", "waterproof", "hiking", "unisex",
+                                              "sale", "new-season", "breathable", "recycled"])
+    meta = _pb_uint(1, generated_at_ms) + _pb_uint(2, 2) + _pb_len(3, "catalog-service")
+    description = ("A lightweight three-layer shell for hiking and everyday wear: taped seams, "
+                   "an adjustable hood, two zipped hand pockets and a chest pocket, pit zips "
+                   "for ventilation and a dropped back hem. The face fabric is made from "
+                   "recycled polyester with a PFC-free durable water repellent finish; the "
+                   "membrane is rated 20,000 mm hydrostatic head and 15,000 g/m2/24h "
+                   "breathability. Packs into its own chest pocket. Machine washable at 30 "
+                   "degrees; tumble dry low to reactivate the finish.")
+    return (_pb_uint(1, 42) + _pb_len(2, "SKU-00042") + _pb_len(3, "Trailhead 3L Shell Jacket")
+            + _pb_double(4, 129.95) + variants + tags + _pb_len(7, meta)
+            + _pb_len(8, description))
+
+
+GRPC_PRIMARY_ITEM = grpc_item(1714564800000)
+# The same item, another meta.generated_at: the bytes differ (no fast path),
+# the difference is at an ignored pointer, so every compared pair matches.
+GRPC_DARK_ITEM = grpc_item(1714564801000)
+GRPC_REQUEST = grpc_request()
+
+
+def grpc_call(port: int, expect: bytes) -> list:
+    """One unary call over raw h2c; what is wrong with the answer (nothing: [])."""
+    from harness import grpc_services  # grpcio: only the gRPC configurations need it
+
+    try:
+        w = grpc_services.grpc_post(port, GRPC_PATH, GRPC_REQUEST, timeout=5.0)
+    except Exception as exc:  # noqa: BLE001 - reported as a problem
+        return [f"a gRPC call to port {port} failed: {exc!r}"]
+    out = []
+    if w.status != 200 or w.trailers_only or w.grpc_status != 0:
+        out.append(f"a gRPC call to port {port} answered HTTP {w.status}, grpc-status "
+                   f"{w.grpc_status}, trailers {w.trailers}")
+    if w.messages != [expect]:
+        out.append(f"a gRPC call to port {port} answered {len(w.messages)} messages of "
+                   f"{[len(m) for m in w.messages]} bytes, not the expected {len(expect)}")
+    return out
+
+
+class GrpcUpstreams:
+    """The primary and dark gRPC services: one nghttpd each (see
+    upstreams.Nghttpd), serving ``GRPC_PATH`` from a file holding the framed
+    item; ``ports`` {"primary", "dark"}, ``pids``, ``request_file`` (the
+    framed request h2load sends)."""
+
+    def __init__(self, workdir: Path):
+        shutil.rmtree(workdir, ignore_errors=True)
+        self.request_file = workdir / "request.bin"
+        self.servers = {}
+        for name, item in (("primary", GRPC_PRIMARY_ITEM), ("dark", GRPC_DARK_ITEM)):
+            doc = workdir / "htdocs" / name / GRPC_PATH.lstrip("/")
+            doc.parent.mkdir(parents=True, exist_ok=True)
+            doc.write_bytes(grpc_frame(item))
+            self.servers[name] = U.Nghttpd(f"grpc-{name}", workdir / "htdocs" / name, workdir)
+        self.request_file.write_bytes(grpc_frame(GRPC_REQUEST))
+
+    def start(self, pin: "Pinning") -> None:
+        for srv in self.servers.values():
+            srv.start(timeout=30)
+            pin.pin(srv.proc.pid, pin.rest)
+        problems = (grpc_call(self.ports["primary"], GRPC_PRIMARY_ITEM)
+                    + grpc_call(self.ports["dark"], GRPC_DARK_ITEM))
+        if problems:
+            raise RuntimeError("gRPC upstreams: " + "; ".join(problems))
+
+    @property
+    def ports(self) -> dict:
+        return {name: srv.port for name, srv in self.servers.items()}
+
+    @property
+    def pids(self) -> dict:
+        return {f"grpc_{name}": srv.proc.pid for name, srv in self.servers.items()}
+
+    def stop(self) -> None:
+        for srv in self.servers.values():
+            srv.stop()
+
+
+# --------------------------------------------------------------------------
 # Front Envoys
 # --------------------------------------------------------------------------
 
@@ -258,6 +434,8 @@ def noop_wasm() -> Path:
 
 
 def front_envoy(kind: str, workdir: Path, ports: dict) -> harness.Envoy:
+    if kind in GRPC:
+        raise ValueError(f"{kind}: a gRPC configuration (grpc_front_envoy)")
     if kind == "N":
         # darklaunch's C configuration, with the empty module in its place.
         return U.filter_envoy(workdir, ports["primary"], [U.cluster("dark", ports["dark"])],
@@ -285,17 +463,45 @@ def front_envoy(kind: str, workdir: Path, ports: dict) -> harness.Envoy:
     if kind == "A":
         return U.filter_envoy_plain(workdir, ports["primary"], concurrency=1, name="front-A")
     if kind == "B":
-        admin, listener = harness.free_port(), harness.free_port()
-        cfg = harness.bootstrap(admin, listener, primary_cluster=(U.LOOPBACK, ports["primary"]),
-                                clusters={"dark": U.cluster("dark", ports["dark"])})
-        for c in cfg["static_resources"]["clusters"]:
-            if c["name"] == "primary":
-                c.update(U.cluster("primary", ports["primary"]))
-        hcm = _hcm(cfg["static_resources"]["listeners"][0])
-        route = hcm["route_config"]["virtual_hosts"][0]["routes"][0]["route"]
-        route["request_mirror_policies"] = [{"cluster": "dark"}]
-        return harness.Envoy(cfg, admin, listener, concurrency=1, log_level="info",
-                             component_log_level=None, workdir=workdir, name="front-B")
+        return mirror_front(workdir, ports, "front-B")
+    raise ValueError(kind)
+
+
+def mirror_front(workdir: Path, ports: dict, name: str, http2: bool = False) -> harness.Envoy:
+    """Envoy mirroring every request to the dark cluster (``request_mirror_policies``)."""
+    admin, listener = harness.free_port(), harness.free_port()
+    cfg = harness.bootstrap(admin, listener, primary_cluster=(U.LOOPBACK, ports["primary"]),
+                            clusters={"dark": U.cluster("dark", ports["dark"], http2=http2)},
+                            primary_http2=http2, http2_downstream=http2)
+    for c in cfg["static_resources"]["clusters"]:
+        if c["name"] == "primary":
+            c.update(U.cluster("primary", ports["primary"], http2=http2))
+    hcm = _hcm(cfg["static_resources"]["listeners"][0])
+    route = hcm["route_config"]["virtual_hosts"][0]["routes"][0]["route"]
+    route["request_mirror_policies"] = [{"cluster": "dark"}]
+    return harness.Envoy(cfg, admin, listener, concurrency=1, log_level="info",
+                         component_log_level=None, workdir=workdir, name=name)
+
+
+def grpc_launch() -> dict:
+    """GD's launch: the gRPC method, 100%, protobuf comparison without a
+    descriptor (fields by number), meta.generated_at ignored."""
+    return _launch(match={"grpc_methods": [GRPC_METHOD]},
+                   compare={"body": "protobuf", "ignore": GRPC_IGNORE})
+
+
+def grpc_front_envoy(kind: str, workdir: Path, ports: dict) -> harness.Envoy:
+    """G0, GB, GD: HTTP/2 listener, primary and dark clusters over HTTP/2 to
+    the gRPC upstreams ``ports`` {"primary", "dark"}."""
+    if kind == "G0":
+        return U.filter_envoy_plain(workdir, ports["primary"], concurrency=1, name="front-G0",
+                                    http2=True)
+    if kind == "GB":
+        return mirror_front(workdir, ports, "front-GB", http2=True)
+    if kind == "GD":
+        return U.filter_envoy(workdir, ports["primary"],
+                              [U.cluster("dark", ports["dark"], http2=True)], [grpc_launch()],
+                              concurrency=1, name="front-GD", http2=True)
     raise ValueError(kind)
 
 
@@ -421,6 +627,8 @@ def counters(env: harness.Envoy, kind: str) -> dict:
 
 def run_once(kind: str, rep: int, idx: int, ports: dict, up_pid: int, pin: Pinning,
              args) -> dict:
+    if kind in GRPC:
+        return run_once_grpc(kind, rep, idx, ports["grpc"], up_pid, pin, args)
     workdir = OUT / f"run{idx:02d}-{kind}"
     shutil.rmtree(workdir, ignore_errors=True)
     env = front_envoy(kind, workdir, ports)
@@ -477,7 +685,115 @@ def run_once(kind: str, rep: int, idx: int, ports: dict, up_pid: int, pin: Pinni
     return row
 
 
+def run_once_grpc(kind: str, rep: int, idx: int, grpc_up: GrpcUpstreams, up_pid: int,
+                  pin: Pinning, args) -> dict:
+    """One measured run of G0, GB or GD: a fresh front Envoy, one checked
+    call, then h2load (its own warm-up, then the measured seconds). The CPU
+    meters and the counters' first reading are taken when h2load says its
+    measured seconds start, the meters stopped when it says they are over,
+    so that CPU time and h2load's request count cover the same seconds."""
+    workdir = OUT / f"run{idx:02d}-{kind}"
+    shutil.rmtree(workdir, ignore_errors=True)
+    env = grpc_front_envoy(kind, workdir, grpc_up.ports)
+    t0 = time.monotonic()
+    env.start(timeout=90)
+    start_s = time.monotonic() - t0
+    pin.pin(env.proc.pid, pin.front)
+    at: dict = {}
+    try:
+        check = grpc_call(env.listener_port, GRPC_PRIMARY_ITEM)
+        log = workdir / "h2load.log"
+        cmd = U.h2load_command(env.url(GRPC_PATH), args.connections, args.seconds,
+                               args.warmup, grpc_up.request_file, GRPC_HEADERS, log)
+        h2 = U.H2load(cmd, args.seconds + args.warmup, log)
+
+        def main_started():
+            at["before"] = counters(env, kind)
+            at["meter"] = U.CpuMeter({"front": env.proc.pid, "upstream": up_pid,
+                                      "load": h2.pid, **grpc_up.pids})
+            at["cpus0"] = per_cpu()
+
+        def main_over():
+            at["cpus1"] = per_cpu()
+            at["cpu"] = at["meter"].stop()
+
+        res = h2.wait(main_started, main_over)
+        # Let the last shadow calls finish before reading the counters.
+        time.sleep(0.3)
+        after = counters(env, kind)
+        rss = U.rss_kib(env.proc.pid)
+    finally:
+        env.stop()
+    before, cpu, cpus0, cpus1 = at["before"], at["cpu"], at["cpus0"], at["cpus1"]
+
+    def delta(key):
+        return after.get(key, 0) - before.get(key, 0)
+
+    upstreams = cpu["upstream"] + sum(cpu[k] for k in grpc_up.pids)
+    row = {
+        "kind": kind, "rep": rep, "run": idx,
+        "rps": res["rps"], "requests": res["requests"],
+        "p50_ms": res.get("p50_ms", 0.0), "p90_ms": res.get("p90_ms", 0.0),
+        "p99_ms": res.get("p99_ms", 0.0), "max_ms": res.get("max_ms", 0.0),
+        "errors": res.get("failed", 0) + res.get("errored", 0) + res.get("timeout", 0),
+        "non_2xx": res["non_2xx"], "logged": res.get("logged", 0),
+        "matched": delta("matched"), "shadowed": delta("shadowed"),
+        "compared": delta("compared"), "mismatch": delta("mismatch"),
+        "skipped": sum(delta(k) for k in after if k.startswith("skipped.")
+                       and not k.endswith("sampled_out")),
+        "dark_grpc_ok": delta("dark_grpc.ok"), "primary_grpc_ok": delta("primary_grpc.ok"),
+        "dark_grpc_other": sum(delta(k) for k in after if k.startswith("dark_grpc.")
+                               and k != "dark_grpc.ok"),
+        "dark_rq": delta("dark_rq"),
+        "cpu_front": cpu["front"], "cpu_upstream": upstreams, "cpu_wrk": cpu["load"],
+        "cpu_others": max(0.0, cpu["machine"] - cpu["front"] - upstreams - cpu["load"]),
+        "cpu0_busy": cpu_busy(cpus0, cpus1, 0), "cpu1_busy": cpu_busy(cpus0, cpus1, 1),
+        "cpu0_steal": cpu_steal(cpus0, cpus1, 0), "metered_s": cpu["seconds"],
+        "start_s": start_s, "rss_mib": rss / 1024, "check": check,
+        "wrk": res["raw"],
+    }
+    # The meters cover h2load's measured seconds: CPU seconds per request done.
+    row["us_per_req"] = (cpu["front"] * cpu["seconds"] / row["requests"] * 1e6
+                         if row["requests"] else 0.0)
+    row["shadow_share"] = row["dark_rq"] / row["requests"] if row["requests"] else 0.0
+    row["problems"] = problems(row)
+    return row
+
+
+def grpc_problems(r: dict) -> list:
+    out = list(r.get("check", []))
+    if r["errors"] or r["non_2xx"]:
+        out.append(f"h2load saw {r['errors']} failed, errored or timed-out requests and "
+                   f"{r['non_2xx']} non-2xx answers")
+    k = r["kind"]
+    if k == "G0" and r["dark_rq"]:
+        out.append(f"{r['dark_rq']} dark requests in a configuration without shadowing")
+    if k in ("GB", "GD") and not 0.95 <= r["shadow_share"] <= 1.05:
+        out.append(f"{r['dark_rq']} dark requests for {r['requests']} client requests "
+                   f"({r['shadow_share']:.3f} per request, expected 1)")
+    if k == "GD":
+        if r["skipped"]:
+            out.append(f"{r['skipped']} matched requests skipped (limits?)")
+        if r["compared"] == 0 or r["mismatch"]:
+            out.append(f"GD compared {r['compared']} pairs, {r['mismatch']} mismatches "
+                       "(expected all compared, none mismatching: the answers differ only at "
+                       f"{GRPC_IGNORE}, which the launch ignores; a module whose src/protobuf "
+                       "is still the stub compares gRPC bodies as bytes, so every pair "
+                       "mismatches)")
+        if r["compared"] < 0.99 * r["shadowed"]:
+            out.append(f"only {r['compared']} of {r['shadowed']} shadowed pairs compared "
+                       "(compare_skipped?)")
+        if r["dark_grpc_ok"] < 0.99 * r["shadowed"] or r["dark_grpc_other"]:
+            out.append(f"dark_grpc.ok {r['dark_grpc_ok']} and {r['dark_grpc_other']} other "
+                       f"codes for {r['shadowed']} shadowed calls (expected all ok)")
+        if r["primary_grpc_ok"] < 0.99 * r["compared"]:
+            out.append(f"primary_grpc.ok {r['primary_grpc_ok']} for {r['compared']} pairs")
+    return out
+
+
 def problems(r: dict) -> list:
+    if r["kind"] in GRPC:
+        return grpc_problems(r)
     out = []
     if r["errors"] or r["non_2xx"]:
         out.append(f"client saw {r['errors']} socket errors and {r['non_2xx']} non-2xx answers")
@@ -864,7 +1180,7 @@ def report(rows: list, delays: list, args, info: dict, pin: Pinning, cmdline: st
     noisy = [r["run"] for r in rows if r["cpu_others"] > NOISY]
     example = " ".join(shlex.quote(x) for x in wrk_cmd(
         f"http://127.0.0.1:PORT{PATH}", args, args.seconds)).replace(str(U.ROOT) + "/", "")
-    seq = with_baseline([k for k in args.configs.upper() if k in CONFIGS])
+    seq = with_baseline(args.config_list)
     order = (f"alternating: {' '.join(seq)} on even repetitions, "
              f"{' '.join(reversed(seq))} on odd ones")
     lines = [
@@ -1015,19 +1331,258 @@ this machine), and with darklaunch the dark request is often read first
 """
 
 
-def write_benchmarks(section: str) -> None:
-    section = section.replace(END, METHOD + "\n" + END)
+def write_benchmarks(section: str, begin: str = BEGIN, end: str = END,
+                     method: str = METHOD) -> None:
+    """Replaces the section between ``begin`` and ``end`` in BENCHMARKS.md
+    (``method`` appended inside it); a new section goes after the HTTP one
+    (``END``), or after the title."""
+    section = section.replace(end, method + "\n" + end)
     text = REPORT.read_text() if REPORT.exists() else "# Benchmarks\n"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        _, tail = rest.split(END, 1)
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        _, tail = rest.split(end, 1)
         text = head + section + tail
+    elif begin != BEGIN and END in text:
+        head, tail = text.split(END, 1)
+        text = head + END + "\n\n" + section + tail
     else:
         lines = text.splitlines(keepends=True)
         # After the title, above every existing section.
         i = next((n + 1 for n, line in enumerate(lines) if line.startswith("# ")), 0)
         text = "".join(lines[:i]) + "\n" + section + "\n" + "".join(lines[i:])
     REPORT.write_text(text)
+
+
+# --------------------------------------------------------------------------
+# The gRPC report
+# --------------------------------------------------------------------------
+
+GRPC_BEGIN = ("<!-- bench.py gRPC: begin (generated by `make bench`; a run of G0, GB and GD "
+              "replaces this section) -->")
+GRPC_END = "<!-- bench.py gRPC: end -->"
+
+
+def per_rep(rows: list, num: str, den: str, metric: str, op: str) -> list:
+    """``num`` ÷ (op "/") or − (op "-") ``den`` within each repetition."""
+    out = []
+    for rep in sorted({r["rep"] for r in rows}):
+        a = [r[metric] for r in rows if r["rep"] == rep and r["kind"] == num]
+        b = [r[metric] for r in rows if r["rep"] == rep and r["kind"] == den]
+        if a and b and (op == "-" or b[0]):
+            out.append(a[0] / b[0] if op == "/" else a[0] - b[0])
+    return out
+
+
+GRPC_COMPARISONS = [
+    # (name, numerator, denominator, metric, op)
+    ("GD ÷ GB, front CPU µs/req: darklaunch against native mirroring", "GD", "GB",
+     "us_per_req", "/"),
+    ("GD − GB, front CPU µs/req: what darklaunch costs over native mirroring", "GD", "GB",
+     "us_per_req", "-"),
+    ("GB − G0, front CPU µs/req: native mirroring's copy", "GB", "G0", "us_per_req", "-"),
+    ("GD − G0, front CPU µs/req: darklaunch's shadowed and compared call", "GD", "G0",
+     "us_per_req", "-"),
+    ("GD ÷ GB, req/s", "GD", "GB", "rps", "/"),
+    ("GB ÷ G0, req/s", "GB", "G0", "rps", "/"),
+]
+
+
+def _signed(x: float, op: str) -> str:
+    return f"{x:.3f}" if op == "/" else f"{x:+.1f}"
+
+
+def grpc_report(rows: list, args, info: dict, pin: Pinning, cmdline: str, elapsed: float,
+                load_before: tuple, module_size: int, discarded: list) -> tuple:
+    """(section, results, medians, problems) of the gRPC configurations."""
+    med = medians(rows)
+    smoke = args.repeats < 3 or args.seconds < 10
+    results = {}
+    comp_rows = []
+    for name, num, den, metric, op in GRPC_COMPARISONS:
+        vals = per_rep(rows, num, den, metric, op)
+        if not vals or num not in med or den not in med:
+            continue
+        a, b = med[num][metric], med[den][metric]
+        of_medians = a / b if op == "/" else a - b
+        results[name] = {"median_per_repetition": statistics.median(vals),
+                         "of_medians": of_medians, "per_repetition": vals}
+        comp_rows.append([name, _signed(statistics.median(vals), op), _signed(of_medians, op),
+                          f"{_signed(min(vals), op)} … {_signed(max(vals), op)}"])
+    comp_md = U.markdown_table(["comparison", "median of per-repetition values",
+                                "from the medians", "per-repetition range"], comp_rows)
+    summary = []
+    for k, m in med.items():
+        us = [r["us_per_req"] for r in rows if r["kind"] == k]
+        summary.append([
+            k, CONFIGS[k], m["runs"], f"{m['rps']:.0f}",
+            f"{m['rps_range'][0]:.0f}–{m['rps_range'][1]:.0f}",
+            f"{m['p50_ms']:.3f}", f"{m['p99_ms']:.3f}", f"{m['cpu_front']:.2f}",
+            f"**{m['us_per_req']:.1f}**", f"{min(us):.0f}–{max(us):.0f}",
+            f"{m['cpu0_busy']:.2f}", f"{m['cpu1_busy']:.2f}", f"{m['shadow_share']:.3f}",
+        ])
+    summary_md = U.markdown_table(
+        ["cfg", "configuration", "runs", "req/s (median)", "req/s range", "p50 ms", "p99 ms",
+         "front Envoy CPU (cores)", "front CPU µs/req", "µs/req range", "CPU 0 busy",
+         "CPU 1 busy", "dark req / req"], summary)
+    run_rows = []
+    for r in rows:
+        dl = r["kind"] == "GD"
+        run_rows.append([r["run"], r["rep"], r["kind"], f"{r['rps']:.0f}", f"{r['p50_ms']:.3f}",
+                         f"{r['p99_ms']:.3f}", f"{r['max_ms']:.1f}", f"{r['cpu_front']:.2f}",
+                         f"{r['us_per_req']:.1f}", f"{r['cpu_upstream']:.2f}",
+                         f"{r['cpu_wrk']:.2f}", f"{r['cpu_others']:.2f}",
+                         f"{r['cpu0_busy']:.2f}", f"{r['cpu1_busy']:.2f}", r["dark_rq"],
+                         r["shadowed"] if dl else "-", r["compared"] if dl else "-",
+                         r["mismatch"] if dl else "-", r["dark_grpc_ok"] if dl else "-",
+                         r["errors"] + r["non_2xx"]])
+    runs_md = U.markdown_table(["run", "rep", "cfg", "req/s", "p50 ms", "p99 ms", "max ms",
+                                "CPU front", "µs/req", "CPU upstreams", "CPU h2load",
+                                "CPU others", "CPU 0 busy", "CPU 1 busy", "dark reqs",
+                                "shadowed", "compared", "mismatch", "dark_grpc.ok",
+                                "errors"], run_rows)
+    bad = [(r["run"], r["kind"], p) for r in rows for p in r["problems"]]
+    noisy = [r["run"] for r in rows if r["cpu_others"] > NOISY]
+    seq = with_baseline(args.config_list)
+    example = " ".join(shlex.quote(x) for x in U.h2load_command(
+        f"http://127.0.0.1:PORT{GRPC_PATH}", args.connections, args.seconds, args.warmup,
+        Path("request.bin"), GRPC_HEADERS, Path("h2load.log")))
+    lines = [
+        GRPC_BEGIN,
+        "## gRPC: darklaunch vs native mirroring",
+        "",
+        f"Generated by `make bench` (`{cmdline}`) on {time.strftime('%Y-%m-%d %H:%M %Z')} "
+        f"(the whole run {elapsed / 60:.1f} min).",
+        "",
+    ]
+    if smoke:
+        lines += [f"**Smoke run ({args.repeats} repetition(s) of {args.seconds} s): these "
+                  "numbers only show that the configurations run; they are not a measurement. "
+                  "Rerun `make bench` on a quiet machine.**", ""]
+    lines += [
+        "Unary gRPC calls through the front Envoy (one worker, pinned alone to CPU 0): "
+        "G0 no filter, GB Envoy's `request_mirror_policies` to the dark service, GD "
+        "darklaunch with a gRPC launch at 100% comparing the answers as protobuf. "
+        "The metric is the front Envoy's CPU time per call.",
+        "",
+        comp_md,
+        "",
+        "### Medians per configuration",
+        "",
+        summary_md,
+        "",
+        "### Setup",
+        "",
+        *U.machine_lines(info)[:2],
+        f"- load generator: {info.get('h2load', '?')}; upstreams: {info.get('nghttpd', '?')}",
+        *U.machine_lines(info)[3:],
+        f"- module size: {module_size:,} B",
+        f"- load average before the run: {load_before[0]:.2f} {load_before[1]:.2f} "
+        f"{load_before[2]:.2f} (1, 5, 15 min)",
+        "- CPU: front Envoy pinned to CPU 0 (`taskset -a -p -c 0`); h2load, both nghttpd, the "
+        "(idle) HTTP upstream Envoy and the driver script on CPU 1"
+        if pin.enabled else f"- CPU: {pin.describe()}",
+        f"- load: `{example}` (h2load {args.warmup} s warm-up, then {args.seconds} s measured; "
+        "CPU meters started and stopped on h2load's own \"Main benchmark duration is "
+        "started/over\" lines); fresh front Envoy per run; "
+        f"{args.repeats} repetitions, alternating with the other configurations: "
+        f"{' '.join(seq)} on even repetitions, {' '.join(reversed(seq))} on odd ones; runs "
+        f"disturbed by other processes (more than {NOISY} cores) repeated once",
+        f"- request: `{GRPC_PATH}`, one {len(GRPC_REQUEST)}-byte message (id, locale, 14 "
+        "field paths, a nested client message, a user-agent string), framed; "
+        f"answer: a {len(GRPC_PRIMARY_ITEM)}-byte item (id, sku, name, a double price, 40 "
+        "variants as a repeated nested message of four strings, a double and a varint, 8 tags "
+        "as a repeated string, a nested meta message, a 480-byte description); the dark "
+        "answer differs only in meta.generated_at (field 7.1, a varint)",
+        "- front Envoy: `--concurrency 1`, HTTP/2 listener (`codec_type: HTTP2`), primary "
+        "and dark clusters over HTTP/2 with circuit breakers raised; GB: "
+        "`request_mirror_policies: [{cluster: dark}]`; GD: darklaunch `FAIL_CLOSED`, one "
+        "launch: `" + json.dumps({k: v for k, v in grpc_launch().items()
+                                   if k in ("match", "sample", "timeout_ms", "compare")})
+        + "` (`max_in_flight` 100000, breaker off in effect)",
+        "- upstreams: two nghttpd (nghttp2's C HTTP/2 server, one thread each, h2c): "
+        "the framed answer served as a file with `--trailer 'grpc-status: 0'`",
+        "- columns: as in the HTTP section; CPU upstreams = both nghttpd (and the idle HTTP "
+        "upstream Envoy); CPU h2load = the load generator during the measured seconds; "
+        "µs/req = front Envoy CPU seconds during h2load's measured seconds ÷ the calls "
+        "h2load completed in them; p50/p99 from h2load's `--log-file` (request start to "
+        "end of response); dark req / req = requests the dark cluster received per call; "
+        "shadowed, compared, mismatch, dark_grpc.ok = darklaunch's counters during the "
+        "measured seconds",
+        "",
+        "### All runs",
+        "",
+        runs_md,
+        "",
+    ]
+    if discarded:
+        lines += [f"Runs disturbed by other processes (more than {NOISY} cores) and repeated: "
+                  + ", ".join(f"{r['run']} ({r['kind']}, {r['cpu_others']:.2f} cores)"
+                              for r in discarded) + ".", ""]
+    if noisy:
+        lines += [f"Note: other processes used more than {NOISY} cores during runs {noisy} "
+                  "(kept: the repeat was disturbed too, or the time budget was spent); those "
+                  "numbers include their interference.", ""]
+    if bad:
+        lines += ["Problems:", ""] + [f"- run {i} ({k}): {p}" for i, k, p in bad] + [""]
+    lines.append(GRPC_END)
+    return "\n".join(lines), results, med, bool(bad)
+
+
+GRPC_METHOD_TEXT = """\
+### Method (gRPC)
+
+The same harness as the HTTP configurations — a fresh front Envoy per run
+(`--concurrency 1`) pinned alone to CPU 0, everything else on CPU 1, the
+configurations alternated within each repetition, comparisons taken as the
+median of per-repetition ratios and differences, runs disturbed by other
+processes repeated — with gRPC in place of HTTP/1.1:
+
+- **Load.** h2load (nghttp2) over h2c, 16 connections with one call in
+  flight on each (`-c16 -m1`: closed loop, flat out), every call the same
+  unary request. h2load's `--warm-up-time` is the warm-up; the script reads
+  h2load's output as it comes and starts the CPU meters when h2load says its
+  measured seconds start and stops them when it says they are over, so the
+  front Envoy's CPU time and h2load's count of completed calls cover the
+  same seconds. h2load has no latency percentiles: p50/p99 come from its
+  `--log-file`.
+- **h2load and trailers.** h2load counts HTTP statuses only; it neither
+  reads nor checks `grpc-status`. So before each run one call goes through
+  the front Envoy over raw h2c (the tests' h2 client) and must come back
+  HTTP 200 with the primary's message and `grpc-status: 0` in the trailers;
+  in GD darklaunch's `dark_grpc.ok` and `primary_grpc.ok` counters check
+  every call of the run.
+- **Upstreams.** Two nghttpd (nghttp2's HTTP/2 server, C, one thread each)
+  serve the framed answer as a file with `--trailer 'grpc-status: 0'`: every
+  call gets HEADERS, DATA and trailing HEADERS carrying `grpc-status: 0`, as
+  from a gRPC server, after the whole request has been read. nghttpd sends
+  no `content-type` (it derives one from a file extension, and a gRPC path
+  has none); grpcio clients accept that, Envoy forwards it, and
+  `compare.body: protobuf` does not look at it. Envoy's `direct_response`
+  cannot serve gRPC: Envoy turns a local reply to a gRPC request into a
+  trailers-only gRPC answer (no message; a 200 becomes `grpc-status: 2`,
+  UNKNOWN, with the body as `grpc-message`). That answer ends with its
+  headers, so no encoder filter gets a body to frame: the gRPC HTTP/1.1
+  reverse bridge, which adds the frame and the `grpc-status: 0` trailer to
+  an upstream's answer, rejects it (`upstream responded with unsupported
+  content-type application/grpc`). A grpcio server (Python, thread pool,
+  generic handler on raw bytes) would have capped the rate far below the
+  front Envoy's: sharing CPU 1 with h2load it answered ~5,400 calls a
+  second, nghttpd ~75,000 (same request and answer, one check on a busy
+  machine). With nghttpd CPU 1 stays mostly idle (column `CPU 1 busy`), so
+  requests/s is the front Envoy's capacity here too, and CPU µs per call
+  its cost.
+- **Messages.** The comparison does real work on every pair: the dark
+  answer is the primary's item with another `meta.generated_at` (field 7.1),
+  so the bytes differ and there is no identical-bytes shortcut; GD's launch
+  compares without a descriptor (fields by number) and ignores `/7/1`, so
+  both messages are parsed, rendered and walked, and every pair matches
+  (`mismatch` must be 0).
+- **Reading.** GB − G0 is what one mirrored copy costs Envoy natively; GD −
+  G0 what darklaunch costs per shadowed and compared call (copying the
+  request, dispatching it from the root context, both answers brought back
+  into the VM, the protobuf comparison, stats); GD ÷ GB and GD − GB put the
+  two side by side, per repetition.
+"""
 
 
 # --------------------------------------------------------------------------
@@ -1052,12 +1607,33 @@ def with_baseline(configs: list) -> list:
     return out
 
 
+def parse_configs(text: str) -> list:
+    """``--configs``: names separated by commas or spaces (``G0,GB,GD``); a
+    token that is not a name is a run of one-letter names (``ANBMCDEF``,
+    ``EGHI``). Raises ValueError on an unknown name."""
+    out = []
+    for token in re.split(r"[,\s]+", text.strip().upper()):
+        if not token:
+            continue
+        if token in CONFIGS:
+            out.append(token)
+        elif all(c in CONFIGS for c in token):
+            out.extend(token)
+        else:
+            raise ValueError(f"unknown configuration in {token!r}; known: {', '.join(CONFIGS)}")
+    return list(dict.fromkeys(out))
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     load_arguments(ap, seconds=10)
-    ap.add_argument("--configs", default="ANBMCDEF", help="which configurations (ANBMCDEF)")
-    ap.add_argument("--delay-configs", default="ACDEB",
-                    help="configurations measured under the paced load (ACDEB); '' skips it")
+    ap.add_argument("--configs", default=DEFAULT_CONFIGS,
+                    help="which configurations, alternated in this order: one-letter names "
+                         "in a run, others separated by commas "
+                         f"({DEFAULT_CONFIGS}; `--configs G0,GB,GD` for gRPC only)")
+    ap.add_argument("--delay-configs", default=None,
+                    help="configurations measured under the paced load (ACDEB when any HTTP "
+                         "configuration runs, else none); '' skips it")
     ap.add_argument("--delay-seconds", type=int, default=12,
                     help="measured seconds of the paced load (12, after 2 s warm-up)")
     ap.add_argument("--delay-connections", type=int, default=4,
@@ -1067,9 +1643,10 @@ def main(argv=None) -> int:
     ap.add_argument("--quiet-wait", type=float, default=15,
                     help="before each run, wait up to this many seconds for other processes "
                          "to leave the machine (15)")
-    ap.add_argument("--budget-min", type=float, default=7.0,
+    ap.add_argument("--budget-min", type=float, default=None,
                     help="minutes after which throughput runs no longer wait for quiet nor "
-                         "repeat a run disturbed by other processes (7)")
+                         "repeat a run disturbed by other processes (10.5 s per planned "
+                         "run: 7 for the 40 runs of ANBMCDEF, 9.6 with G0, GB, GD)")
     ap.add_argument("--baseline", type=Path, default=None,
                     help="an earlier build of darklaunch.wasm: adds configurations c, d, e, "
                          "f (C, D, E, F run by it), alternating with them, and their CPU "
@@ -1089,9 +1666,22 @@ def main(argv=None) -> int:
         BASELINE = args.baseline.resolve()
         for k, b in BASELINE_OF.items():
             CONFIGS[b] = f"{CONFIGS[k]} — baseline module"
-    configs = with_baseline([c for c in args.configs.upper() if c in CONFIGS])
+    try:
+        args.config_list = parse_configs(args.configs)
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    configs = with_baseline(args.config_list)
+    grpc_configs = [c for c in configs if c in GRPC]
+    http_configs = [c for c in configs if c not in GRPC]
+    if args.delay_configs is None:
+        args.delay_configs = "ACDEB" if http_configs else ""
     delay_configs = [c for c in args.delay_configs.upper() if c in CONFIGS]
-    for tool in ("wrk",):
+    if args.budget_min is None:
+        args.budget_min = round(10.5 * args.repeats * len(configs) / 60, 1)
+    tools = (["wrk"] if http_configs or delay_configs else []) + (
+        ["h2load", "nghttpd"] if grpc_configs else [])
+    for tool in tools:
         if not shutil.which(tool):
             print(f"{tool} not found: run `make tools`", file=sys.stderr)
             return 2
@@ -1118,6 +1708,12 @@ def main(argv=None) -> int:
 
     pin = Pinning(not args.no_pin)
     info = U.machine()
+    for tool in ("h2load", "nghttpd"):
+        try:
+            info[tool] = subprocess.run([tool, "--version"], capture_output=True, text=True,
+                                        timeout=10).stdout.strip()
+        except (OSError, subprocess.TimeoutExpired):
+            info[tool] = "?"
     module_size = wasm.stat().st_size
     share = sampled_share(1.0)
     rows: list = []
@@ -1127,9 +1723,13 @@ def main(argv=None) -> int:
     broken = []
     t_start = time.time()
     up, ports, _ = upstream_envoy(OUT / "upstreams")
+    grpc_up = GrpcUpstreams(OUT / "grpc-upstreams") if grpc_configs else None
     try:
         up.start(timeout=60)
         pin.pin(up.proc.pid, pin.rest)
+        if grpc_up is not None:
+            grpc_up.start(pin)
+            ports = dict(ports, grpc=grpc_up)
         # Past this point no run waits for quiet or is repeated (~10 minutes in all).
         deadline = time.monotonic() + args.budget_min * 60
         for rep in range(args.repeats):
@@ -1149,7 +1749,7 @@ def main(argv=None) -> int:
                 rows.append(r)
                 print(f"run {r['run']:2d} rep {rep + 1} {kind}: {r['rps']:7.0f} req/s "
                       f"p50 {r['p50_ms']:.3f} p99 {r['p99_ms']:.3f} ms  cpu front "
-                      f"{r['cpu_front']:.2f} up {r['cpu_upstream']:.2f} wrk {r['cpu_wrk']:.2f} "
+                      f"{r['cpu_front']:.2f} up {r['cpu_upstream']:.2f} load {r['cpu_wrk']:.2f} "
                       f"others {r['cpu_others']:.2f} cpu0 {r['cpu0_busy']:.2f} cpu1 "
                       f"{r['cpu1_busy']:.2f}  {r['us_per_req']:.1f} µs/req  dark "
                       f"{r['shadow_share']:.3f}/req"
@@ -1159,6 +1759,8 @@ def main(argv=None) -> int:
         print(f"ERROR: {exc!r}", flush=True)
     finally:
         up.stop()
+        if grpc_up is not None:
+            grpc_up.stop()
     try:
         deadline = time.monotonic() + 90.0  # at most 1.5 more minutes of waiting/repeating
         for kind in delay_configs:
@@ -1184,20 +1786,39 @@ def main(argv=None) -> int:
         print(f"ERROR: {exc!r}", flush=True)
     elapsed = time.time() - t_start
 
-    section, results, med, bad = report(rows, delays, args, info, pin, cmdline, elapsed,
-                                        load_before, module_size, share, discarded)
-    if broken:
-        section = section.replace(END, "Aborted:\n\n" + "\n".join(f"- {b}" for b in broken)
-                                  + "\n\n" + END)
-    print()
-    print(section.replace(BEGIN + "\n", "").replace("\n" + END, ""))
-    if not args.no_write:
-        write_benchmarks(section)
-        print(f"\n(written to {REPORT.relative_to(U.ROOT)})")
+    aborted = ("Aborted:\n\n" + "\n".join(f"- {b}" for b in broken) + "\n\n") if broken else ""
+    http_rows = [r for r in rows if r["kind"] not in GRPC]
+    grpc_rows = [r for r in rows if r["kind"] in GRPC]
+    results: dict = {}
+    med: dict = {}
+    bad = False
+    if http_rows or delays:
+        section, results, med, bad = report(
+            http_rows, delays, args, info, pin, cmdline, elapsed, load_before, module_size,
+            share, [r for r in discarded if r["kind"] not in GRPC])
+        section = section.replace(END, aborted + END)
+        print()
+        print(section.replace(BEGIN + "\n", "").replace("\n" + END, ""))
+        if not args.no_write:
+            write_benchmarks(section)
+            print(f"\n(written to {REPORT.relative_to(U.ROOT)})")
+    grpc_results: dict = {}
+    if grpc_rows:
+        section, grpc_results, grpc_med, grpc_bad = grpc_report(
+            grpc_rows, args, info, pin, cmdline, elapsed, load_before, module_size,
+            [r for r in discarded if r["kind"] in GRPC])
+        section = section.replace(GRPC_END, aborted + GRPC_END)
+        med.update(grpc_med)
+        bad = bad or grpc_bad
+        print()
+        print(section.replace(GRPC_BEGIN + "\n", "").replace("\n" + GRPC_END, ""))
+        if not args.no_write:
+            write_benchmarks(section, GRPC_BEGIN, GRPC_END, GRPC_METHOD_TEXT)
+            print(f"\n(written to {REPORT.relative_to(U.ROOT)})")
     (OUT / "result.json").write_text(json.dumps(
         {"args": vars(args), "machine": info, "module_size": module_size,
-         "sampled_share": share, "targets": results, "medians": med, "runs": rows,
-         "discarded": discarded, "discarded_delays": discarded_delays,
+         "sampled_share": share, "targets": results, "grpc": grpc_results, "medians": med,
+         "runs": rows, "discarded": discarded, "discarded_delays": discarded_delays,
          "delays": delays, "broken": broken}, indent=2, default=str))
     return 1 if broken or bad or not rows else 0
 

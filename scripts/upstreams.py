@@ -1,4 +1,5 @@
-"""Shared pieces of the load scripts (scripts/soak.py, scripts/fault_latency.py).
+"""Shared pieces of the load scripts (scripts/soak.py, scripts/fault_latency.py,
+scripts/bench.py).
 
 * ``UpstreamEnvoy``: a second Envoy process that plays every upstream with
   ``direct_response`` routes (C++, so the upstreams are never the bottleneck a
@@ -25,6 +26,11 @@
   paces every connection (think time) so that the 2-core machine is not
   saturated. wrk stays closed-loop: a connection sends its next request only
   after the previous answer (plus the pause).
+* ``H2load`` / ``parse_h2load``: h2load (gRPC over h2c), bounded in time, its
+  output read as it comes so that meters can start and stop with its
+  measured seconds; latency percentiles from its ``--log-file``.
+* ``Nghttpd``: nghttpd serving files with a ``grpc-status: 0`` trailer, i.e.
+  a static unary gRPC answer (scripts/bench.py's gRPC upstreams).
 * ``rss_kib``, ``wasm_memory_kib``, ``machine``: what the reports print.
 
 Reuses tests/e2e/harness/ for bootstrap rendering and the Envoy process
@@ -40,6 +46,7 @@ import os
 import platform
 import re
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -204,10 +211,11 @@ def launch(name: str, dark_cluster: str, timeout_ms: int, percent: float = 100.0
 
 def filter_envoy(workdir: Path, primary_port: int, clusters: list, launches: list,
                  concurrency: int, name: str = "darklaunch", wasm_path=None,
-                 plugin_config=None) -> harness.Envoy:
+                 plugin_config=None, http2: bool = False) -> harness.Envoy:
     """The darklaunch Envoy (not started): listener -> primary, wasm filter
     (``wasm_path``: another module in darklaunch's place, ``plugin_config``:
-    its configuration instead of ``{"launches": launches}``)."""
+    its configuration instead of ``{"launches": launches}``); ``http2``: the
+    listener and the primary cluster speak HTTP/2 (gRPC)."""
     admin, listener = harness.free_port(), harness.free_port()
     cfg = harness.bootstrap(admin, listener, primary_cluster=(LOOPBACK, primary_port),
                             wasm_path=wasm_path,
@@ -215,22 +223,24 @@ def filter_envoy(workdir: Path, primary_port: int, clusters: list, launches: lis
                             plugin_config=({"launches": launches} if plugin_config is None
                                            else plugin_config),
                             # A crashed VM then fails requests, which wrk counts.
-                            failure_policy="FAIL_CLOSED")
+                            failure_policy="FAIL_CLOSED",
+                            primary_http2=http2, http2_downstream=http2)
     for c in cfg["static_resources"]["clusters"]:
         if c["name"] == "primary":
-            c.update(cluster("primary", primary_port))
+            c.update(cluster("primary", primary_port, http2=http2))
     return harness.Envoy(cfg, admin, listener, concurrency=concurrency, log_level="info",
                          component_log_level=None, workdir=workdir, name=name)
 
 
 def filter_envoy_plain(workdir: Path, primary_port: int, concurrency: int,
-                       name: str = "plain") -> harness.Envoy:
+                       name: str = "plain", http2: bool = False) -> harness.Envoy:
     """The same Envoy without the wasm filter (a baseline)."""
     admin, listener = harness.free_port(), harness.free_port()
-    cfg = harness.bootstrap(admin, listener, primary_cluster=(LOOPBACK, primary_port))
+    cfg = harness.bootstrap(admin, listener, primary_cluster=(LOOPBACK, primary_port),
+                            primary_http2=http2, http2_downstream=http2)
     for c in cfg["static_resources"]["clusters"]:
         if c["name"] == "primary":
-            c.update(cluster("primary", primary_port))
+            c.update(cluster("primary", primary_port, http2=http2))
     return harness.Envoy(cfg, admin, listener, concurrency=concurrency, log_level="info",
                          component_log_level=None, workdir=workdir, name=name)
 
@@ -378,6 +388,173 @@ def run_wrk(url: str, threads: int, connections: int, seconds: float, pace_ms: f
             workdir: Optional[Path] = None) -> dict:
     res = Wrk(wrk_command(url, threads, connections, seconds, pace_ms, workdir)).wait()
     return res
+
+
+# --------------------------------------------------------------------------
+# h2load (gRPC over h2c) and nghttpd (a static gRPC answer)
+# --------------------------------------------------------------------------
+
+H2LOAD_MAIN_STARTED = "Main benchmark duration is started"
+H2LOAD_MAIN_OVER = "Main benchmark duration is over"
+
+
+def h2load_command(url: str, clients: int, seconds: int, warmup_s: int, data: Path,
+                   headers: list, log_file: Path) -> list:
+    """h2load (one thread) POSTing ``data`` on every request: ``clients``
+    connections with one stream in flight each (closed loop, flat out),
+    ``warmup_s`` seconds of h2load's own warm-up, then ``seconds`` measured;
+    one line per measured request in ``log_file``."""
+    cmd = ["h2load", "-t1", f"-c{clients}", "-m1", "-D", str(int(seconds))]
+    if warmup_s > 0:
+        cmd += ["--warm-up-time", str(int(warmup_s))]
+    cmd += ["--log-file", str(log_file), "-d", str(data)]
+    for h in headers:
+        cmd += ["-H", h]
+    return cmd + [url]
+
+
+def _h2load_dur_ms(text: str) -> float:
+    m = re.fullmatch(r"([\d.]+)(us|ms|s|m|h)", text.strip())
+    if not m:
+        raise ValueError(f"not an h2load duration: {text!r}")
+    return float(m.group(1)) * _UNITS_S[m.group(2)] * 1000.0
+
+
+def parse_h2load(out: str) -> dict:
+    """The numbers of an h2load report: requests (done in the measured
+    seconds), rps, succeeded/failed/errored/timeout, 2xx and other statuses,
+    mean and max request time (ms)."""
+    res: dict = {"raw": out}
+    m = re.search(r"^finished in ([\d.]+)s, ([\d.]+) req/s", out, re.MULTILINE)
+    if m:
+        res["rps"] = float(m.group(2))
+    m = re.search(r"^requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, "
+                  r"(\d+) failed, (\d+) errored, (\d+) timeout", out, re.MULTILINE)
+    if m:
+        (res["total"], res["started"], res["requests"], res["succeeded"], res["failed"],
+         res["errored"], res["timeout"]) = (int(x) for x in m.groups())
+    m = re.search(r"^status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", out,
+                  re.MULTILINE)
+    if m:
+        res["status_2xx"] = int(m.group(1))
+        res["non_2xx"] = sum(int(x) for x in m.groups()[1:])
+    m = re.search(r"^time for request:\s+(\S+)\s+(\S+)\s+(\S+)", out, re.MULTILINE)
+    if m:
+        res["min_ms"], res["max_ms"], res["avg_ms"] = (_h2load_dur_ms(x) for x in m.groups())
+    for key in ("rps", "requests", "non_2xx"):
+        if key not in res:
+            raise ValueError(f"h2load output without {key}:\n{out}")
+    return res
+
+
+def h2load_latencies(log_file: Path) -> dict:
+    """p50/p90/p99 (ms) of the request times in an h2load ``--log-file``
+    (start µs, status, µs until the end of the response, tab-separated)."""
+    times = []
+    for line in log_file.read_text().splitlines():
+        parts = line.split("\t")
+        if len(parts) >= 3:
+            times.append(int(parts[2]))
+    times.sort()
+    out = {"logged": len(times)}
+    if times:
+        for q, key in ((0.5, "p50_ms"), (0.9, "p90_ms"), (0.99, "p99_ms")):
+            i = min(len(times) - 1, max(0, int(round(q * len(times) + 0.5)) - 1))
+            out[key] = times[i] / 1000.0
+    return out
+
+
+class H2load:
+    """One h2load run in its own process group; always bounded in time.
+
+    ``wait(on_main_start, on_main_over)`` reads h2load's output as it comes
+    and calls the two hooks when h2load says its measured seconds start and
+    end (after its own warm-up), so that meters can cover exactly the
+    requests h2load counts."""
+
+    def __init__(self, cmd: list, seconds: float, log_file: Path):
+        self.cmd = cmd
+        self.seconds = seconds
+        self.log_file = log_file
+        self._ru0 = _children_cpu()
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, start_new_session=True,
+                                     text=True, bufsize=1)
+        harness._register(self)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def wait(self, on_main_start=None, on_main_over=None) -> dict:
+        import threading
+        timer = threading.Timer(self.seconds + 30, self.stop)
+        timer.start()
+        lines = []
+        started = over = False
+        try:
+            for line in self.proc.stdout:
+                lines.append(line)
+                if not started and H2LOAD_MAIN_STARTED in line:
+                    started = True
+                    if on_main_start:
+                        on_main_start()
+                elif started and not over and H2LOAD_MAIN_OVER in line:
+                    over = True
+                    if on_main_over:
+                        on_main_over()
+            self.proc.wait(10)
+        except BaseException:
+            self.stop()
+            raise
+        finally:
+            timer.cancel()
+            harness._unregister(self)
+        out = "".join(lines)
+        if self.proc.returncode != 0:
+            raise RuntimeError(f"h2load exited {self.proc.returncode}: {out}")
+        if not (started and over):
+            raise RuntimeError(f"h2load never said its measured seconds started and ended: {out}")
+        res = parse_h2load(out)
+        res.update(h2load_latencies(self.log_file))
+        res["cpu_s"] = _children_cpu() - self._ru0
+        return res
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait(10)
+        harness._unregister(self)
+
+
+class Nghttpd(harness.ManagedProcess):
+    """nghttpd (Debian nghttp2-server) on 127.0.0.1:``port`` serving the files
+    of ``docroot`` over h2c, every answer followed by the trailer
+    ``grpc-status: 0``: a file holding a gRPC frame is then a real unary gRPC
+    answer (HEADERS, DATA, trailing HEADERS) to a POST of the path
+    ``/package.Service/Method``. One thread; it answers once the whole
+    request is in. It sends no ``content-type``: it sets one from a file name
+    extension, and a gRPC path has none."""
+
+    program = "nghttpd"
+    missing_hint = "(Debian nghttp2-server: `make tools`)"
+
+    def __init__(self, name: str, docroot: Path, workdir: Path):
+        super().__init__(shutil.which("nghttpd") or "nghttpd", name, f"{name}.log", workdir)
+        self.docroot = docroot
+        self.port = harness.free_port()
+
+    def command(self) -> list:
+        return [self.binary, "--no-tls", "-a", LOOPBACK, "-d", str(self.docroot),
+                "--trailer", "grpc-status: 0", str(self.port)]
+
+    def is_ready(self) -> bool:
+        import socket
+        with socket.create_connection((LOOPBACK, self.port), timeout=0.5):
+            return True
 
 
 # --------------------------------------------------------------------------
