@@ -281,7 +281,7 @@ def test_diverging_launch_fails_with_fields_kinds_and_errors(report_path, upstre
     # 20/110 = 18.2%, Wilson low 12.1% > 1%.
     assert lr["divergence"]["check"] == "fail"
     assert lr["divergence"]["low"] == pytest.approx(wilson(20, 110)[0]) and lr["divergence"]["low"] > 0.01
-    assert lr["mismatch_kinds"] == {"status": 3, "headers": 0, "body": 17}
+    assert lr["mismatch_kinds"] == {"status": 3, "headers": 0, "body": 17, "grpc_status": 0}
     assert [(f["path"], f["count"]) for f in lr["fields"]] == [("/price", 12), ("/items/*/sku", 5)]
     assert lr["fields"][0]["share"] == pytest.approx(12 / 20)
     # Dark 3 × 5xx of 110 vs primary 0: +2.73 pp > 0.5 pp.
