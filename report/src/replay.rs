@@ -291,6 +291,14 @@ fn send(
 /// Replays; (exit code, what to print).
 pub fn run(o: &Options, stdin: &mut dyn BufRead) -> Result<(i32, String), String> {
     let (s, count) = pick(o, stdin)?;
+    // A gRPC sample shows its statuses with the headers; its request body
+    // is JSON as the comparison read it, not the framed message to send.
+    if s.primary.headers.contains_key("grpc-status") {
+        return Err(format!(
+            "{} {}: a gRPC call; replay sends HTTP requests and cannot replay gRPC calls",
+            s.method, s.path
+        ));
+    }
     let (rules, rules_from) = rules(o, &s)?;
     let query = o.query.clone().or_else(|| s.query.clone());
     let target = match &query {
@@ -628,6 +636,18 @@ mod tests {
         assert_eq!(r.same, ["/price", "header x-v"]);
         assert_eq!(r.only_in_sample, ["/gone"]);
         assert_eq!(r.new, ["/items/*/sku"]);
+    }
+
+    #[test]
+    fn grpc_samples_are_refused() {
+        let o = Options {
+            sample: "-".into(),
+            ..Options::default()
+        };
+        let line = r#"darklaunch sample {"v":1,"launch":"g","method":"POST","path":"/p.S/M","kinds":["grpc_status"],"primary":{"status":200,"headers":{"grpc-status":"0"}},"dark":{"status":200,"headers":{"grpc-status":"5"}},"differences":[]}"#;
+        let mut input = std::io::Cursor::new(format!("{line}\n"));
+        let err = run(&o, &mut input).unwrap_err();
+        assert!(err.contains("POST /p.S/M: a gRPC call"), "{err}");
     }
 
     #[test]
