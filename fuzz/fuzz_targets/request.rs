@@ -216,6 +216,7 @@ fuzz_target!(|data: &[u8]| {
                 status: random & 1 == 1,
                 headers: random & 2 == 2,
                 body: random & 4 == 4,
+                grpc_status: random & 8 == 8,
             },
             paths: &[path.to_string()],
             headers: &[path.to_string()],
