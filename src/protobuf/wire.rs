@@ -1,8 +1,6 @@
 //! The protobuf wire format, read without a schema, and the small text
 //! helpers rendering needs (JSON strings, base64).
 
-use std::fmt::Write as _;
-
 /// Wire types.
 pub const VARINT: u8 = 0;
 pub const I64: u8 = 1;
@@ -45,7 +43,15 @@ impl Val<'_> {
 pub type Field<'a> = (u32, Val<'a>);
 
 /// Read a varint (at most 10 bytes, no bits beyond 64) from the front of `buf`.
+#[inline(always)]
 pub fn varint(buf: &mut &[u8]) -> Option<u64> {
+    // Most varints (tags, lengths, small numbers) are one byte.
+    if let Some((&b, rest)) = buf.split_first() {
+        if b < 0x80 {
+            *buf = rest;
+            return Some(b.into());
+        }
+    }
     let mut value = 0u64;
     for i in 0..10 {
         let (&b, rest) = buf.split_first()?;
@@ -71,6 +77,7 @@ fn take<'a>(buf: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
 }
 
 /// One value of wire type `wire` from the front of `buf` (not a group).
+#[inline(always)]
 fn value<'a>(buf: &mut &'a [u8], wire: u8) -> Option<Val<'a>> {
     Some(match wire {
         VARINT => Val::Varint(varint(buf)?),
@@ -85,6 +92,7 @@ fn value<'a>(buf: &mut &'a [u8], wire: u8) -> Option<Val<'a>> {
 }
 
 /// The field at the front of `buf` (see [`parse`]).
+#[inline(always)]
 pub fn field<'a>(buf: &mut &'a [u8]) -> Option<Field<'a>> {
     let tag = varint(buf)?;
     let number = tag >> 3;
@@ -99,7 +107,8 @@ pub fn field<'a>(buf: &mut &'a [u8]) -> Option<Field<'a>> {
 /// truncated value, a group (wire types 3 and 4) or an unknown wire type,
 /// field number 0 or beyond 2^29 - 1.
 pub fn parse(mut buf: &[u8]) -> Option<Vec<Field<'_>>> {
-    let mut fields = Vec::new();
+    // A field takes a few bytes: room for most messages at once.
+    let mut fields = Vec::with_capacity(buf.len() / 8 + 1);
     while !buf.is_empty() {
         fields.push(field(&mut buf)?);
     }
@@ -176,12 +185,38 @@ pub fn packed<'a>(mut data: &'a [u8], wire: u8, each: &mut dyn FnMut(Val<'a>)) -
     true
 }
 
+/// UTF-8 made only of printable characters: no control character (Unicode
+/// category Cc, as `char::is_control`: U+0000 to U+001F, U+007F to U+009F).
+pub fn printable(b: &[u8]) -> bool {
+    // Printable ASCII, the common case, is all of it; the first control
+    // byte ends the scan (a message's first tag byte mostly is one).
+    let ascii = b.iter().position(|&c| !(0x20..0x7f).contains(&c));
+    let Some(at) = ascii else {
+        return true;
+    };
+    match b.get(at) {
+        Some(&c) if c >= 0x80 => {}
+        _ => return false,
+    }
+    match std::str::from_utf8(b) {
+        Ok(s) => !s.chars().any(char::is_control),
+        Err(_) => false,
+    }
+}
+
 /// Append `s` as a JSON string.
 pub fn json_string(out: &mut String, s: &str) {
     out.push('"');
+    // Most text needs no escape: one look through it, one copy.
+    let escape = |b: u8| (b == b'"') | (b == b'\\') | (b < 0x20);
+    if !s.bytes().fold(false, |any, b| any | escape(b)) {
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
     let mut start = 0;
     for (i, b) in s.bytes().enumerate() {
-        if b == b'"' || b == b'\\' || b < 0x20 {
+        if escape(b) {
             out.push_str(s.get(start..i).unwrap_or_default());
             out.push('\\');
             if b < 0x20 {
@@ -201,8 +236,21 @@ pub fn json_string(out: &mut String, s: &str) {
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// Append an integer.
-pub fn json_u64(out: &mut String, v: u64) {
-    let _ = write!(out, "{v}");
+pub fn json_u64(out: &mut String, mut v: u64) {
+    // Digits from the last; a u64 has at most 20.
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    for slot in digits.iter_mut().rev() {
+        *slot = b'0' + (v % 10) as u8;
+        at -= 1;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    for &d in digits.get(at..).unwrap_or_default() {
+        out.push(char::from(d));
+    }
 }
 
 pub fn json_i64(out: &mut String, v: i64) {
@@ -268,17 +316,19 @@ pub fn base64_decode(text: &str) -> Option<Vec<u8>> {
 /// `v` (`2.5`, `1.0`, `1e300`, `1.5e-7`: never a huge integer text). `v`
 /// must be finite.
 pub fn json_f64(out: &mut String, v: f64) {
-    // serde_json's shortest float formatting, already in the module (core's
-    // `Display` for floats would add kilobytes).
-    if let Some(n) = serde_json::Number::from_f64(v) {
-        let _ = write!(out, "{n}");
+    // serde_json's shortest float formatting (zmij), already in the module
+    // (core's `Display` for floats would add kilobytes), called directly.
+    if v.is_finite() {
+        out.push_str(zmij::Buffer::new().format_finite(v));
     }
 }
 
 /// [`json_f64`] for an `f32`: the shortest decimal that reads back as the
 /// `f32` (10.5, 0.1), not the digits of its widened `f64`.
 pub fn json_f32(out: &mut String, v: f32) {
-    if let Ok(text) = serde_json::to_string(&v) {
-        out.push_str(&text);
+    if v.is_finite() {
+        out.push_str(zmij::Buffer::new().format_finite(v));
+    } else {
+        out.push_str("null");
     }
 }
