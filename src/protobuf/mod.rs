@@ -198,19 +198,31 @@ pub fn render_pair(
     for m in primary.iter().chain(dark) {
         pool.push(wire::parse(m)?);
     }
+    let mut all = Vec::new();
+    for (i, m) in pool.iter().enumerate() {
+        all.extend(m.iter().map(|&(n, v)| (n, i, v)));
+    }
     let schema_only = schema.map(|s| s.0);
-    let plan = render::plan(schema_only, &pool, 1, schema.map(|s| s.1 .0));
+    let plan = render::plan(schema_only, all, pool.len(), 1, schema.map(|s| s.1 .0));
     let single = primary.len() == 1 && dark.len() == 1;
     let (a, b) = pool.split_at(primary.len().min(pool.len()));
+    // What each side's text about takes: fewer reallocations.
+    let size = |m: &[Cow<[u8]>]| m.iter().map(|m| m.len() + m.len() / 2).sum::<usize>() + 16;
     Some((
-        side(a, single, &plan, schema_only),
-        side(b, single, &plan, schema_only),
+        side(a, single, &plan, schema_only, size(primary)),
+        side(b, single, &plan, schema_only, size(dark)),
     ))
 }
 
 /// One side's messages: the message, or an array of them.
-fn side(messages: &[Vec<wire::Field>], single: bool, plan: &render::Plan, schema: Option<&Schema>) -> String {
-    let mut out = String::new();
+fn side(
+    messages: &[Vec<wire::Field>],
+    single: bool,
+    plan: &render::Plan,
+    schema: Option<&Schema>,
+    capacity: usize,
+) -> String {
+    let mut out = String::with_capacity(capacity);
     if !single {
         out.push('[');
     }

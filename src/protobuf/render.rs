@@ -60,35 +60,40 @@ pub(super) struct Plan<'s> {
 
 impl<'s> Plan<'s> {
     fn find(&self, number: u32) -> Option<&FieldPlan<'s>> {
-        let i = self
-            .fields
-            .binary_search_by_key(&number, |f| f.number)
-            .ok()?;
-        self.fields.get(i)
+        let mut from = 0;
+        self.find_from(&mut from, number)
+    }
+
+    /// [`Plan::find`] among the fields from `*from` on, which moves past
+    /// the field found: a message's fields, by number, are looked up in one
+    /// pass (mostly the next one is the one).
+    fn find_from(&self, from: &mut usize, number: u32) -> Option<&FieldPlan<'s>> {
+        let rest = self.fields.get(*from..)?;
+        let i = match rest.first() {
+            Some(f) if f.number == number => 0,
+            _ => rest.binary_search_by_key(&number, |f| f.number).ok()?,
+        };
+        *from += i + 1;
+        rest.get(i)
     }
 }
 
 /// One occurrence in a pool: field number, index of its message, value.
-type Occ<'a> = (u32, usize, Val<'a>);
+pub(super) type Occ<'a> = (u32, usize, Val<'a>);
 
-/// The plan of a pool of messages at `depth`, of message type `ty` when
-/// the schema knows it.
+/// The plan of a pool of `pool_len` messages at `depth`, of message type
+/// `ty` when the schema knows it. `all` holds the occurrences of every field
+/// of the pool's messages, by message, each message's in wire order.
 pub(super) fn plan<'s>(
     schema: Option<&'s Schema>,
-    pool: &[Vec<Field<'_>>],
+    all: Vec<Occ<'_>>,
+    pool_len: usize,
     depth: usize,
     ty: Option<usize>,
 ) -> Plan<'s> {
     let desc = schema.zip(ty).and_then(|(s, t)| s.desc(t));
-    let mut all: Vec<Occ> = Vec::new();
-    for (i, m) in pool.iter().enumerate() {
-        for &(n, v) in m {
-            all.push((n, i, v));
-        }
-    }
     // Stable: by message, then wire order, within a number.
-    let order = wire::order(all.len(), &|i, j| number(&all, i) <= number(&all, j));
-    let all = wire::gather(&all, &order);
+    let all = by_number(all);
     let mut fields = Vec::new();
     for group in all.chunk_by(|a, b| a.0 == b.0) {
         let Some(&(number, _, _)) = group.first() else {
@@ -98,9 +103,45 @@ pub(super) fn plan<'s>(
         let typed = schema
             .zip(declared)
             .and_then(|(s, f)| typed(s, f, group, depth));
-        fields.push(typed.unwrap_or_else(|| untyped(schema, number, group, pool.len(), depth)));
+        fields.push(typed.unwrap_or_else(|| untyped(schema, number, group, pool_len, depth)));
     }
     Plan { fields }
+}
+
+/// `all` stably sorted by field number. Field numbers are small in
+/// practice: a counting sort, linear; the merge sort when the largest
+/// number is far beyond the count (counts would cost more than sorting).
+fn by_number(all: Vec<Occ<'_>>) -> Vec<Occ<'_>> {
+    if all.windows(2).all(|w| matches!(w, [a, b] if a.0 <= b.0)) {
+        return all;
+    }
+    let max = all.iter().fold(0, |m, o| m.max(o.0)) as usize;
+    if max > 4 * all.len() + 64 {
+        let order = wire::order(all.len(), &|i, j| number(&all, i) <= number(&all, j));
+        return wire::gather(&all, &order);
+    }
+    // starts[n]: where number n's occurrences go (how many are below n).
+    let mut starts = vec![0usize; max + 2];
+    for o in &all {
+        if let Some(c) = starts.get_mut(o.0 as usize + 1) {
+            *c += 1;
+        }
+    }
+    let mut sum = 0;
+    for c in starts.iter_mut() {
+        sum += *c;
+        *c = sum;
+    }
+    let mut order = vec![0; all.len()];
+    for (i, o) in all.iter().enumerate() {
+        if let Some(at) = starts.get_mut(o.0 as usize) {
+            if let Some(slot) = order.get_mut(*at) {
+                *slot = i;
+            }
+            *at += 1;
+        }
+    }
+    wire::gather(&all, &order)
 }
 
 fn number(all: &[Occ], i: usize) -> u32 {
@@ -198,36 +239,52 @@ fn len_kind<'s>(schema: Option<&'s Schema>, group: &[Occ], depth: usize) -> (Len
             _ => None,
         })
     };
-    let utf8 = lens().all(|b| std::str::from_utf8(b).is_ok());
-    let printable = || {
-        lens().all(|b| std::str::from_utf8(b).is_ok_and(|s| !s.chars().any(char::is_control)))
-    };
-    if lens().next().is_none() || (utf8 && printable()) {
+    // Cheapest first: a message's first tag byte is usually a control
+    // character, which ends the scan for text at once.
+    if lens().all(wire::printable) {
         return (Len::Text, false);
     }
     if depth < MAX_NESTING {
-        if let Some((children, parents)) = children(group) {
-            let map = is_map(&children, &parents);
-            return (Len::Message(plan(schema, &children, depth + 1, None)), map);
+        if let Some(children) = children(group) {
+            let map = is_map(&children);
+            let pool_len = children.parents.len();
+            return (Len::Message(plan(schema, children.occs, pool_len, depth + 1, None)), map);
         }
     }
+    let utf8 = lens().all(|b| std::str::from_utf8(b).is_ok());
     (if utf8 { Len::Text } else { Len::Bytes }, false)
 }
 
-/// Every LEN occurrence parsed as a message, with the index of the message
-/// holding it; `None` when one is not a message.
-type Children<'a> = (Vec<Vec<Field<'a>>>, Vec<usize>);
+/// Every LEN occurrence of a group parsed as a message: the pool one level
+/// down.
+struct Children<'a> {
+    /// The fields of all the messages (see [`plan`]); the message index is
+    /// the occurrence's among the LEN ones.
+    occs: Vec<Occ<'a>>,
+    /// For each message, the index of the message holding it.
+    parents: Vec<usize>,
+}
 
+/// `None` when an occurrence is not a message.
 fn children<'a>(group: &[Occ<'a>]) -> Option<Children<'a>> {
-    let mut children = Vec::new();
-    let mut parents = Vec::new();
+    let bytes: usize = group.iter().map(|o| match o.2 {
+        Val::Len(b) => b.len(),
+        _ => 0,
+    }).sum();
+    // A field takes a few bytes: room for most at once.
+    let mut occs = Vec::with_capacity(bytes / 8 + 1);
+    let mut parents = Vec::with_capacity(group.len());
     for o in group {
-        if let Val::Len(b) = o.2 {
-            children.push(wire::parse(b)?);
+        if let Val::Len(mut b) = o.2 {
+            let child = parents.len();
+            while !b.is_empty() {
+                let (n, v) = wire::field(&mut b)?;
+                occs.push((n, child, v));
+            }
             parents.push(o.1);
         }
     }
-    Some((children, parents))
+    Some(Children { occs, parents })
 }
 
 /// The key of a map entry (field 1), to sort by: a number's value, a
@@ -235,30 +292,39 @@ fn children<'a>(group: &[Occ<'a>]) -> Option<Children<'a>> {
 type Key<'a> = (u64, &'a [u8]);
 
 fn entry_key<'a>(entry: &[Field<'a>]) -> Key<'a> {
-    match entry.iter().find(|f| f.0 == 1).map(|f| f.1) {
-        Some(Val::Varint(v) | Val::I64(v)) => (v, &[]),
-        Some(Val::I32(v)) => (u64::from(v), &[]),
-        Some(Val::Len(b)) => (0, b),
-        None => (0, &[]),
+    entry.iter().find(|f| f.0 == 1).map_or((0, &[]), |f| key(f.1))
+}
+
+fn key(v: Val<'_>) -> Key<'_> {
+    match v {
+        Val::Varint(v) | Val::I64(v) => (v, &[]),
+        Val::I32(v) => (u64::from(v), &[]),
+        Val::Len(b) => (0, b),
     }
 }
 
 /// Map entries: only fields 1 (key) and 2 (value), each at most once, and
 /// no key twice in one message.
-fn is_map(children: &[Vec<Field>], parents: &[usize]) -> bool {
-    let mut keys: Vec<(usize, Key)> = Vec::with_capacity(children.len());
-    for (entry, &parent) in children.iter().zip(parents) {
-        // Sorted by number: [], [1], [2] or [1, 2].
-        let entry_like = match entry.as_slice() {
-            [] => true,
-            [a] => a.0 <= 2,
-            [a, b] => a.0 == 1 && b.0 == 2,
-            _ => false,
+fn is_map(children: &Children) -> bool {
+    let mut keys: Vec<(usize, Key)> = children.parents.iter().map(|&p| (p, (0, &[][..]))).collect();
+    // Bit 0: has field 1, bit 1: has field 2.
+    let mut seen = vec![0u8; keys.len()];
+    for &(n, child, v) in &children.occs {
+        let (Some(entry), Some(seen)) = (keys.get_mut(child), seen.get_mut(child)) else {
+            return false;
         };
-        if !entry_like {
+        let bit = match n {
+            1 => 1,
+            2 => 2,
+            _ => return false,
+        };
+        if *seen & bit != 0 {
             return false;
         }
-        keys.push((parent, entry_key(entry)));
+        *seen |= bit;
+        if n == 1 {
+            entry.1 = key(v);
+        }
     }
     let order = wire::order(keys.len(), &|i, j| keys.get(i) <= keys.get(j));
     order.windows(2).all(|w| match w {
@@ -307,12 +373,13 @@ fn typed<'s>(schema: &'s Schema, f: &'s FieldDesc, group: &[Occ], depth: usize) 
                 if depth >= MAX_NESTING {
                     return None;
                 }
-                let (children, _) = children(group)?;
-                if children.len() != group.len() {
+                let children = children(group)?;
+                let pool_len = children.parents.len();
+                if pool_len != group.len() {
                     return None;
                 }
                 fp.map = f.repeated && schema.desc(target)?.map_entry;
-                fp.len = Len::Message(plan(Some(schema), &children, depth + 1, Some(target)));
+                fp.len = Len::Message(plan(Some(schema), children.occs, pool_len, depth + 1, Some(target)));
             }
             9 => {
                 for b in lens {
@@ -354,10 +421,12 @@ fn zero(fp: &FieldPlan) -> Val<'static> {
 pub(super) fn message(out: &mut String, fields: &[Field], plan: &Plan, schema: Option<&Schema>) {
     out.push('{');
     let mut first = true;
+    let mut next = 0;
     for group in fields.chunk_by(|a, b| a.0 == b.0) {
-        let (Some(&(number, last)), Some(fp)) =
-            (group.last(), group.first().and_then(|f| plan.find(f.0)))
-        else {
+        let (Some(&(number, last)), Some(fp)) = (
+            group.last(),
+            group.first().and_then(|f| plan.find_from(&mut next, f.0)),
+        ) else {
             continue;
         };
         if !fp.array && fp.omit_zero && last.is_zero() {
@@ -491,13 +560,16 @@ fn value(out: &mut String, v: Val, fp: &FieldPlan, schema: Option<&Schema>) {
         Val::I32(b) if fp.f32s && normal32(b) => wire::json_f32(out, f32::from_bits(b)),
         Val::Varint(n) | Val::I64(n) => wire::json_u64(out, n),
         Val::I32(b) => wire::json_u64(out, b.into()),
-        Val::Len(b) => match (&fp.len, std::str::from_utf8(b)) {
-            (Len::Text, Ok(s)) => wire::json_string(out, s),
-            (Len::Message(plan), _) => match wire::parse(b) {
+        Val::Len(b) => match &fp.len {
+            Len::Text => match std::str::from_utf8(b) {
+                Ok(s) => wire::json_string(out, s),
+                Err(_) => wire::json_base64(out, b),
+            },
+            Len::Message(plan) => match wire::parse(b) {
                 Some(fields) => message(out, &fields, plan, schema),
                 None => wire::json_base64(out, b),
             },
-            _ => wire::json_base64(out, b),
+            Len::Bytes => wire::json_base64(out, b),
         },
     }
 }
