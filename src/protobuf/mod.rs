@@ -222,18 +222,18 @@ fn side(
     schema: Option<&Schema>,
     capacity: usize,
 ) -> String {
-    let mut out = String::with_capacity(capacity);
+    let mut w = render::Writer::new(capacity, schema);
     if !single {
-        out.push('[');
+        w.out.push('[');
     }
     for (i, m) in messages.iter().enumerate() {
         if i > 0 {
-            out.push(',');
+            w.out.push(',');
         }
-        render::message(&mut out, m, plan, schema);
+        render::message(&mut w, m, plan);
     }
     if !single {
-        out.push(']');
+        w.out.push(']');
     }
-    out
+    w.out
 }

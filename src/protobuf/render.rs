@@ -23,10 +23,11 @@ pub const MAX_NESTING: usize = 60;
 
 /// How one field number renders wherever the messages of a location hold it.
 #[derive(Debug)]
-pub(super) struct FieldPlan<'s> {
+pub(super) struct FieldPlan {
     number: u32,
-    /// The declared name (schema), else the key is the number.
-    name: Option<&'s str>,
+    /// The member's key and colon, written once here for every message:
+    /// the declared name (schema), else the number.
+    key: String,
     array: bool,
     /// A single zero value (0, all bits 0, empty) is left out.
     omit_zero: bool,
@@ -36,7 +37,7 @@ pub(super) struct FieldPlan<'s> {
     f64s: bool,
     f32s: bool,
     /// What LEN occurrences are (when not packed).
-    len: Len<'s>,
+    len: Len,
     /// The declared type and its enum or message index (schema).
     typed: Option<(u8, Option<usize>)>,
     /// Schema-less map: the elements are sorted by key.
@@ -46,20 +47,20 @@ pub(super) struct FieldPlan<'s> {
 }
 
 #[derive(Debug)]
-pub(super) enum Len<'s> {
+pub(super) enum Len {
     Text,
     Bytes,
-    Message(Plan<'s>),
+    Message(Plan),
 }
 
 /// The fields of one location, sorted by number.
 #[derive(Debug, Default)]
-pub(super) struct Plan<'s> {
-    fields: Vec<FieldPlan<'s>>,
+pub(super) struct Plan {
+    fields: Vec<FieldPlan>,
 }
 
-impl<'s> Plan<'s> {
-    fn find(&self, number: u32) -> Option<&FieldPlan<'s>> {
+impl Plan {
+    fn find(&self, number: u32) -> Option<&FieldPlan> {
         let mut from = 0;
         self.find_from(&mut from, number)
     }
@@ -67,7 +68,7 @@ impl<'s> Plan<'s> {
     /// [`Plan::find`] among the fields from `*from` on, which moves past
     /// the field found: a message's fields, by number, are looked up in one
     /// pass (mostly the next one is the one).
-    fn find_from(&self, from: &mut usize, number: u32) -> Option<&FieldPlan<'s>> {
+    fn find_from(&self, from: &mut usize, number: u32) -> Option<&FieldPlan> {
         let rest = self.fields.get(*from..)?;
         let i = match rest.first() {
             Some(f) if f.number == number => 0,
@@ -84,13 +85,13 @@ pub(super) type Occ<'a> = (u32, usize, Val<'a>);
 /// The plan of a pool of `pool_len` messages at `depth`, of message type
 /// `ty` when the schema knows it. `all` holds the occurrences of every field
 /// of the pool's messages, by message, each message's in wire order.
-pub(super) fn plan<'s>(
-    schema: Option<&'s Schema>,
+pub(super) fn plan(
+    schema: Option<&Schema>,
     all: Vec<Occ<'_>>,
     pool_len: usize,
     depth: usize,
     ty: Option<usize>,
-) -> Plan<'s> {
+) -> Plan {
     let desc = schema.zip(ty).and_then(|(s, t)| s.desc(t));
     // Stable: by message, then wire order, within a number.
     let all = by_number(all);
@@ -171,13 +172,13 @@ fn normal32(bits: u32) -> bool {
 
 /// The plan of a field without a declaration (or whose data does not fit
 /// it), from what its occurrences in the pool are.
-fn untyped<'s>(
-    schema: Option<&'s Schema>,
+fn untyped(
+    schema: Option<&Schema>,
     number: u32,
     group: &[Occ],
     pool_len: usize,
     depth: usize,
-) -> FieldPlan<'s> {
+) -> FieldPlan {
     let mask = group.iter().fold(0u8, |m, o| m | 1 << o.2.wire());
     let scalars = mask & !(1 << LEN);
     let mut packed = None;
@@ -217,7 +218,7 @@ fn untyped<'s>(
     };
     FieldPlan {
         number,
-        name: None,
+        key: member_key(None, number),
         array,
         omit_zero: !array && present < pool_len,
         packed,
@@ -232,7 +233,7 @@ fn untyped<'s>(
 
 /// What the LEN occurrences of a field are, schema-less; and whether, as
 /// messages, they look like map entries.
-fn len_kind<'s>(schema: Option<&'s Schema>, group: &[Occ], depth: usize) -> (Len<'s>, bool) {
+fn len_kind(schema: Option<&Schema>, group: &[Occ], depth: usize) -> (Len, bool) {
     let lens = || {
         group.iter().filter_map(|o| match o.2 {
             Val::Len(b) if !b.is_empty() => Some(b),
@@ -347,11 +348,11 @@ fn wire_of(ty: u8) -> Option<u8> {
 
 /// The plan of a declared field; `None` when an occurrence does not fit
 /// the declaration (wire type, not UTF-8, not a message, too deep).
-fn typed<'s>(schema: &'s Schema, f: &'s FieldDesc, group: &[Occ], depth: usize) -> Option<FieldPlan<'s>> {
+fn typed(schema: &Schema, f: &FieldDesc, group: &[Occ], depth: usize) -> Option<FieldPlan> {
     let wire = wire_of(f.ty)?;
     let mut fp = FieldPlan {
         number: f.number,
-        name: Some(&f.name),
+        key: member_key(Some(&f.name), f.number),
         array: f.repeated,
         omit_zero: !f.repeated && f.ty != MESSAGE,
         packed: None,
@@ -407,6 +408,21 @@ fn typed<'s>(schema: &'s Schema, f: &'s FieldDesc, group: &[Occ], depth: usize) 
     Some(fp)
 }
 
+/// A member's key and colon: `"name":`, else `"7":`.
+fn member_key(name: Option<&str>, number: u32) -> String {
+    let mut out = String::new();
+    match name {
+        Some(name) => wire::json_string(&mut out, name),
+        None => {
+            out.push('"');
+            wire::json_u64(&mut out, number.into());
+            out.push('"');
+        }
+    }
+    out.push(':');
+    out
+}
+
 /// The zero value of a field's declared wire type (varint when undeclared).
 fn zero(fp: &FieldPlan) -> Val<'static> {
     match fp.typed.and_then(|(ty, _)| wire_of(ty)) {
@@ -417,13 +433,32 @@ fn zero(fp: &FieldPlan) -> Val<'static> {
     }
 }
 
+/// Where one side's text is written, with what writing needs.
+pub(super) struct Writer<'a, 's> {
+    pub out: String,
+    schema: Option<&'s Schema>,
+    /// The field lists of nested messages, kept for reuse (as many as
+    /// levels written at once), rather than one allocation per message.
+    spare: Vec<Vec<Field<'a>>>,
+}
+
+impl<'s> Writer<'_, 's> {
+    pub fn new(capacity: usize, schema: Option<&'s Schema>) -> Self {
+        Writer {
+            out: String::with_capacity(capacity),
+            schema,
+            spare: Vec::new(),
+        }
+    }
+}
+
 /// Write one message (its fields sorted by number) by `plan`.
-pub(super) fn message(out: &mut String, fields: &[Field], plan: &Plan, schema: Option<&Schema>) {
-    out.push('{');
+pub(super) fn message<'a>(w: &mut Writer<'a, '_>, fields: &[Field<'a>], plan: &Plan) {
+    w.out.push('{');
     let mut first = true;
     let mut next = 0;
     for group in fields.chunk_by(|a, b| a.0 == b.0) {
-        let (Some(&(number, last)), Some(fp)) = (
+        let (Some(&(_, last)), Some(fp)) = (
             group.last(),
             group.first().and_then(|f| plan.find_from(&mut next, f.0)),
         ) else {
@@ -433,39 +468,31 @@ pub(super) fn message(out: &mut String, fields: &[Field], plan: &Plan, schema: O
             continue;
         }
         if !first {
-            out.push(',');
+            w.out.push(',');
         }
         first = false;
-        match fp.name {
-            Some(name) => wire::json_string(out, name),
-            None => {
-                out.push('"');
-                wire::json_u64(out, number.into());
-                out.push('"');
-            }
-        }
-        out.push(':');
+        w.out.push_str(&fp.key);
         if fp.map {
-            map_object(out, group, fp, schema);
+            map_object(w, group, fp);
         } else if fp.array {
-            array(out, group, fp, schema);
+            array(w, group, fp);
         } else {
             // A singular field given more than once (schema): the last counts.
-            value(out, last, fp, schema);
+            value(w, last, fp);
         }
     }
-    out.push('}');
+    w.out.push('}');
 }
 
-fn array(out: &mut String, group: &[Field], fp: &FieldPlan, schema: Option<&Schema>) {
-    out.push('[');
+fn array<'a>(w: &mut Writer<'a, '_>, group: &[Field<'a>], fp: &FieldPlan) {
+    w.out.push('[');
     let mut first = true;
-    let mut item = |out: &mut String, v: Val| {
+    let mut item = |w: &mut Writer<'a, '_>, v: Val<'a>| {
         if !first {
-            out.push(',');
+            w.out.push(',');
         }
         first = false;
-        value(out, v, fp, schema);
+        value(w, v, fp);
     };
     if fp.by_key {
         let mut keys: Vec<Key> = Vec::with_capacity(group.len());
@@ -477,28 +504,28 @@ fn array(out: &mut String, group: &[Field], fp: &FieldPlan, schema: Option<&Sche
         }
         for i in wire::order(keys.len(), &|i, j| keys.get(i) <= keys.get(j)) {
             if let Some(&(_, v)) = group.get(i) {
-                item(out, v);
+                item(w, v);
             }
         }
     } else {
         for &(_, v) in group {
             match (v, fp.packed) {
-                (Val::Len(b), Some(w)) => {
-                    wire::packed(b, w, &mut |v| item(out, v));
+                (Val::Len(b), Some(wire)) => {
+                    wire::packed(b, wire, &mut |v| item(w, v));
                 }
-                _ => item(out, v),
+                _ => item(w, v),
             }
         }
     }
-    out.push(']');
+    w.out.push(']');
 }
 
 /// A schema map: an object keyed by the entries' keys (as strings), in
 /// the order of the keys on the wire (numbers by value, strings by bytes);
 /// of entries with the same key the last counts.
-fn map_object(out: &mut String, group: &[Field], fp: &FieldPlan, schema: Option<&Schema>) {
+fn map_object<'a>(w: &mut Writer<'a, '_>, group: &[Field<'a>], fp: &FieldPlan) {
     let Len::Message(plan) = &fp.len else {
-        return array(out, group, fp, schema);
+        return array(w, group, fp);
     };
     let mut entries = Vec::with_capacity(group.len());
     let mut keys = Vec::with_capacity(group.len());
@@ -511,7 +538,7 @@ fn map_object(out: &mut String, group: &[Field], fp: &FieldPlan, schema: Option<
         entries.push(entry);
     }
     let order = wire::order(keys.len(), &|i, j| keys.get(i) <= keys.get(j));
-    out.push('{');
+    w.out.push('{');
     let mut first = true;
     for (at, &i) in order.iter().enumerate() {
         let Some(entry) = entries.get(i) else {
@@ -521,37 +548,38 @@ fn map_object(out: &mut String, group: &[Field], fp: &FieldPlan, schema: Option<
             continue;
         }
         if !first {
-            out.push(',');
+            w.out.push(',');
         }
         first = false;
-        let mut key = String::new();
-        entry_field(&mut key, entry, 1, plan, schema);
-        if key.starts_with('"') {
-            out.push_str(&key);
-        } else {
-            wire::json_string(out, &key);
+        // The key as it renders, made a JSON string unless it is one.
+        let start = w.out.len();
+        entry_field(w, entry, 1, plan);
+        if !w.out.get(start..).unwrap_or_default().starts_with('"') {
+            let key = w.out.split_off(start);
+            wire::json_string(&mut w.out, &key);
         }
-        out.push(':');
-        entry_field(out, entry, 2, plan, schema);
+        w.out.push(':');
+        entry_field(w, entry, 2, plan);
     }
-    out.push('}');
+    w.out.push('}');
 }
 
 /// Field `n` of a map entry: its last occurrence, else its zero value (its
 /// type's default), or null where no entry at this location has one.
-fn entry_field(out: &mut String, entry: &[Field], n: u32, plan: &Plan, schema: Option<&Schema>) {
+fn entry_field<'a>(w: &mut Writer<'a, '_>, entry: &[Field<'a>], n: u32, plan: &Plan) {
     match plan.find(n) {
         Some(fp) => {
             let last = entry.iter().rev().find(|f| f.0 == n);
-            value(out, last.map_or_else(|| zero(fp), |f| f.1), fp, schema);
+            value(w, last.map_or_else(|| zero(fp), |f| f.1), fp);
         }
-        None => out.push_str("null"),
+        None => w.out.push_str("null"),
     }
 }
 
-fn value(out: &mut String, v: Val, fp: &FieldPlan, schema: Option<&Schema>) {
+fn value<'a>(w: &mut Writer<'a, '_>, v: Val<'a>, fp: &FieldPlan) {
+    let out = &mut w.out;
     if let Some((ty, target)) = fp.typed {
-        if typed_value(out, v, ty, target, schema) {
+        if typed_value(out, v, ty, target, w.schema) {
             return;
         }
     }
@@ -565,10 +593,15 @@ fn value(out: &mut String, v: Val, fp: &FieldPlan, schema: Option<&Schema>) {
                 Ok(s) => wire::json_string(out, s),
                 Err(_) => wire::json_base64(out, b),
             },
-            Len::Message(plan) => match wire::parse(b) {
-                Some(fields) => message(out, &fields, plan, schema),
-                None => wire::json_base64(out, b),
-            },
+            Len::Message(plan) => {
+                let mut fields = w.spare.pop().unwrap_or_default();
+                if wire::parse_into(b, &mut fields) {
+                    message(w, &fields, plan);
+                } else {
+                    wire::json_base64(&mut w.out, b);
+                }
+                w.spare.push(fields);
+            }
             Len::Bytes => wire::json_base64(out, b),
         },
     }

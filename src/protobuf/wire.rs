@@ -106,17 +106,27 @@ pub fn field<'a>(buf: &mut &'a [u8]) -> Option<Field<'a>> {
 /// number keep their wire order); `None` when `buf` is not a message: a
 /// truncated value, a group (wire types 3 and 4) or an unknown wire type,
 /// field number 0 or beyond 2^29 - 1.
-pub fn parse(mut buf: &[u8]) -> Option<Vec<Field<'_>>> {
+pub fn parse(buf: &[u8]) -> Option<Vec<Field<'_>>> {
     // A field takes a few bytes: room for most messages at once.
     let mut fields = Vec::with_capacity(buf.len() / 8 + 1);
+    parse_into(buf, &mut fields).then_some(fields)
+}
+
+/// [`parse`] into `fields` (emptied first, reused by the caller); false
+/// when `buf` is not a message.
+pub fn parse_into<'a>(mut buf: &'a [u8], fields: &mut Vec<Field<'a>>) -> bool {
+    fields.clear();
     while !buf.is_empty() {
-        fields.push(field(&mut buf)?);
+        match field(&mut buf) {
+            Some(f) => fields.push(f),
+            None => return false,
+        }
     }
     if fields.windows(2).any(|w| matches!(w, [a, b] if a.0 > b.0)) {
-        let order = order(fields.len(), &|i, j| number(&fields, i) <= number(&fields, j));
-        fields = gather(&fields, &order);
+        let order = order(fields.len(), &|i, j| number(fields, i) <= number(fields, j));
+        *fields = gather(fields, &order);
     }
-    Some(fields)
+    true
 }
 
 fn number(fields: &[Field], i: usize) -> u32 {
@@ -190,33 +200,52 @@ pub fn packed<'a>(mut data: &'a [u8], wire: u8, each: &mut dyn FnMut(Val<'a>)) -
 pub fn printable(b: &[u8]) -> bool {
     // Printable ASCII, the common case, is all of it; the first control
     // byte ends the scan (a message's first tag byte mostly is one).
-    let ascii = b.iter().position(|&c| !(0x20..0x7f).contains(&c));
-    let Some(at) = ascii else {
-        return true;
-    };
-    match b.get(at) {
-        Some(&c) if c >= 0x80 => {}
-        _ => return false,
+    let mut at = words_while(b, |x| (x.wrapping_sub(ONES * 0x20) | x.wrapping_add(ONES) | x) & HIGH == 0);
+    while let Some(&c) = b.get(at) {
+        match c {
+            0x20..=0x7e => at += 1,
+            0x80.. => {
+                return std::str::from_utf8(b).is_ok_and(|s| !s.chars().any(char::is_control))
+            }
+            _ => return false,
+        }
     }
-    match std::str::from_utf8(b) {
-        Ok(s) => !s.chars().any(char::is_control),
-        Err(_) => false,
+    true
+}
+
+/// 0x01 and 0x80 in every byte of a word.
+const ONES: u64 = u64::from_le_bytes([1; 8]);
+const HIGH: u64 = ONES * 0x80;
+
+/// The length of the prefix of `b` made of 8-byte words (little-endian)
+/// that pass `ok`: text is scanned a word at a time, then byte by byte from
+/// the first word that may not pass. In the tests below a byte's high bit
+/// is set where it is out of range (exact for "some byte is").
+#[inline(always)]
+fn words_while(b: &[u8], ok: impl Fn(u64) -> bool) -> usize {
+    let mut at = 0;
+    for word in b.chunks_exact(8) {
+        match <[u8; 8]>::try_from(word) {
+            Ok(word) if ok(u64::from_le_bytes(word)) => at += 8,
+            _ => break,
+        }
     }
+    at
 }
 
 /// Append `s` as a JSON string.
 pub fn json_string(out: &mut String, s: &str) {
     out.push('"');
-    // Most text needs no escape: one look through it, one copy.
-    let escape = |b: u8| (b == b'"') | (b == b'\\') | (b < 0x20);
-    if !s.bytes().fold(false, |any, b| any | escape(b)) {
-        out.push_str(s);
-        out.push('"');
-        return;
-    }
+    let bytes = s.as_bytes();
+    // Most text needs no escape: skipped a word at a time (no byte below
+    // 0x20, none equal to '"' or '\\'), copied at once.
+    let zero = |y: u64| y.wrapping_sub(ONES) & !y;
+    let mut i = words_while(bytes, |x| {
+        ((x.wrapping_sub(ONES * 0x20) & !x) | zero(x ^ (ONES * 0x22)) | zero(x ^ (ONES * 0x5c))) & HIGH == 0
+    });
     let mut start = 0;
-    for (i, b) in s.bytes().enumerate() {
-        if escape(b) {
+    while let Some(&b) = bytes.get(i) {
+        if b == b'"' || b == b'\\' || b < 0x20 {
             out.push_str(s.get(start..i).unwrap_or_default());
             out.push('\\');
             if b < 0x20 {
@@ -228,6 +257,7 @@ pub fn json_string(out: &mut String, s: &str) {
             }
             start = i + 1;
         }
+        i += 1;
     }
     out.push_str(s.get(start..).unwrap_or_default());
     out.push('"');
