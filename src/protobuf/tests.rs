@@ -215,6 +215,23 @@ fn keys_are_numbers_in_order() {
 }
 
 #[test]
+fn keys_in_order_across_messages() {
+    // A location's occurrences are grouped by a counting sort over small
+    // numbers, by a merge sort when a number is far beyond their count.
+    for big in [9, 70_000, (1 << 29) - 1] {
+        let a = cat(&[v(big, 1), v(3, 2), v(1, 3), v(3, 4)]);
+        let b = cat(&[v(3, 5), v(big, 6), v(1, 7)]);
+        let (x, y) = render_streams(&[&a, &b], &[&b], None).unwrap();
+        let want = format!(r#"[{{"1":3,"3":[2,4],"{big}":1}},{{"1":7,"3":[5],"{big}":6}}]"#);
+        assert_eq!(x, want);
+        assert_eq!(y, format!(r#"[{{"1":7,"3":[5],"{big}":6}}]"#));
+        // Nested: the same at a location one level down.
+        let (x, _) = pair(&cat(&[l(2, &a), l(2, &b)]), &l(2, &b));
+        assert_eq!(x, format!(r#"{{"2":[{{"1":3,"3":[2,4],"{big}":1}},{{"1":7,"3":[5],"{big}":6}}]}}"#));
+    }
+}
+
+#[test]
 fn repeated_on_either_side_is_an_array_on_both() {
     let a = l(3, b"x");
     let b = cat(&[l(3, b"x"), l(3, b"y")]);
@@ -755,6 +772,21 @@ fn significant(text: &str) -> usize {
     digits.trim_start_matches('0').trim_end_matches('0').len().max(1)
 }
 
+/// Bytes that are mostly text: printable ASCII with quotes, backslashes,
+/// C0 and C1 controls, DEL, other characters and invalid UTF-8 mixed in at
+/// any position (the scans go 8 bytes at a time).
+fn text_like() -> impl Strategy<Value = Vec<u8>> {
+    let piece = prop_oneof![
+        8 => (0x20u8..0x7f).prop_map(|c| vec![c]),
+        1 => prop_oneof![Just(b'"'), Just(b'\\'), Just(0x7f), 0u8..0x20].prop_map(|c| vec![c]),
+        1 => prop_oneof![
+            Just("\u{85}"), Just("\u{9f}"), Just("\u{a0}"), Just("\u{e9}"), Just("\u{2028}"), Just("\u{1F600}")
+        ].prop_map(|s| s.as_bytes().to_vec()),
+        1 => any::<u8>().prop_map(|c| vec![c]),
+    ];
+    proptest::collection::vec(piece, 0..40).prop_map(|p| p.concat())
+}
+
 #[test]
 fn merge_sort_is_stable() {
     let keys = [3, 1, 2, 1, 3, 0, 2];
@@ -772,6 +804,54 @@ proptest! {
         let mut want: Vec<usize> = (0..keys.len()).collect();
         want.sort_by_key(|&i| keys[i]);
         prop_assert_eq!(order, want);
+    }
+
+    #[test]
+    fn printable_is_utf8_without_controls(b in text_like()) {
+        let want = std::str::from_utf8(&b).is_ok_and(|s| !s.chars().any(char::is_control));
+        prop_assert_eq!(wire::printable(&b), want, "{:?}", b);
+    }
+
+    #[test]
+    fn json_string_escapes(b in text_like()) {
+        let s = String::from_utf8_lossy(&b);
+        let mut text = String::new();
+        wire::json_string(&mut text, &s);
+        // The same text as escaping byte by byte.
+        let mut want = String::from("\"");
+        for c in s.chars() {
+            match c {
+                '"' | '\\' => { want.push('\\'); want.push(c); }
+                c if (c as u32) < 0x20 => want.push_str(&format!("\\u{:04x}", c as u32)),
+                c => want.push(c),
+            }
+        }
+        want.push('"');
+        prop_assert_eq!(&text, &want);
+        prop_assert_eq!(serde_json::from_str::<String>(&text).unwrap(), s.into_owned());
+    }
+
+    #[test]
+    fn integers_as_text(v in prop_oneof![any::<u64>(), 0u64..1000, Just(u64::MAX), Just(0)]) {
+        let mut text = String::new();
+        wire::json_u64(&mut text, v);
+        prop_assert_eq!(text, v.to_string());
+        let mut text = String::new();
+        wire::json_i64(&mut text, v as i64);
+        prop_assert_eq!(text, (v as i64).to_string());
+    }
+
+    #[test]
+    fn floats_as_serde_json_writes_them(bits in any::<u64>(), bits32 in any::<u32>()) {
+        let v = f64::from_bits(bits);
+        let mut text = String::new();
+        wire::json_f64(&mut text, v);
+        let want = serde_json::Number::from_f64(v).map(|n| n.to_string()).unwrap_or_default();
+        prop_assert_eq!(text, want);
+        let v = f32::from_bits(bits32);
+        let mut text = String::new();
+        wire::json_f32(&mut text, v);
+        prop_assert_eq!(text, serde_json::to_string(&v).unwrap());
     }
 
     #[test]
