@@ -116,18 +116,24 @@ fn by_number(all: Vec<Occ<'_>>) -> Vec<Occ<'_>> {
     if all.windows(2).all(|w| matches!(w, [a, b] if a.0 <= b.0)) {
         return all;
     }
-    let max = all.iter().fold(0, |m, o| m.max(o.0)) as usize;
-    if max > 4 * all.len() + 64 {
-        let order = wire::order(all.len(), &|i, j| number(&all, i) <= number(&all, j));
-        return wire::gather(&all, &order);
-    }
-    // starts[n]: where number n's occurrences go (how many are below n).
-    let mut starts = vec![0usize; max + 2];
+    // starts[n + 1]: how many occurrences number n has; a number far
+    // beyond the count sends them to the merge sort.
+    let mut starts: Vec<usize> = Vec::new();
     for o in &all {
-        if let Some(c) = starts.get_mut(o.0 as usize + 1) {
+        let n = o.0 as usize + 1;
+        if n >= starts.len() {
+            if n > 4 * all.len() + 64 {
+                let order = wire::order(all.len(), &|i, j| number(&all, i) <= number(&all, j));
+                return wire::gather(&all, &order);
+            }
+            starts.resize(n + 1, 0);
+        }
+        if let Some(c) = starts.get_mut(n) {
             *c += 1;
         }
     }
+    // Summed, starts[n]: where number n's occurrences go (how many are
+    // below n).
     let mut sum = 0;
     for c in starts.iter_mut() {
         sum += *c;
@@ -147,16 +153,6 @@ fn by_number(all: Vec<Occ<'_>>) -> Vec<Occ<'_>> {
 
 fn number(all: &[Occ], i: usize) -> u32 {
     all.get(i).map_or(0, |o| o.0)
-}
-
-/// The most occurrences in one message, and in how many messages it occurs.
-fn counts(group: &[Occ]) -> (usize, usize) {
-    let (mut max, mut present) = (0, 0);
-    for run in group.chunk_by(|a, b| a.1 == b.1) {
-        max = max.max(run.len());
-        present += 1;
-    }
-    (max, present)
 }
 
 /// Exponent bits neither all 0 nor all 1: a normal, finite float.
@@ -179,7 +175,28 @@ fn untyped(
     pool_len: usize,
     depth: usize,
 ) -> FieldPlan {
-    let mask = group.iter().fold(0u8, |m, o| m | 1 << o.2.wire());
+    let (mut f64s, mut f32s) = (true, true);
+    let mut vote = |v: Val| match v {
+        Val::I64(b) => f64s &= b == 0 || normal64(b),
+        Val::I32(b) => f32s &= b == 0 || normal32(b),
+        _ => {}
+    };
+    // One pass: the wire types there are, the most occurrences in one
+    // message, in how many messages (those of one message are together),
+    // and the fixed values' votes.
+    let (mut mask, mut max, mut present, mut run) = (0u8, 0, 0, 0);
+    let mut message = None;
+    for o in group {
+        mask |= 1 << o.2.wire();
+        if message == Some(o.1) {
+            run += 1;
+        } else {
+            (message, run) = (Some(o.1), 1);
+            present += 1;
+        }
+        max = max.max(run);
+        vote(o.2);
+    }
     let scalars = mask & !(1 << LEN);
     let mut packed = None;
     if mask & 1 << LEN != 0 && scalars.count_ones() == 1 {
@@ -190,24 +207,15 @@ fn untyped(
         };
         if group.iter().all(fits) {
             packed = Some(w);
-        }
-    }
-    let (max, present) = counts(group);
-    let array = packed.is_some() || max > 1;
-    let (mut f64s, mut f32s) = (true, true);
-    let mut vote = |v: Val| match v {
-        Val::I64(b) => f64s &= b == 0 || normal64(b),
-        Val::I32(b) => f32s &= b == 0 || normal32(b),
-        _ => {}
-    };
-    for o in group {
-        match (o.2, packed) {
-            (Val::Len(b), Some(w)) => {
-                wire::packed(b, w, &mut vote);
+            // The packed values vote too.
+            for o in group {
+                if let Val::Len(b) = o.2 {
+                    wire::packed(b, w, &mut vote);
+                }
             }
-            (v, _) => vote(v),
         }
     }
+    let array = packed.is_some() || max > 1;
     let mut by_key = false;
     let len = if packed.is_some() || mask & 1 << LEN == 0 {
         Len::Bytes
