@@ -200,7 +200,7 @@ pub fn render_pair(
     }
     let mut all = Vec::new();
     for (i, m) in pool.iter().enumerate() {
-        all.extend(m.iter().map(|&(n, v)| (n, i, v)));
+        all.extend(m.iter().map(|&(n, v)| (n, i as u32, v)));
     }
     let schema_only = schema.map(|s| s.0);
     let plan = render::plan(schema_only, all, pool.len(), 1, schema.map(|s| s.1 .0));

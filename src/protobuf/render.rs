@@ -80,7 +80,9 @@ impl Plan {
 }
 
 /// One occurrence in a pool: field number, index of its message, value.
-pub(super) type Occ<'a> = (u32, usize, Val<'a>);
+/// (The index as a u32, a pool being smaller than a body: occurrences are
+/// moved about, 32 bytes each rather than 40.)
+pub(super) type Occ<'a> = (u32, u32, Val<'a>);
 
 /// The plan of a pool of `pool_len` messages at `depth`, of message type
 /// `ty` when the schema knows it. `all` holds the occurrences of every field
@@ -271,7 +273,7 @@ struct Children<'a> {
     /// the occurrence's among the LEN ones.
     occs: Vec<Occ<'a>>,
     /// For each message, the index of the message holding it.
-    parents: Vec<usize>,
+    parents: Vec<u32>,
 }
 
 /// `None` when an occurrence is not a message.
@@ -285,7 +287,7 @@ fn children<'a>(group: &[Occ<'a>]) -> Option<Children<'a>> {
     let mut parents = Vec::with_capacity(group.len());
     for o in group {
         if let Val::Len(mut b) = o.2 {
-            let child = parents.len();
+            let child = parents.len() as u32;
             while !b.is_empty() {
                 let (n, v) = wire::field(&mut b)?;
                 occs.push((n, child, v));
@@ -315,11 +317,11 @@ fn key(v: Val<'_>) -> Key<'_> {
 /// Map entries: only fields 1 (key) and 2 (value), each at most once, and
 /// no key twice in one message.
 fn is_map(children: &Children) -> bool {
-    let mut keys: Vec<(usize, Key)> = children.parents.iter().map(|&p| (p, (0, &[][..]))).collect();
+    let mut keys: Vec<(u32, Key)> = children.parents.iter().map(|&p| (p, (0, &[][..]))).collect();
     // Bit 0: has field 1, bit 1: has field 2.
     let mut seen = vec![0u8; keys.len()];
     for &(n, child, v) in &children.occs {
-        let (Some(entry), Some(seen)) = (keys.get_mut(child), seen.get_mut(child)) else {
+        let (Some(entry), Some(seen)) = (keys.get_mut(child as usize), seen.get_mut(child as usize)) else {
             return false;
         };
         let bit = match n {
