@@ -282,8 +282,7 @@ fn children<'a>(group: &[Occ<'a>]) -> Option<Children<'a>> {
         Val::Len(b) => b.len(),
         _ => 0,
     }).sum();
-    // A field takes a few bytes: room for most at once.
-    let mut occs = Vec::with_capacity(bytes / 8 + 1);
+    let mut occs = Vec::with_capacity(wire::room(bytes));
     let mut parents = Vec::with_capacity(group.len());
     for o in group {
         if let Val::Len(mut b) = o.2 {

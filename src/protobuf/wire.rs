@@ -107,9 +107,15 @@ pub fn field<'a>(buf: &mut &'a [u8]) -> Option<Field<'a>> {
 /// truncated value, a group (wire types 3 and 4) or an unknown wire type,
 /// field number 0 or beyond 2^29 - 1.
 pub fn parse(buf: &[u8]) -> Option<Vec<Field<'_>>> {
-    // A field takes a few bytes: room for most messages at once.
-    let mut fields = Vec::with_capacity(buf.len() / 8 + 1);
+    let mut fields = Vec::with_capacity(room(buf.len()));
     parse_into(buf, &mut fields).then_some(fields)
+}
+
+/// Room for the fields of `bytes` bytes of messages, reserved up front: a
+/// field takes a few bytes; bounded, as bytes that turn out not to be
+/// messages (large text, binary) need none.
+pub fn room(bytes: usize) -> usize {
+    (bytes / 8 + 1).min(1024)
 }
 
 /// [`parse`] into `fields` (emptied first, reused by the caller); false
