@@ -203,37 +203,43 @@ pub fn render_pair(
         all.extend(m.iter().map(|&(n, v)| (n, i as u32, v)));
     }
     let schema_only = schema.map(|s| s.0);
-    let plan = render::plan(schema_only, all, pool.len(), 1, schema.map(|s| s.1 .0));
+    let mut plan = render::plan(schema_only, all, pool.len(), 1, schema.map(|s| s.1 .0));
+    let mut locations = 0;
+    render::index_locations(&mut plan, &mut locations);
     let single = primary.len() == 1 && dark.len() == 1;
     let (a, b) = pool.split_at(primary.len().min(pool.len()));
     // What each side's text about takes: fewer reallocations.
     let size = |m: &[Cow<[u8]>]| m.iter().map(|m| m.len() + m.len() / 2).sum::<usize>() + 16;
-    Some((
-        side(a, single, &plan, schema_only, size(primary)),
-        side(b, single, &plan, schema_only, size(dark)),
-    ))
+    let mut w = render::Writer::new(size(primary), schema_only, locations);
+    side(&mut w, primary, a, single, &plan);
+    let mut w = w.second(size(dark));
+    side(&mut w, dark, b, single, &plan);
+    Some(w.texts())
 }
 
-/// One side's messages: the message, or an array of them.
-fn side(
-    messages: &[Vec<wire::Field>],
+/// One side's messages (their bytes, their fields): the message, or an
+/// array of them.
+fn side<'a>(
+    w: &mut render::Writer<'a, '_>,
+    bytes: &'a [Cow<[u8]>],
+    messages: &[Vec<wire::Field<'a>>],
     single: bool,
     plan: &render::Plan,
-    schema: Option<&Schema>,
-    capacity: usize,
-) -> String {
-    let mut w = render::Writer::new(capacity, schema);
+) {
     if !single {
         w.out.push('[');
     }
-    for (i, m) in messages.iter().enumerate() {
+    for (i, (m, bytes)) in messages.iter().zip(bytes).enumerate() {
         if i > 0 {
             w.out.push(',');
         }
-        render::message(&mut w, m, plan);
+        if !w.copy(plan.id(), bytes) {
+            let start = w.out.len();
+            render::message(w, m, plan);
+            w.remember(plan.id(), bytes, start);
+        }
     }
     if !single {
         w.out.push(']');
     }
-    w.out
 }

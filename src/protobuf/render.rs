@@ -57,9 +57,28 @@ pub(super) enum Len {
 #[derive(Debug, Default)]
 pub(super) struct Plan {
     fields: Vec<FieldPlan>,
+    /// The location's index among those of the whole plan (see
+    /// [`index_locations`]).
+    id: usize,
+}
+
+/// Number the locations of `plan` (its own, then those below), from
+/// `*next` on.
+pub(super) fn index_locations(plan: &mut Plan, next: &mut usize) {
+    plan.id = *next;
+    *next += 1;
+    for f in &mut plan.fields {
+        if let Len::Message(p) = &mut f.len {
+            index_locations(p, next);
+        }
+    }
 }
 
 impl Plan {
+    pub fn id(&self) -> usize {
+        self.id
+    }
+
     fn find(&self, number: u32) -> Option<&FieldPlan> {
         let mut from = 0;
         self.find_from(&mut from, number)
@@ -108,7 +127,7 @@ pub(super) fn plan(
             .and_then(|(s, f)| typed(s, f, group, depth));
         fields.push(typed.unwrap_or_else(|| untyped(schema, number, group, pool_len, depth)));
     }
-    Plan { fields }
+    Plan { fields, id: 0 }
 }
 
 /// `all` stably sorted by field number. Field numbers are small in
@@ -443,20 +462,94 @@ fn zero(fp: &FieldPlan) -> Val<'static> {
 }
 
 /// Where one side's text is written, with what writing needs.
+///
+/// The two sides of a dark launch are mostly the same, and a message's text
+/// depends only on its bytes and its location (the plan is shared): the
+/// first side's writer remembers where it wrote each message, per location
+/// in order, and the second side's copies that text for a message with the
+/// same bytes at the same position among its location's messages instead
+/// of writing it again (bytes are compared, so a position out of step
+/// only costs the copy).
 pub(super) struct Writer<'a, 's> {
     pub out: String,
     schema: Option<&'s Schema>,
     /// The field lists of nested messages, kept for reuse (as many as
     /// levels written at once), rather than one allocation per message.
     spare: Vec<Vec<Field<'a>>>,
+    /// Per location, the messages written (bytes, start and end in `out`),
+    /// while `record`.
+    written: Vec<Vec<Written<'a>>>,
+    record: bool,
+    /// The second side's: the first side's text and `written`, and how
+    /// many of each location's messages have been looked at.
+    first: Option<(String, Vec<Vec<Written<'a>>>, Vec<usize>)>,
 }
 
-impl<'s> Writer<'_, 's> {
-    pub fn new(capacity: usize, schema: Option<&'s Schema>) -> Self {
+type Written<'a> = (&'a [u8], usize, usize);
+
+impl<'a, 's> Writer<'a, 's> {
+    /// The first side's writer, for a plan of `locations` locations.
+    pub fn new(capacity: usize, schema: Option<&'s Schema>, locations: usize) -> Self {
         Writer {
             out: String::with_capacity(capacity),
             schema,
             spare: Vec::new(),
+            written: vec![Vec::new(); locations],
+            record: true,
+            first: None,
+        }
+    }
+
+    /// The second side's writer, which copies from this one's text.
+    pub fn second(self, capacity: usize) -> Self {
+        let seen = vec![0; self.written.len()];
+        Writer {
+            out: String::with_capacity(capacity),
+            schema: self.schema,
+            spare: self.spare,
+            written: Vec::new(),
+            record: false,
+            first: Some((self.out, self.written, seen)),
+        }
+    }
+
+    /// Both sides' texts (the second side's writer); the first's alone.
+    pub fn texts(self) -> (String, String) {
+        match self.first {
+            Some((first, _, _)) => (first, self.out),
+            None => (self.out, String::new()),
+        }
+    }
+
+    /// Write the message of `bytes` at location `id` by copying the first
+    /// side's text when it wrote the same bytes there, at this position;
+    /// whether it did.
+    pub fn copy(&mut self, id: usize, bytes: &[u8]) -> bool {
+        let Some((text, written, seen)) = &mut self.first else {
+            return false;
+        };
+        let Some(at) = seen.get_mut(id) else {
+            return false;
+        };
+        let Some(&(was, start, end)) = written.get(id).and_then(|w| w.get(*at)) else {
+            return false;
+        };
+        *at += 1;
+        match text.get(start..end) {
+            Some(text) if was == bytes => {
+                self.out.push_str(text);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The message of `bytes` at location `id` was written from `start`.
+    pub fn remember(&mut self, id: usize, bytes: &'a [u8], start: usize) {
+        if self.record {
+            if let Some(list) = self.written.get_mut(id) {
+                list.push((bytes, start, self.out.len()));
+            }
         }
     }
 }
@@ -560,9 +653,12 @@ fn map_object<'a>(w: &mut Writer<'a, '_>, group: &[Field<'a>], fp: &FieldPlan) {
             w.out.push(',');
         }
         first = false;
-        // The key as it renders, made a JSON string unless it is one.
+        // The key as it renders, made a JSON string unless it is one (so
+        // not remembered: its text is rewritten).
         let start = w.out.len();
+        let record = std::mem::replace(&mut w.record, false);
         entry_field(w, entry, 1, plan);
+        w.record = record;
         if !w.out.get(start..).unwrap_or_default().starts_with('"') {
             let key = w.out.split_off(start);
             wire::json_string(&mut w.out, &key);
@@ -603,6 +699,10 @@ fn value<'a>(w: &mut Writer<'a, '_>, v: Val<'a>, fp: &FieldPlan) {
                 Err(_) => wire::json_base64(out, b),
             },
             Len::Message(plan) => {
+                if w.copy(plan.id, b) {
+                    return;
+                }
+                let start = w.out.len();
                 let mut fields = w.spare.pop().unwrap_or_default();
                 if wire::parse_into(b, &mut fields) {
                     message(w, &fields, plan);
@@ -610,6 +710,7 @@ fn value<'a>(w: &mut Writer<'a, '_>, v: Val<'a>, fp: &FieldPlan) {
                     wire::json_base64(&mut w.out, b);
                 }
                 w.spare.push(fields);
+                w.remember(plan.id, b, start);
             }
             Len::Bytes => wire::json_base64(out, b),
         },
