@@ -198,30 +198,48 @@ pub fn render_pair(
     for m in primary.iter().chain(dark) {
         pool.push(wire::parse(m)?);
     }
+    let mut all = Vec::new();
+    for (i, m) in pool.iter().enumerate() {
+        all.extend(m.iter().map(|&(n, v)| (n, i as u32, v)));
+    }
     let schema_only = schema.map(|s| s.0);
-    let plan = render::plan(schema_only, &pool, 1, schema.map(|s| s.1 .0));
+    let mut plan = render::plan(schema_only, all, pool.len(), 1, schema.map(|s| s.1 .0));
+    let mut locations = 0;
+    render::index_locations(&mut plan, &mut locations);
     let single = primary.len() == 1 && dark.len() == 1;
     let (a, b) = pool.split_at(primary.len().min(pool.len()));
-    Some((
-        side(a, single, &plan, schema_only),
-        side(b, single, &plan, schema_only),
-    ))
+    // What each side's text about takes: fewer reallocations.
+    let size = |m: &[Cow<[u8]>]| m.iter().map(|m| m.len() + m.len() / 2).sum::<usize>() + 16;
+    let mut w = render::Writer::new(size(primary), schema_only, locations);
+    side(&mut w, primary, a, single, &plan);
+    let mut w = w.second(size(dark));
+    side(&mut w, dark, b, single, &plan);
+    Some(w.texts())
 }
 
-/// One side's messages: the message, or an array of them.
-fn side(messages: &[Vec<wire::Field>], single: bool, plan: &render::Plan, schema: Option<&Schema>) -> String {
-    let mut out = String::new();
+/// One side's messages (their bytes, their fields): the message, or an
+/// array of them.
+fn side<'a>(
+    w: &mut render::Writer<'a, '_>,
+    bytes: &'a [Cow<[u8]>],
+    messages: &[Vec<wire::Field<'a>>],
+    single: bool,
+    plan: &render::Plan,
+) {
     if !single {
-        out.push('[');
+        w.out.push('[');
     }
-    for (i, m) in messages.iter().enumerate() {
+    for (i, (m, bytes)) in messages.iter().zip(bytes).enumerate() {
         if i > 0 {
-            out.push(',');
+            w.out.push(',');
         }
-        render::message(&mut out, m, plan, schema);
+        if !w.copy(plan.id(), bytes) {
+            let start = w.out.len();
+            render::message(w, m, plan);
+            w.remember(plan.id(), bytes, start);
+        }
     }
     if !single {
-        out.push(']');
+        w.out.push(']');
     }
-    out
 }

@@ -23,10 +23,11 @@ pub const MAX_NESTING: usize = 60;
 
 /// How one field number renders wherever the messages of a location hold it.
 #[derive(Debug)]
-pub(super) struct FieldPlan<'s> {
+pub(super) struct FieldPlan {
     number: u32,
-    /// The declared name (schema), else the key is the number.
-    name: Option<&'s str>,
+    /// The member's key and colon, written once here for every message:
+    /// the declared name (schema), else the number.
+    key: String,
     array: bool,
     /// A single zero value (0, all bits 0, empty) is left out.
     omit_zero: bool,
@@ -36,7 +37,7 @@ pub(super) struct FieldPlan<'s> {
     f64s: bool,
     f32s: bool,
     /// What LEN occurrences are (when not packed).
-    len: Len<'s>,
+    len: Len,
     /// The declared type and its enum or message index (schema).
     typed: Option<(u8, Option<usize>)>,
     /// Schema-less map: the elements are sorted by key.
@@ -46,49 +47,75 @@ pub(super) struct FieldPlan<'s> {
 }
 
 #[derive(Debug)]
-pub(super) enum Len<'s> {
+pub(super) enum Len {
     Text,
     Bytes,
-    Message(Plan<'s>),
+    Message(Plan),
 }
 
 /// The fields of one location, sorted by number.
 #[derive(Debug, Default)]
-pub(super) struct Plan<'s> {
-    fields: Vec<FieldPlan<'s>>,
+pub(super) struct Plan {
+    fields: Vec<FieldPlan>,
+    /// The location's index among those of the whole plan (see
+    /// [`index_locations`]).
+    id: usize,
 }
 
-impl<'s> Plan<'s> {
-    fn find(&self, number: u32) -> Option<&FieldPlan<'s>> {
-        let i = self
-            .fields
-            .binary_search_by_key(&number, |f| f.number)
-            .ok()?;
-        self.fields.get(i)
+/// Number the locations of `plan` (its own, then those below), from
+/// `*next` on.
+pub(super) fn index_locations(plan: &mut Plan, next: &mut usize) {
+    plan.id = *next;
+    *next += 1;
+    for f in &mut plan.fields {
+        if let Len::Message(p) = &mut f.len {
+            index_locations(p, next);
+        }
+    }
+}
+
+impl Plan {
+    pub fn id(&self) -> usize {
+        self.id
+    }
+
+    fn find(&self, number: u32) -> Option<&FieldPlan> {
+        let mut from = 0;
+        self.find_from(&mut from, number)
+    }
+
+    /// [`Plan::find`] among the fields from `*from` on, which moves past
+    /// the field found: a message's fields, by number, are looked up in one
+    /// pass (mostly the next one is the one).
+    fn find_from(&self, from: &mut usize, number: u32) -> Option<&FieldPlan> {
+        let rest = self.fields.get(*from..)?;
+        let i = match rest.first() {
+            Some(f) if f.number == number => 0,
+            _ => rest.binary_search_by_key(&number, |f| f.number).ok()?,
+        };
+        *from += i + 1;
+        rest.get(i)
     }
 }
 
 /// One occurrence in a pool: field number, index of its message, value.
-type Occ<'a> = (u32, usize, Val<'a>);
+/// (The index as a u32, a pool being smaller than a body: occurrences are
+/// moved about, 32 bytes each rather than 40.)
+pub(super) type Occ<'a> = (u32, u32, Val<'a>);
 
-/// The plan of a pool of messages at `depth`, of message type `ty` when
-/// the schema knows it.
-pub(super) fn plan<'s>(
-    schema: Option<&'s Schema>,
-    pool: &[Vec<Field<'_>>],
+/// The plan of a pool of `pool_len` messages at `depth`, of message type
+/// `ty` when the schema knows it. `all` holds the occurrences of every field
+/// of the pool's messages, by message, each message's in wire order.
+pub(super) fn plan(
+    schema: Option<&Schema>,
+    all: Vec<Occ<'_>>,
+    pool_len: usize,
     depth: usize,
     ty: Option<usize>,
-) -> Plan<'s> {
+) -> Plan {
     let desc = schema.zip(ty).and_then(|(s, t)| s.desc(t));
-    let mut all: Vec<Occ> = Vec::new();
-    for (i, m) in pool.iter().enumerate() {
-        for &(n, v) in m {
-            all.push((n, i, v));
-        }
-    }
     // Stable: by message, then wire order, within a number.
-    let order = wire::order(all.len(), &|i, j| number(&all, i) <= number(&all, j));
-    let all = wire::gather(&all, &order);
+    let all = by_number(all);
     let mut fields = Vec::new();
     for group in all.chunk_by(|a, b| a.0 == b.0) {
         let Some(&(number, _, _)) = group.first() else {
@@ -98,23 +125,55 @@ pub(super) fn plan<'s>(
         let typed = schema
             .zip(declared)
             .and_then(|(s, f)| typed(s, f, group, depth));
-        fields.push(typed.unwrap_or_else(|| untyped(schema, number, group, pool.len(), depth)));
+        fields.push(typed.unwrap_or_else(|| untyped(schema, number, group, pool_len, depth)));
     }
-    Plan { fields }
+    Plan { fields, id: 0 }
+}
+
+/// `all` stably sorted by field number. Field numbers are small in
+/// practice: a counting sort, linear; the merge sort when the largest
+/// number is far beyond the count (counts would cost more than sorting).
+fn by_number(all: Vec<Occ<'_>>) -> Vec<Occ<'_>> {
+    if all.windows(2).all(|w| matches!(w, [a, b] if a.0 <= b.0)) {
+        return all;
+    }
+    // starts[n + 1]: how many occurrences number n has; a number far
+    // beyond the count sends them to the merge sort.
+    let mut starts: Vec<usize> = Vec::new();
+    for o in &all {
+        let n = o.0 as usize + 1;
+        if n >= starts.len() {
+            if n > 4 * all.len() + 64 {
+                let order = wire::order(all.len(), &|i, j| number(&all, i) <= number(&all, j));
+                return wire::gather(&all, &order);
+            }
+            starts.resize(n + 1, 0);
+        }
+        if let Some(c) = starts.get_mut(n) {
+            *c += 1;
+        }
+    }
+    // Summed, starts[n]: where number n's occurrences go (how many are
+    // below n).
+    let mut sum = 0;
+    for c in starts.iter_mut() {
+        sum += *c;
+        *c = sum;
+    }
+    let mut order = vec![0; all.len()];
+    for (i, o) in all.iter().enumerate() {
+        if let Some(at) = starts.get_mut(o.0 as usize) {
+            if let Some(slot) = order.get_mut(*at) {
+                *slot = i;
+            }
+            *at += 1;
+        }
+    }
+    wire::gather(&all, &order)
 }
 
 fn number(all: &[Occ], i: usize) -> u32 {
     all.get(i).map_or(0, |o| o.0)
-}
-
-/// The most occurrences in one message, and in how many messages it occurs.
-fn counts(group: &[Occ]) -> (usize, usize) {
-    let (mut max, mut present) = (0, 0);
-    for run in group.chunk_by(|a, b| a.1 == b.1) {
-        max = max.max(run.len());
-        present += 1;
-    }
-    (max, present)
 }
 
 /// Exponent bits neither all 0 nor all 1: a normal, finite float.
@@ -130,14 +189,35 @@ fn normal32(bits: u32) -> bool {
 
 /// The plan of a field without a declaration (or whose data does not fit
 /// it), from what its occurrences in the pool are.
-fn untyped<'s>(
-    schema: Option<&'s Schema>,
+fn untyped(
+    schema: Option<&Schema>,
     number: u32,
     group: &[Occ],
     pool_len: usize,
     depth: usize,
-) -> FieldPlan<'s> {
-    let mask = group.iter().fold(0u8, |m, o| m | 1 << o.2.wire());
+) -> FieldPlan {
+    let (mut f64s, mut f32s) = (true, true);
+    let mut vote = |v: Val| match v {
+        Val::I64(b) => f64s &= b == 0 || normal64(b),
+        Val::I32(b) => f32s &= b == 0 || normal32(b),
+        _ => {}
+    };
+    // One pass: the wire types there are, the most occurrences in one
+    // message, in how many messages (those of one message are together),
+    // and the fixed values' votes.
+    let (mut mask, mut max, mut present, mut run) = (0u8, 0, 0, 0);
+    let mut message = None;
+    for o in group {
+        mask |= 1 << o.2.wire();
+        if message == Some(o.1) {
+            run += 1;
+        } else {
+            (message, run) = (Some(o.1), 1);
+            present += 1;
+        }
+        max = max.max(run);
+        vote(o.2);
+    }
     let scalars = mask & !(1 << LEN);
     let mut packed = None;
     if mask & 1 << LEN != 0 && scalars.count_ones() == 1 {
@@ -148,24 +228,15 @@ fn untyped<'s>(
         };
         if group.iter().all(fits) {
             packed = Some(w);
-        }
-    }
-    let (max, present) = counts(group);
-    let array = packed.is_some() || max > 1;
-    let (mut f64s, mut f32s) = (true, true);
-    let mut vote = |v: Val| match v {
-        Val::I64(b) => f64s &= b == 0 || normal64(b),
-        Val::I32(b) => f32s &= b == 0 || normal32(b),
-        _ => {}
-    };
-    for o in group {
-        match (o.2, packed) {
-            (Val::Len(b), Some(w)) => {
-                wire::packed(b, w, &mut vote);
+            // The packed values vote too.
+            for o in group {
+                if let Val::Len(b) = o.2 {
+                    wire::packed(b, w, &mut vote);
+                }
             }
-            (v, _) => vote(v),
         }
     }
+    let array = packed.is_some() || max > 1;
     let mut by_key = false;
     let len = if packed.is_some() || mask & 1 << LEN == 0 {
         Len::Bytes
@@ -176,7 +247,7 @@ fn untyped<'s>(
     };
     FieldPlan {
         number,
-        name: None,
+        key: member_key(None, number),
         array,
         omit_zero: !array && present < pool_len,
         packed,
@@ -191,43 +262,58 @@ fn untyped<'s>(
 
 /// What the LEN occurrences of a field are, schema-less; and whether, as
 /// messages, they look like map entries.
-fn len_kind<'s>(schema: Option<&'s Schema>, group: &[Occ], depth: usize) -> (Len<'s>, bool) {
+fn len_kind(schema: Option<&Schema>, group: &[Occ], depth: usize) -> (Len, bool) {
     let lens = || {
         group.iter().filter_map(|o| match o.2 {
             Val::Len(b) if !b.is_empty() => Some(b),
             _ => None,
         })
     };
-    let utf8 = lens().all(|b| std::str::from_utf8(b).is_ok());
-    let printable = || {
-        lens().all(|b| std::str::from_utf8(b).is_ok_and(|s| !s.chars().any(char::is_control)))
-    };
-    if lens().next().is_none() || (utf8 && printable()) {
+    // Cheapest first: a message's first tag byte is usually a control
+    // character, which ends the scan for text at once.
+    if lens().all(wire::printable) {
         return (Len::Text, false);
     }
     if depth < MAX_NESTING {
-        if let Some((children, parents)) = children(group) {
-            let map = is_map(&children, &parents);
-            return (Len::Message(plan(schema, &children, depth + 1, None)), map);
+        if let Some(children) = children(group) {
+            let map = is_map(&children);
+            let pool_len = children.parents.len();
+            return (Len::Message(plan(schema, children.occs, pool_len, depth + 1, None)), map);
         }
     }
+    let utf8 = lens().all(|b| std::str::from_utf8(b).is_ok());
     (if utf8 { Len::Text } else { Len::Bytes }, false)
 }
 
-/// Every LEN occurrence parsed as a message, with the index of the message
-/// holding it; `None` when one is not a message.
-type Children<'a> = (Vec<Vec<Field<'a>>>, Vec<usize>);
+/// Every LEN occurrence of a group parsed as a message: the pool one level
+/// down.
+struct Children<'a> {
+    /// The fields of all the messages (see [`plan`]); the message index is
+    /// the occurrence's among the LEN ones.
+    occs: Vec<Occ<'a>>,
+    /// For each message, the index of the message holding it.
+    parents: Vec<u32>,
+}
 
+/// `None` when an occurrence is not a message.
 fn children<'a>(group: &[Occ<'a>]) -> Option<Children<'a>> {
-    let mut children = Vec::new();
-    let mut parents = Vec::new();
+    let bytes: usize = group.iter().map(|o| match o.2 {
+        Val::Len(b) => b.len(),
+        _ => 0,
+    }).sum();
+    let mut occs = Vec::with_capacity(wire::room(bytes));
+    let mut parents = Vec::with_capacity(group.len());
     for o in group {
-        if let Val::Len(b) = o.2 {
-            children.push(wire::parse(b)?);
+        if let Val::Len(mut b) = o.2 {
+            let child = parents.len() as u32;
+            while !b.is_empty() {
+                let (n, v) = wire::field(&mut b)?;
+                occs.push((n, child, v));
+            }
             parents.push(o.1);
         }
     }
-    Some((children, parents))
+    Some(Children { occs, parents })
 }
 
 /// The key of a map entry (field 1), to sort by: a number's value, a
@@ -235,30 +321,39 @@ fn children<'a>(group: &[Occ<'a>]) -> Option<Children<'a>> {
 type Key<'a> = (u64, &'a [u8]);
 
 fn entry_key<'a>(entry: &[Field<'a>]) -> Key<'a> {
-    match entry.iter().find(|f| f.0 == 1).map(|f| f.1) {
-        Some(Val::Varint(v) | Val::I64(v)) => (v, &[]),
-        Some(Val::I32(v)) => (u64::from(v), &[]),
-        Some(Val::Len(b)) => (0, b),
-        None => (0, &[]),
+    entry.iter().find(|f| f.0 == 1).map_or((0, &[]), |f| key(f.1))
+}
+
+fn key(v: Val<'_>) -> Key<'_> {
+    match v {
+        Val::Varint(v) | Val::I64(v) => (v, &[]),
+        Val::I32(v) => (u64::from(v), &[]),
+        Val::Len(b) => (0, b),
     }
 }
 
 /// Map entries: only fields 1 (key) and 2 (value), each at most once, and
 /// no key twice in one message.
-fn is_map(children: &[Vec<Field>], parents: &[usize]) -> bool {
-    let mut keys: Vec<(usize, Key)> = Vec::with_capacity(children.len());
-    for (entry, &parent) in children.iter().zip(parents) {
-        // Sorted by number: [], [1], [2] or [1, 2].
-        let entry_like = match entry.as_slice() {
-            [] => true,
-            [a] => a.0 <= 2,
-            [a, b] => a.0 == 1 && b.0 == 2,
-            _ => false,
+fn is_map(children: &Children) -> bool {
+    let mut keys: Vec<(u32, Key)> = children.parents.iter().map(|&p| (p, (0, &[][..]))).collect();
+    // Bit 0: has field 1, bit 1: has field 2.
+    let mut seen = vec![0u8; keys.len()];
+    for &(n, child, v) in &children.occs {
+        let (Some(entry), Some(seen)) = (keys.get_mut(child as usize), seen.get_mut(child as usize)) else {
+            return false;
         };
-        if !entry_like {
+        let bit = match n {
+            1 => 1,
+            2 => 2,
+            _ => return false,
+        };
+        if *seen & bit != 0 {
             return false;
         }
-        keys.push((parent, entry_key(entry)));
+        *seen |= bit;
+        if n == 1 {
+            entry.1 = key(v);
+        }
     }
     let order = wire::order(keys.len(), &|i, j| keys.get(i) <= keys.get(j));
     order.windows(2).all(|w| match w {
@@ -281,11 +376,11 @@ fn wire_of(ty: u8) -> Option<u8> {
 
 /// The plan of a declared field; `None` when an occurrence does not fit
 /// the declaration (wire type, not UTF-8, not a message, too deep).
-fn typed<'s>(schema: &'s Schema, f: &'s FieldDesc, group: &[Occ], depth: usize) -> Option<FieldPlan<'s>> {
+fn typed(schema: &Schema, f: &FieldDesc, group: &[Occ], depth: usize) -> Option<FieldPlan> {
     let wire = wire_of(f.ty)?;
     let mut fp = FieldPlan {
         number: f.number,
-        name: Some(&f.name),
+        key: member_key(Some(&f.name), f.number),
         array: f.repeated,
         omit_zero: !f.repeated && f.ty != MESSAGE,
         packed: None,
@@ -307,12 +402,13 @@ fn typed<'s>(schema: &'s Schema, f: &'s FieldDesc, group: &[Occ], depth: usize) 
                 if depth >= MAX_NESTING {
                     return None;
                 }
-                let (children, _) = children(group)?;
-                if children.len() != group.len() {
+                let children = children(group)?;
+                let pool_len = children.parents.len();
+                if pool_len != group.len() {
                     return None;
                 }
                 fp.map = f.repeated && schema.desc(target)?.map_entry;
-                fp.len = Len::Message(plan(Some(schema), &children, depth + 1, Some(target)));
+                fp.len = Len::Message(plan(Some(schema), children.occs, pool_len, depth + 1, Some(target)));
             }
             9 => {
                 for b in lens {
@@ -340,6 +436,21 @@ fn typed<'s>(schema: &'s Schema, f: &'s FieldDesc, group: &[Occ], depth: usize) 
     Some(fp)
 }
 
+/// A member's key and colon: `"name":`, else `"7":`.
+fn member_key(name: Option<&str>, number: u32) -> String {
+    let mut out = String::new();
+    match name {
+        Some(name) => wire::json_string(&mut out, name),
+        None => {
+            out.push('"');
+            wire::json_u64(&mut out, number.into());
+            out.push('"');
+        }
+    }
+    out.push(':');
+    out
+}
+
 /// The zero value of a field's declared wire type (varint when undeclared).
 fn zero(fp: &FieldPlan) -> Val<'static> {
     match fp.typed.and_then(|(ty, _)| wire_of(ty)) {
@@ -350,53 +461,140 @@ fn zero(fp: &FieldPlan) -> Val<'static> {
     }
 }
 
+/// Where one side's text is written, with what writing needs.
+///
+/// The two sides of a dark launch are mostly the same, and a message's text
+/// depends only on its bytes and its location (the plan is shared): the
+/// first side's writer remembers where it wrote each message, per location
+/// in order, and the second side's copies that text for a message with the
+/// same bytes at the same position among its location's messages instead
+/// of writing it again (bytes are compared, so a position out of step
+/// only costs the copy).
+pub(super) struct Writer<'a, 's> {
+    pub out: String,
+    schema: Option<&'s Schema>,
+    /// The field lists of nested messages, kept for reuse (as many as
+    /// levels written at once), rather than one allocation per message.
+    spare: Vec<Vec<Field<'a>>>,
+    /// Per location, the messages written (bytes, start and end in `out`),
+    /// while `record`.
+    written: Vec<Vec<Written<'a>>>,
+    record: bool,
+    /// The second side's: the first side's text and `written`, and how
+    /// many of each location's messages have been looked at.
+    first: Option<(String, Vec<Vec<Written<'a>>>, Vec<usize>)>,
+}
+
+type Written<'a> = (&'a [u8], usize, usize);
+
+impl<'a, 's> Writer<'a, 's> {
+    /// The first side's writer, for a plan of `locations` locations.
+    pub fn new(capacity: usize, schema: Option<&'s Schema>, locations: usize) -> Self {
+        Writer {
+            out: String::with_capacity(capacity),
+            schema,
+            spare: Vec::new(),
+            written: vec![Vec::new(); locations],
+            record: true,
+            first: None,
+        }
+    }
+
+    /// The second side's writer, which copies from this one's text.
+    pub fn second(self, capacity: usize) -> Self {
+        let seen = vec![0; self.written.len()];
+        Writer {
+            out: String::with_capacity(capacity),
+            schema: self.schema,
+            spare: self.spare,
+            written: Vec::new(),
+            record: false,
+            first: Some((self.out, self.written, seen)),
+        }
+    }
+
+    /// Both sides' texts (the second side's writer); the first's alone.
+    pub fn texts(self) -> (String, String) {
+        match self.first {
+            Some((first, _, _)) => (first, self.out),
+            None => (self.out, String::new()),
+        }
+    }
+
+    /// Write the message of `bytes` at location `id` by copying the first
+    /// side's text when it wrote the same bytes there, at this position;
+    /// whether it did.
+    pub fn copy(&mut self, id: usize, bytes: &[u8]) -> bool {
+        let Some((text, written, seen)) = &mut self.first else {
+            return false;
+        };
+        let Some(at) = seen.get_mut(id) else {
+            return false;
+        };
+        let Some(&(was, start, end)) = written.get(id).and_then(|w| w.get(*at)) else {
+            return false;
+        };
+        *at += 1;
+        match text.get(start..end) {
+            Some(text) if was == bytes => {
+                self.out.push_str(text);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The message of `bytes` at location `id` was written from `start`.
+    pub fn remember(&mut self, id: usize, bytes: &'a [u8], start: usize) {
+        if self.record {
+            if let Some(list) = self.written.get_mut(id) {
+                list.push((bytes, start, self.out.len()));
+            }
+        }
+    }
+}
+
 /// Write one message (its fields sorted by number) by `plan`.
-pub(super) fn message(out: &mut String, fields: &[Field], plan: &Plan, schema: Option<&Schema>) {
-    out.push('{');
+pub(super) fn message<'a>(w: &mut Writer<'a, '_>, fields: &[Field<'a>], plan: &Plan) {
+    w.out.push('{');
     let mut first = true;
+    let mut next = 0;
     for group in fields.chunk_by(|a, b| a.0 == b.0) {
-        let (Some(&(number, last)), Some(fp)) =
-            (group.last(), group.first().and_then(|f| plan.find(f.0)))
-        else {
+        let (Some(&(_, last)), Some(fp)) = (
+            group.last(),
+            group.first().and_then(|f| plan.find_from(&mut next, f.0)),
+        ) else {
             continue;
         };
         if !fp.array && fp.omit_zero && last.is_zero() {
             continue;
         }
         if !first {
-            out.push(',');
+            w.out.push(',');
         }
         first = false;
-        match fp.name {
-            Some(name) => wire::json_string(out, name),
-            None => {
-                out.push('"');
-                wire::json_u64(out, number.into());
-                out.push('"');
-            }
-        }
-        out.push(':');
+        w.out.push_str(&fp.key);
         if fp.map {
-            map_object(out, group, fp, schema);
+            map_object(w, group, fp);
         } else if fp.array {
-            array(out, group, fp, schema);
+            array(w, group, fp);
         } else {
             // A singular field given more than once (schema): the last counts.
-            value(out, last, fp, schema);
+            value(w, last, fp);
         }
     }
-    out.push('}');
+    w.out.push('}');
 }
 
-fn array(out: &mut String, group: &[Field], fp: &FieldPlan, schema: Option<&Schema>) {
-    out.push('[');
+fn array<'a>(w: &mut Writer<'a, '_>, group: &[Field<'a>], fp: &FieldPlan) {
+    w.out.push('[');
     let mut first = true;
-    let mut item = |out: &mut String, v: Val| {
+    let mut item = |w: &mut Writer<'a, '_>, v: Val<'a>| {
         if !first {
-            out.push(',');
+            w.out.push(',');
         }
         first = false;
-        value(out, v, fp, schema);
+        value(w, v, fp);
     };
     if fp.by_key {
         let mut keys: Vec<Key> = Vec::with_capacity(group.len());
@@ -408,28 +606,28 @@ fn array(out: &mut String, group: &[Field], fp: &FieldPlan, schema: Option<&Sche
         }
         for i in wire::order(keys.len(), &|i, j| keys.get(i) <= keys.get(j)) {
             if let Some(&(_, v)) = group.get(i) {
-                item(out, v);
+                item(w, v);
             }
         }
     } else {
         for &(_, v) in group {
             match (v, fp.packed) {
-                (Val::Len(b), Some(w)) => {
-                    wire::packed(b, w, &mut |v| item(out, v));
+                (Val::Len(b), Some(wire)) => {
+                    wire::packed(b, wire, &mut |v| item(w, v));
                 }
-                _ => item(out, v),
+                _ => item(w, v),
             }
         }
     }
-    out.push(']');
+    w.out.push(']');
 }
 
 /// A schema map: an object keyed by the entries' keys (as strings), in
 /// the order of the keys on the wire (numbers by value, strings by bytes);
 /// of entries with the same key the last counts.
-fn map_object(out: &mut String, group: &[Field], fp: &FieldPlan, schema: Option<&Schema>) {
+fn map_object<'a>(w: &mut Writer<'a, '_>, group: &[Field<'a>], fp: &FieldPlan) {
     let Len::Message(plan) = &fp.len else {
-        return array(out, group, fp, schema);
+        return array(w, group, fp);
     };
     let mut entries = Vec::with_capacity(group.len());
     let mut keys = Vec::with_capacity(group.len());
@@ -442,7 +640,7 @@ fn map_object(out: &mut String, group: &[Field], fp: &FieldPlan, schema: Option<
         entries.push(entry);
     }
     let order = wire::order(keys.len(), &|i, j| keys.get(i) <= keys.get(j));
-    out.push('{');
+    w.out.push('{');
     let mut first = true;
     for (at, &i) in order.iter().enumerate() {
         let Some(entry) = entries.get(i) else {
@@ -452,37 +650,41 @@ fn map_object(out: &mut String, group: &[Field], fp: &FieldPlan, schema: Option<
             continue;
         }
         if !first {
-            out.push(',');
+            w.out.push(',');
         }
         first = false;
-        let mut key = String::new();
-        entry_field(&mut key, entry, 1, plan, schema);
-        if key.starts_with('"') {
-            out.push_str(&key);
-        } else {
-            wire::json_string(out, &key);
+        // The key as it renders, made a JSON string unless it is one (so
+        // not remembered: its text is rewritten).
+        let start = w.out.len();
+        let record = std::mem::replace(&mut w.record, false);
+        entry_field(w, entry, 1, plan);
+        w.record = record;
+        if !w.out.get(start..).unwrap_or_default().starts_with('"') {
+            let key = w.out.split_off(start);
+            wire::json_string(&mut w.out, &key);
         }
-        out.push(':');
-        entry_field(out, entry, 2, plan, schema);
+        w.out.push(':');
+        entry_field(w, entry, 2, plan);
     }
-    out.push('}');
+    w.out.push('}');
 }
 
 /// Field `n` of a map entry: its last occurrence, else its zero value (its
 /// type's default), or null where no entry at this location has one.
-fn entry_field(out: &mut String, entry: &[Field], n: u32, plan: &Plan, schema: Option<&Schema>) {
+fn entry_field<'a>(w: &mut Writer<'a, '_>, entry: &[Field<'a>], n: u32, plan: &Plan) {
     match plan.find(n) {
         Some(fp) => {
             let last = entry.iter().rev().find(|f| f.0 == n);
-            value(out, last.map_or_else(|| zero(fp), |f| f.1), fp, schema);
+            value(w, last.map_or_else(|| zero(fp), |f| f.1), fp);
         }
-        None => out.push_str("null"),
+        None => w.out.push_str("null"),
     }
 }
 
-fn value(out: &mut String, v: Val, fp: &FieldPlan, schema: Option<&Schema>) {
+fn value<'a>(w: &mut Writer<'a, '_>, v: Val<'a>, fp: &FieldPlan) {
+    let out = &mut w.out;
     if let Some((ty, target)) = fp.typed {
-        if typed_value(out, v, ty, target, schema) {
+        if typed_value(out, v, ty, target, w.schema) {
             return;
         }
     }
@@ -491,13 +693,26 @@ fn value(out: &mut String, v: Val, fp: &FieldPlan, schema: Option<&Schema>) {
         Val::I32(b) if fp.f32s && normal32(b) => wire::json_f32(out, f32::from_bits(b)),
         Val::Varint(n) | Val::I64(n) => wire::json_u64(out, n),
         Val::I32(b) => wire::json_u64(out, b.into()),
-        Val::Len(b) => match (&fp.len, std::str::from_utf8(b)) {
-            (Len::Text, Ok(s)) => wire::json_string(out, s),
-            (Len::Message(plan), _) => match wire::parse(b) {
-                Some(fields) => message(out, &fields, plan, schema),
-                None => wire::json_base64(out, b),
+        Val::Len(b) => match &fp.len {
+            Len::Text => match std::str::from_utf8(b) {
+                Ok(s) => wire::json_string(out, s),
+                Err(_) => wire::json_base64(out, b),
             },
-            _ => wire::json_base64(out, b),
+            Len::Message(plan) => {
+                if w.copy(plan.id, b) {
+                    return;
+                }
+                let start = w.out.len();
+                let mut fields = w.spare.pop().unwrap_or_default();
+                if wire::parse_into(b, &mut fields) {
+                    message(w, &fields, plan);
+                } else {
+                    wire::json_base64(&mut w.out, b);
+                }
+                w.spare.push(fields);
+                w.remember(plan.id, b, start);
+            }
+            Len::Bytes => wire::json_base64(out, b),
         },
     }
 }

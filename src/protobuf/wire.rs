@@ -1,8 +1,6 @@
 //! The protobuf wire format, read without a schema, and the small text
 //! helpers rendering needs (JSON strings, base64).
 
-use std::fmt::Write as _;
-
 /// Wire types.
 pub const VARINT: u8 = 0;
 pub const I64: u8 = 1;
@@ -45,7 +43,15 @@ impl Val<'_> {
 pub type Field<'a> = (u32, Val<'a>);
 
 /// Read a varint (at most 10 bytes, no bits beyond 64) from the front of `buf`.
+#[inline(always)]
 pub fn varint(buf: &mut &[u8]) -> Option<u64> {
+    // Most varints (tags, lengths, small numbers) are one byte.
+    if let Some((&b, rest)) = buf.split_first() {
+        if b < 0x80 {
+            *buf = rest;
+            return Some(b.into());
+        }
+    }
     let mut value = 0u64;
     for i in 0..10 {
         let (&b, rest) = buf.split_first()?;
@@ -71,6 +77,7 @@ fn take<'a>(buf: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
 }
 
 /// One value of wire type `wire` from the front of `buf` (not a group).
+#[inline(always)]
 fn value<'a>(buf: &mut &'a [u8], wire: u8) -> Option<Val<'a>> {
     Some(match wire {
         VARINT => Val::Varint(varint(buf)?),
@@ -85,6 +92,7 @@ fn value<'a>(buf: &mut &'a [u8], wire: u8) -> Option<Val<'a>> {
 }
 
 /// The field at the front of `buf` (see [`parse`]).
+#[inline(always)]
 pub fn field<'a>(buf: &mut &'a [u8]) -> Option<Field<'a>> {
     let tag = varint(buf)?;
     let number = tag >> 3;
@@ -98,16 +106,33 @@ pub fn field<'a>(buf: &mut &'a [u8]) -> Option<Field<'a>> {
 /// number keep their wire order); `None` when `buf` is not a message: a
 /// truncated value, a group (wire types 3 and 4) or an unknown wire type,
 /// field number 0 or beyond 2^29 - 1.
-pub fn parse(mut buf: &[u8]) -> Option<Vec<Field<'_>>> {
-    let mut fields = Vec::new();
+pub fn parse(buf: &[u8]) -> Option<Vec<Field<'_>>> {
+    let mut fields = Vec::with_capacity(room(buf.len()));
+    parse_into(buf, &mut fields).then_some(fields)
+}
+
+/// Room for the fields of `bytes` bytes of messages, reserved up front: a
+/// field takes a few bytes; bounded, as bytes that turn out not to be
+/// messages (large text, binary) need none.
+pub fn room(bytes: usize) -> usize {
+    (bytes / 8 + 1).min(1024)
+}
+
+/// [`parse`] into `fields` (emptied first, reused by the caller); false
+/// when `buf` is not a message.
+pub fn parse_into<'a>(mut buf: &'a [u8], fields: &mut Vec<Field<'a>>) -> bool {
+    fields.clear();
     while !buf.is_empty() {
-        fields.push(field(&mut buf)?);
+        match field(&mut buf) {
+            Some(f) => fields.push(f),
+            None => return false,
+        }
     }
     if fields.windows(2).any(|w| matches!(w, [a, b] if a.0 > b.0)) {
-        let order = order(fields.len(), &|i, j| number(&fields, i) <= number(&fields, j));
-        fields = gather(&fields, &order);
+        let order = order(fields.len(), &|i, j| number(fields, i) <= number(fields, j));
+        *fields = gather(fields, &order);
     }
-    Some(fields)
+    true
 }
 
 fn number(fields: &[Field], i: usize) -> u32 {
@@ -176,11 +201,56 @@ pub fn packed<'a>(mut data: &'a [u8], wire: u8, each: &mut dyn FnMut(Val<'a>)) -
     true
 }
 
+/// UTF-8 made only of printable characters: no control character (Unicode
+/// category Cc, as `char::is_control`: U+0000 to U+001F, U+007F to U+009F).
+pub fn printable(b: &[u8]) -> bool {
+    // Printable ASCII, the common case, is all of it; the first control
+    // byte ends the scan (a message's first tag byte mostly is one).
+    let mut at = words_while(b, |x| (x.wrapping_sub(ONES * 0x20) | x.wrapping_add(ONES) | x) & HIGH == 0);
+    while let Some(&c) = b.get(at) {
+        match c {
+            0x20..=0x7e => at += 1,
+            0x80.. => {
+                return std::str::from_utf8(b).is_ok_and(|s| !s.chars().any(char::is_control))
+            }
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// 0x01 and 0x80 in every byte of a word.
+const ONES: u64 = u64::from_le_bytes([1; 8]);
+const HIGH: u64 = ONES * 0x80;
+
+/// The length of the prefix of `b` made of 8-byte words (little-endian)
+/// that pass `ok`: text is scanned a word at a time, then byte by byte from
+/// the first word that may not pass. In the tests below a byte's high bit
+/// is set where it is out of range (exact for "some byte is").
+#[inline(always)]
+fn words_while(b: &[u8], ok: impl Fn(u64) -> bool) -> usize {
+    let mut at = 0;
+    for word in b.chunks_exact(8) {
+        match <[u8; 8]>::try_from(word) {
+            Ok(word) if ok(u64::from_le_bytes(word)) => at += 8,
+            _ => break,
+        }
+    }
+    at
+}
+
 /// Append `s` as a JSON string.
 pub fn json_string(out: &mut String, s: &str) {
     out.push('"');
+    let bytes = s.as_bytes();
+    // Most text needs no escape: skipped a word at a time (no byte below
+    // 0x20, none equal to '"' or '\\'), copied at once.
+    let zero = |y: u64| y.wrapping_sub(ONES) & !y;
+    let mut i = words_while(bytes, |x| {
+        ((x.wrapping_sub(ONES * 0x20) & !x) | zero(x ^ (ONES * 0x22)) | zero(x ^ (ONES * 0x5c))) & HIGH == 0
+    });
     let mut start = 0;
-    for (i, b) in s.bytes().enumerate() {
+    while let Some(&b) = bytes.get(i) {
         if b == b'"' || b == b'\\' || b < 0x20 {
             out.push_str(s.get(start..i).unwrap_or_default());
             out.push('\\');
@@ -193,6 +263,7 @@ pub fn json_string(out: &mut String, s: &str) {
             }
             start = i + 1;
         }
+        i += 1;
     }
     out.push_str(s.get(start..).unwrap_or_default());
     out.push('"');
@@ -201,8 +272,21 @@ pub fn json_string(out: &mut String, s: &str) {
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// Append an integer.
-pub fn json_u64(out: &mut String, v: u64) {
-    let _ = write!(out, "{v}");
+pub fn json_u64(out: &mut String, mut v: u64) {
+    // Digits from the last; a u64 has at most 20.
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    for slot in digits.iter_mut().rev() {
+        *slot = b'0' + (v % 10) as u8;
+        at -= 1;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    for &d in digits.get(at..).unwrap_or_default() {
+        out.push(char::from(d));
+    }
 }
 
 pub fn json_i64(out: &mut String, v: i64) {
@@ -268,17 +352,19 @@ pub fn base64_decode(text: &str) -> Option<Vec<u8>> {
 /// `v` (`2.5`, `1.0`, `1e300`, `1.5e-7`: never a huge integer text). `v`
 /// must be finite.
 pub fn json_f64(out: &mut String, v: f64) {
-    // serde_json's shortest float formatting, already in the module (core's
-    // `Display` for floats would add kilobytes).
-    if let Some(n) = serde_json::Number::from_f64(v) {
-        let _ = write!(out, "{n}");
+    // serde_json's shortest float formatting (zmij), already in the module
+    // (core's `Display` for floats would add kilobytes), called directly.
+    if v.is_finite() {
+        out.push_str(zmij::Buffer::new().format_finite(v));
     }
 }
 
 /// [`json_f64`] for an `f32`: the shortest decimal that reads back as the
 /// `f32` (10.5, 0.1), not the digits of its widened `f64`.
 pub fn json_f32(out: &mut String, v: f32) {
-    if let Ok(text) = serde_json::to_string(&v) {
-        out.push_str(&text);
+    if v.is_finite() {
+        out.push_str(zmij::Buffer::new().format_finite(v));
+    } else {
+        out.push_str("null");
     }
 }
