@@ -198,12 +198,21 @@ pub fn render_pair(
     for m in primary.iter().chain(dark) {
         pool.push(wire::parse(m)?);
     }
+    // The pool of the plan: a dark message with the same bytes as the
+    // primary one at its position is left out (render::Children).
     let mut all = Vec::new();
+    let mut pool_len = 0;
     for (i, m) in pool.iter().enumerate() {
+        let j = i.wrapping_sub(primary.len());
+        if i >= primary.len() && primary.get(j).is_some_and(|p| dark.get(j) == Some(p)) {
+            continue;
+        }
+        pool_len += 1;
         all.extend(m.iter().map(|&(n, v)| (n, i as u32, v)));
     }
     let schema_only = schema.map(|s| s.0);
-    let mut plan = render::plan(schema_only, all, pool.len(), 1, schema.map(|s| s.1 .0));
+    let split = primary.len() as u32;
+    let mut plan = render::plan(schema_only, all, pool_len, split, 1, schema.map(|s| s.1 .0));
     let mut locations = 0;
     render::index_locations(&mut plan, &mut locations);
     let single = primary.len() == 1 && dark.len() == 1;

@@ -105,11 +105,13 @@ pub(super) type Occ<'a> = (u32, u32, Val<'a>);
 
 /// The plan of a pool of `pool_len` messages at `depth`, of message type
 /// `ty` when the schema knows it. `all` holds the occurrences of every field
-/// of the pool's messages, by message, each message's in wire order.
+/// of the pool's messages, by message, each message's in wire order; the
+/// messages before `split` are the first side's (see [`children`]).
 pub(super) fn plan(
     schema: Option<&Schema>,
     all: Vec<Occ<'_>>,
     pool_len: usize,
+    split: u32,
     depth: usize,
     ty: Option<usize>,
 ) -> Plan {
@@ -124,8 +126,8 @@ pub(super) fn plan(
         let declared = desc.and_then(|d| d.fields.iter().find(|f| f.number == number));
         let typed = schema
             .zip(declared)
-            .and_then(|(s, f)| typed(s, f, group, depth));
-        fields.push(typed.unwrap_or_else(|| untyped(schema, number, group, pool_len, depth)));
+            .and_then(|(s, f)| typed(s, f, group, split, depth));
+        fields.push(typed.unwrap_or_else(|| untyped(schema, number, group, pool_len, split, depth)));
     }
     Plan { fields, id: 0 }
 }
@@ -194,6 +196,7 @@ fn untyped(
     number: u32,
     group: &[Occ],
     pool_len: usize,
+    split: u32,
     depth: usize,
 ) -> FieldPlan {
     let (mut f64s, mut f32s) = (true, true);
@@ -241,7 +244,7 @@ fn untyped(
     let len = if packed.is_some() || mask & 1 << LEN == 0 {
         Len::Bytes
     } else {
-        let (len, map) = len_kind(schema, group, depth);
+        let (len, map) = len_kind(schema, group, split, depth);
         by_key = array && map;
         len
     };
@@ -262,7 +265,7 @@ fn untyped(
 
 /// What the LEN occurrences of a field are, schema-less; and whether, as
 /// messages, they look like map entries.
-fn len_kind(schema: Option<&Schema>, group: &[Occ], depth: usize) -> (Len, bool) {
+fn len_kind(schema: Option<&Schema>, group: &[Occ], split: u32, depth: usize) -> (Len, bool) {
     let lens = || {
         group.iter().filter_map(|o| match o.2 {
             Val::Len(b) if !b.is_empty() => Some(b),
@@ -275,10 +278,9 @@ fn len_kind(schema: Option<&Schema>, group: &[Occ], depth: usize) -> (Len, bool)
         return (Len::Text, false);
     }
     if depth < MAX_NESTING {
-        if let Some(children) = children(group) {
-            let map = is_map(&children);
-            let pool_len = children.parents.len();
-            return (Len::Message(plan(schema, children.occs, pool_len, depth + 1, None)), map);
+        if let Some(c) = children(group, split) {
+            let map = is_map(&c);
+            return (Len::Message(plan(schema, c.occs, c.len as usize, c.split, depth + 1, None)), map);
         }
     }
     let utf8 = lens().all(|b| std::str::from_utf8(b).is_ok());
@@ -286,34 +288,70 @@ fn len_kind(schema: Option<&Schema>, group: &[Occ], depth: usize) -> (Len, bool)
 }
 
 /// Every LEN occurrence of a group parsed as a message: the pool one level
-/// down.
+/// down. A message the same as another in a pool changes no decision of
+/// the plan (each is about all the messages or values of a location, or the
+/// most in one message), except "no key twice in one message" of maps,
+/// which `of` keeps: the second side's messages with the same bytes as the
+/// first side's at the same position (the two sides of a dark launch are
+/// mostly the same) are left out of the pool, the first side's standing for
+/// them.
 struct Children<'a> {
-    /// The fields of all the messages (see [`plan`]); the message index is
-    /// the occurrence's among the LEN ones.
+    /// The fields of the pool's messages (see [`plan`]).
     occs: Vec<Occ<'a>>,
-    /// For each message, the index of the message holding it.
-    parents: Vec<u32>,
+    /// How many messages the pool has, and how many of them are the first
+    /// side's (they come first).
+    len: u32,
+    split: u32,
+    /// For each LEN occurrence of the group, the message holding it and
+    /// its message in the pool.
+    of: Vec<(u32, u32)>,
 }
 
-/// `None` when an occurrence is not a message.
-fn children<'a>(group: &[Occ<'a>]) -> Option<Children<'a>> {
+/// `None` when an occurrence is not a message. The messages before `split`
+/// in the group's pool are the first side's.
+fn children<'a>(group: &[Occ<'a>], split: u32) -> Option<Children<'a>> {
     let bytes: usize = group.iter().map(|o| match o.2 {
         Val::Len(b) => b.len(),
         _ => 0,
     }).sum();
     let mut occs = Vec::with_capacity(wire::room(bytes));
-    let mut parents = Vec::with_capacity(group.len());
+    let mut of = Vec::with_capacity(group.len());
+    // The first side's values in order, and their messages; how many of
+    // the second side's have been seen. (The group is by message: the
+    // first side's come first.)
+    let mut firsts: Vec<(&[u8], u32)> = Vec::new();
+    let mut seconds = 0;
+    let mut len = 0;
     for o in group {
-        if let Val::Len(mut b) = o.2 {
-            let child = parents.len() as u32;
-            while !b.is_empty() {
-                let (n, v) = wire::field(&mut b)?;
-                occs.push((n, child, v));
+        let Val::Len(bytes) = o.2 else {
+            continue;
+        };
+        if o.1 >= split {
+            let same = firsts.get(seconds).filter(|f| f.0 == bytes);
+            seconds += 1;
+            if let Some(&(_, child)) = same {
+                of.push((o.1, child));
+                continue;
             }
-            parents.push(o.1);
         }
+        let child = len;
+        len += 1;
+        let mut b = bytes;
+        while !b.is_empty() {
+            let (n, v) = wire::field(&mut b)?;
+            occs.push((n, child, v));
+        }
+        if o.1 < split {
+            firsts.push((bytes, child));
+        }
+        of.push((o.1, child));
     }
-    Some(Children { occs, parents })
+    Some(Children {
+        occs,
+        len,
+        split: firsts.len() as u32,
+        of,
+    })
 }
 
 /// The key of a map entry (field 1), to sort by: a number's value, a
@@ -335,7 +373,7 @@ fn key(v: Val<'_>) -> Key<'_> {
 /// Map entries: only fields 1 (key) and 2 (value), each at most once, and
 /// no key twice in one message.
 fn is_map(children: &Children) -> bool {
-    let mut keys: Vec<(u32, Key)> = children.parents.iter().map(|&p| (p, (0, &[][..]))).collect();
+    let mut keys: Vec<Key> = vec![(0, &[]); children.len as usize];
     // Bit 0: has field 1, bit 1: has field 2.
     let mut seen = vec![0u8; keys.len()];
     for &(n, child, v) in &children.occs {
@@ -352,9 +390,15 @@ fn is_map(children: &Children) -> bool {
         }
         *seen |= bit;
         if n == 1 {
-            entry.1 = key(v);
+            *entry = key(v);
         }
     }
+    // Each occurrence's (message holding it, key).
+    let keys: Vec<(u32, Key)> = children
+        .of
+        .iter()
+        .map(|&(parent, child)| (parent, keys.get(child as usize).copied().unwrap_or((0, &[]))))
+        .collect();
     let order = wire::order(keys.len(), &|i, j| keys.get(i) <= keys.get(j));
     order.windows(2).all(|w| match w {
         [i, j] => keys.get(*i) != keys.get(*j),
@@ -376,7 +420,7 @@ fn wire_of(ty: u8) -> Option<u8> {
 
 /// The plan of a declared field; `None` when an occurrence does not fit
 /// the declaration (wire type, not UTF-8, not a message, too deep).
-fn typed(schema: &Schema, f: &FieldDesc, group: &[Occ], depth: usize) -> Option<FieldPlan> {
+fn typed(schema: &Schema, f: &FieldDesc, group: &[Occ], split: u32, depth: usize) -> Option<FieldPlan> {
     let wire = wire_of(f.ty)?;
     let mut fp = FieldPlan {
         number: f.number,
@@ -402,13 +446,12 @@ fn typed(schema: &Schema, f: &FieldDesc, group: &[Occ], depth: usize) -> Option<
                 if depth >= MAX_NESTING {
                     return None;
                 }
-                let children = children(group)?;
-                let pool_len = children.parents.len();
-                if pool_len != group.len() {
+                let c = children(group, split)?;
+                if c.of.len() != group.len() {
                     return None;
                 }
                 fp.map = f.repeated && schema.desc(target)?.map_entry;
-                fp.len = Len::Message(plan(Some(schema), children.occs, pool_len, depth + 1, Some(target)));
+                fp.len = Len::Message(plan(Some(schema), c.occs, c.len as usize, c.split, depth + 1, Some(target)));
             }
             9 => {
                 for b in lens {

@@ -413,6 +413,28 @@ fn not_maps_keep_their_order() {
     // A third field.
     let a = cat(&[l(7, &cat(&[entry(b"b", 2), v(3, 1)])), l(7, &entry(b"a", 1))]);
     assert_eq!(one(&a), r#"{"7":[{"1":"b","2":2,"3":1},{"1":"a","2":1}]}"#);
+    // A key twice on the second side only, in entries the same as the first
+    // side's (which the plan takes for both): not a map, wire order.
+    let a = cat(&[l(7, &entry(b"b", 2)), l(7, &entry(b"a", 1))]);
+    let twice = [
+        (cat(&[l(7, &entry(b"b", 2)), l(7, &entry(b"b", 2))]), r#"[{"1":"b","2":2},{"1":"b","2":2}]"#),
+        (cat(&[l(7, &entry(b"b", 2)), l(7, &entry(b"b", 5))]), r#"[{"1":"b","2":2},{"1":"b","2":5}]"#),
+        (cat(&[l(7, &entry(b"b", 2)), l(7, &entry(b"a", 1)), l(7, &entry(b"a", 1))]), r#"[{"1":"b","2":2},{"1":"a","2":1},{"1":"a","2":1}]"#),
+    ];
+    let a_wire = r#"[{"1":"b","2":2},{"1":"a","2":1}]"#;
+    for (b, b_wire) in twice {
+        assert_eq!(pair(&a, &b), (format!(r#"{{"7":{a_wire}}}"#), format!(r#"{{"7":{b_wire}}}"#)));
+        let (x, y) = render_streams(&[&a, &a], &[&a, &b], None).unwrap();
+        assert_eq!(x, format!(r#"[{{"7":{a_wire}}},{{"7":{a_wire}}}]"#));
+        assert_eq!(y, format!(r#"[{{"7":{a_wire}}},{{"7":{b_wire}}}]"#));
+        let (x, y) = pair(&l(3, &a), &l(3, &b));
+        assert_eq!((x, y), (format!(r#"{{"3":{{"7":{a_wire}}}}}"#), format!(r#"{{"3":{{"7":{b_wire}}}}}"#)));
+    }
+    // The same entries on both sides, a message reordered: a map.
+    let b = cat(&[l(7, &entry(b"a", 1)), l(7, &entry(b"b", 2))]);
+    let (x, y) = render_streams(&[&a, &a], &[&a, &b], None).unwrap();
+    let sorted = r#"{"7":[{"1":"a","2":1},{"1":"b","2":2}]}"#;
+    assert_eq!((x.clone(), y), (format!("[{sorted},{sorted}]"), x));
 }
 
 #[test]
