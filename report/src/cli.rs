@@ -181,10 +181,38 @@ pub enum Command {
     Version,
 }
 
-fn number<T: std::str::FromStr>(flag: &str, v: &str) -> Result<T, String> {
+pub(crate) fn number<T: std::str::FromStr>(flag: &str, v: &str) -> Result<T, String> {
     v.trim()
         .parse()
         .map_err(|_| format!("{flag}: {v:?} is not a valid number"))
+}
+
+/// `--flag=value` as the flag and its inline value; anything else as is.
+pub(crate) fn split_flag(raw: &str) -> (String, Option<String>) {
+    match raw.split_once('=') {
+        Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
+        _ => (raw.to_string(), None),
+    }
+}
+
+/// The value of `flag`: its inline one, else the next argument; empty for
+/// a flag that takes none (an inline value is then an error).
+pub(crate) fn flag_value(
+    flag: &str,
+    inline: Option<String>,
+    takes_value: bool,
+    rest: &mut impl Iterator<Item = String>,
+) -> Result<String, String> {
+    if takes_value {
+        return match inline {
+            Some(v) => Ok(v),
+            None => rest.next().ok_or_else(|| format!("{flag} needs a value")),
+        };
+    }
+    if inline.is_some() {
+        return Err(format!("{flag} takes no value"));
+    }
+    Ok(String::new())
 }
 
 fn fraction(flag: &str, v: &str) -> Result<f64, String> {
@@ -199,10 +227,7 @@ pub fn parse_args<I: IntoIterator<Item = String>>(argv: I) -> Result<Command, St
     let mut a = Args::default();
     let mut it = argv.into_iter().peekable();
     while let Some(raw) = it.next() {
-        let (flag, inline) = match raw.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
-            _ => (raw.clone(), None),
-        };
+        let (flag, inline) = split_flag(&raw);
         // `--watch` takes an optional value.
         if flag == "--watch" {
             let secs = match inline {
@@ -226,17 +251,7 @@ pub fn parse_args<I: IntoIterator<Item = String>>(argv: I) -> Result<Command, St
             flag.as_str(),
             "--json" | "-h" | "--help" | "-V" | "--version"
         );
-        let value = if takes_value {
-            match inline {
-                Some(v) => v,
-                None => it.next().ok_or_else(|| format!("{flag} needs a value"))?,
-            }
-        } else {
-            if inline.is_some() {
-                return Err(format!("{flag} takes no value"));
-            }
-            String::new()
-        };
+        let value = flag_value(&flag, inline, takes_value, &mut it)?;
         let v = value.as_str();
         match flag.as_str() {
             "-h" | "--help" => return Ok(Command::Help),

@@ -11,6 +11,7 @@ pub mod read;
 pub mod sample;
 pub mod text;
 
+use crate::cli::{flag_value, number, split_flag};
 use read::Collection;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
@@ -120,12 +121,6 @@ impl Default for Options {
     }
 }
 
-fn number<T: std::str::FromStr>(flag: &str, v: &str) -> Result<T, String> {
-    v.trim()
-        .parse()
-        .map_err(|_| format!("{flag}: {v:?} is not a valid number"))
-}
-
 fn once(slot: &mut Option<String>, flag: &str, v: &str) -> Result<(), String> {
     if v.is_empty() {
         return Err(format!("{flag} needs a value"));
@@ -146,25 +141,12 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Option<Opti
             o.files.push(raw);
             continue;
         }
-        let (flag, inline) = match raw.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
-            _ => (raw.clone(), None),
-        };
+        let (flag, inline) = split_flag(&raw);
         let takes_value = matches!(
             flag.as_str(),
             "--launch" | "--examples" | "--html" | "--listen" | "--count" | "--duration" | "--save"
         );
-        let value = if takes_value {
-            match inline {
-                Some(v) => v,
-                None => it.next().ok_or_else(|| format!("{flag} needs a value"))?,
-            }
-        } else {
-            if inline.is_some() {
-                return Err(format!("{flag} takes no value"));
-            }
-            String::new()
-        };
+        let value = flag_value(&flag, inline, takes_value, &mut it)?;
         let v = value.as_str();
         match flag.as_str() {
             "--" => only_files = true,
