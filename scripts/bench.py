@@ -1087,6 +1087,25 @@ def verdict(value, op: str, limit: float) -> str:
     return "PASS" if ok else "FAIL"
 
 
+def disturbance_lines(discarded: list, noisy: list, bad: list, paced: list = ()) -> list:
+    """The report's closing notes: runs repeated because other processes
+    disturbed them, ``paced`` (notes on the paced runs), runs kept though
+    disturbed, and the problems found."""
+    lines = []
+    if discarded:
+        lines += [f"Runs disturbed by other processes (more than {NOISY} cores) and repeated: "
+                  + ", ".join(f"{r['run']} ({r['kind']}, {r['cpu_others']:.2f} cores)"
+                              for r in discarded) + ".", ""]
+    lines += list(paced)
+    if noisy:
+        lines += [f"Note: other processes used more than {NOISY} cores during runs {noisy} "
+                  "(kept: the repeat was disturbed too, or the time budget was spent); those "
+                  "numbers include their interference.", ""]
+    if bad:
+        lines += ["Problems:", ""] + [f"- run {i} ({k}): {p}" for i, k, p in bad] + [""]
+    return lines
+
+
 def report(rows: list, delays: list, args, info: dict, pin: Pinning, cmdline: str,
            elapsed: float, load_before: tuple, module_size: int, share: float,
            discarded: list) -> tuple:
@@ -1252,20 +1271,12 @@ def report(rows: list, delays: list, args, info: dict, pin: Pinning, cmdline: st
         runs_md,
         "",
     ]
-    if discarded:
-        lines += [f"Runs disturbed by other processes (more than {NOISY} cores) and repeated: "
-                  + ", ".join(f"{r['run']} ({r['kind']}, {r['cpu_others']:.2f} cores)"
-                              for r in discarded) + ".", ""]
     noisy_delays = [d["kind"] for d in delays if d.get("cpu_others", 0) > NOISY]
+    paced = []
     if noisy_delays:
-        lines += [f"Note: other processes used more than {NOISY} cores during the paced runs of "
-                  f"{', '.join(noisy_delays)}; their tails include that interference.", ""]
-    if noisy:
-        lines += [f"Note: other processes used more than {NOISY} cores during runs {noisy} "
-                  "(kept: the repeat was disturbed too, or the time budget was spent); those "
-                  "numbers include their interference.", ""]
-    if bad:
-        lines += ["Problems:", ""] + [f"- run {i} ({k}): {p}" for i, k, p in bad] + [""]
+        paced = [f"Note: other processes used more than {NOISY} cores during the paced runs of "
+                 f"{', '.join(noisy_delays)}; their tails include that interference.", ""]
+    lines += disturbance_lines(discarded, noisy, bad, paced)
     lines.append(END)
     return "\n".join(lines), results, med, bool(bad)
 
@@ -1514,16 +1525,7 @@ def grpc_report(rows: list, args, info: dict, pin: Pinning, cmdline: str, elapse
         runs_md,
         "",
     ]
-    if discarded:
-        lines += [f"Runs disturbed by other processes (more than {NOISY} cores) and repeated: "
-                  + ", ".join(f"{r['run']} ({r['kind']}, {r['cpu_others']:.2f} cores)"
-                              for r in discarded) + ".", ""]
-    if noisy:
-        lines += [f"Note: other processes used more than {NOISY} cores during runs {noisy} "
-                  "(kept: the repeat was disturbed too, or the time budget was spent); those "
-                  "numbers include their interference.", ""]
-    if bad:
-        lines += ["Problems:", ""] + [f"- run {i} ({k}): {p}" for i, k, p in bad] + [""]
+    lines += disturbance_lines(discarded, noisy, bad)
     lines.append(GRPC_END)
     return "\n".join(lines), results, med, bool(bad)
 

@@ -348,6 +348,18 @@ def _children_cpu() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
+def _kill_group(runner) -> None:
+    """Stop a load generator run (``runner.proc``, started in its own process
+    group) and forget it."""
+    if runner.proc.poll() is None:
+        try:
+            os.killpg(runner.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        runner.proc.wait(10)
+    harness._unregister(runner)
+
+
 class Wrk:
     """One wrk run in its own process group; always bounded in time."""
 
@@ -375,13 +387,7 @@ class Wrk:
         return res
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.proc.wait(10)
-        harness._unregister(self)
+        _kill_group(self)
 
 
 def run_wrk(url: str, threads: int, connections: int, seconds: float, pace_ms: float = 0.0,
@@ -521,13 +527,7 @@ class H2load:
         return res
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.proc.wait(10)
-        harness._unregister(self)
+        _kill_group(self)
 
 
 class Nghttpd(harness.ManagedProcess):
