@@ -98,6 +98,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import upstreams as U  # noqa: E402
 from upstreams import harness  # noqa: E402
+from harness.grpc_services import frame, varint  # noqa: E402
 
 OUT = U.ROOT / ".run" / "bench"
 REPORT = U.ROOT / "BENCHMARKS.md"
@@ -263,32 +264,17 @@ GRPC_HEADERS = ["content-type: application/grpc", "te: trailers"]
 GRPC_IGNORE = ["/7/1"]
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
 def _pb_uint(number: int, n: int) -> bytes:
-    return _varint(number << 3) + _varint(n)
+    return varint(number << 3) + varint(n)
 
 
 def _pb_double(number: int, x: float) -> bytes:
-    return _varint(number << 3 | 1) + struct.pack("<d", x)
+    return varint(number << 3 | 1) + struct.pack("<d", x)
 
 
 def _pb_len(number: int, data) -> bytes:
     data = data.encode() if isinstance(data, str) else data
-    return _varint(number << 3 | 2) + _varint(len(data)) + data
-
-
-def grpc_frame(message: bytes) -> bytes:
-    """One uncompressed gRPC length-prefixed message."""
-    return b"\x00" + len(message).to_bytes(4, "big") + message
+    return varint(number << 3 | 2) + varint(len(data)) + data
 
 
 def grpc_request() -> bytes:
@@ -368,9 +354,9 @@ class GrpcUpstreams:
         for name, item in (("primary", GRPC_PRIMARY_ITEM), ("dark", GRPC_DARK_ITEM)):
             doc = workdir / "htdocs" / name / GRPC_PATH.lstrip("/")
             doc.parent.mkdir(parents=True, exist_ok=True)
-            doc.write_bytes(grpc_frame(item))
+            doc.write_bytes(frame(item))
             self.servers[name] = U.Nghttpd(f"grpc-{name}", workdir / "htdocs" / name, workdir)
-        self.request_file.write_bytes(grpc_frame(GRPC_REQUEST))
+        self.request_file.write_bytes(frame(GRPC_REQUEST))
 
     def start(self, pin: "Pinning") -> None:
         for srv in self.servers.values():
