@@ -62,6 +62,7 @@ use std::cmp::Ordering;
 
 use std::sync::Arc;
 
+use crate::decision::path_only;
 use crate::decode;
 use crate::grpc;
 use crate::protobuf;
@@ -472,24 +473,10 @@ fn compare_protobuf(
     redact: Option<&[PointerPattern]>,
     path: &str,
 ) -> Result<BodyResult, BodyTooLarge> {
-    let bytes = Ok((primary.body != dark.body, Vec::new(), Vec::new()));
-    let (a, b) = match (grpc_frames(rules, primary), grpc_frames(rules, dark)) {
-        (Ok(a), Ok(b)) => (a, b),
-        (Err(protobuf::FrameError::TooLarge), _) | (_, Err(protobuf::FrameError::TooLarge)) => {
-            return Err(BodyTooLarge)
-        }
-        _ => return bytes,
-    };
-    let schema = rules
-        .schema
-        .as_deref()
-        .and_then(|s| s.output_of(decision_path(path)).map(|m| (s, m)));
-    let Some((ja, jb)) = protobuf::render_pair(&a, &b, schema) else {
-        return bytes;
-    };
-    match compare_json(rules, ja.as_bytes(), jb.as_bytes(), redact) {
+    let rendered = render_grpc(rules, primary, dark, Some(path))?;
+    match rendered.and_then(|(a, b)| compare_json(rules, a.as_bytes(), b.as_bytes(), redact)) {
         Some(result) => Ok(result),
-        None => bytes,
+        None => Ok((primary.body != dark.body, Vec::new(), Vec::new())),
     }
 }
 
@@ -502,13 +489,29 @@ pub fn grpc_json(
     dark: &Side,
     path: Option<&str>,
 ) -> Option<(String, String)> {
-    let a = grpc_frames(rules, primary).ok()?;
-    let b = grpc_frames(rules, dark).ok()?;
+    render_grpc(rules, primary, dark, path).ok().flatten()
+}
+
+/// [`grpc_json`], telling a body whose messages decompress to more than
+/// `max_body_bytes` apart.
+fn render_grpc(
+    rules: &CompareRules,
+    primary: &Side,
+    dark: &Side,
+    path: Option<&str>,
+) -> Result<Option<(String, String)>, BodyTooLarge> {
+    let (a, b) = match (grpc_frames(rules, primary), grpc_frames(rules, dark)) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(protobuf::FrameError::TooLarge), _) | (_, Err(protobuf::FrameError::TooLarge)) => {
+            return Err(BodyTooLarge)
+        }
+        _ => return Ok(None),
+    };
     let schema = path.and_then(|p| {
         let s = rules.schema.as_deref()?;
-        Some((s, s.output_of(decision_path(p))?))
+        Some((s, s.output_of(path_only(p))?))
     });
-    protobuf::render_pair(&a, &b, schema)
+    Ok(protobuf::render_pair(&a, &b, schema))
 }
 
 /// The messages of a gRPC body.
@@ -520,11 +523,6 @@ fn grpc_frames<'a>(
         .next()
         .unwrap_or_default();
     protobuf::split_frames(side.body, encoding, rules.max_body_bytes)
-}
-
-/// A `:path` without its query string.
-fn decision_path(path: &str) -> &str {
-    path.split_once('?').map_or(path, |(p, _)| p)
 }
 
 /// (differs, differences, examples) of two JSON documents; `None` when
