@@ -73,7 +73,7 @@ impl std::error::Error for Error {}
 /// One node of the flat tree, in document (pre-)order. A container's
 /// children follow it: an array's elements one after the other, an object's
 /// members as key node then value subtree.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Slot {
     kind: Kind,
     /// Bool: the value; String: contains a backslash escape; Number:
@@ -93,10 +93,28 @@ struct Slot {
 pub struct Doc<'a> {
     text: &'a str,
     slots: Vec<Slot>,
+    /// At least the deepest nesting of arrays and objects (0 for a
+    /// scalar): [`parse_like`] may count a copied value as deep as its source.
+    depth: usize,
 }
 
 /// Parse one JSON document (see the module doc for what is accepted).
 pub fn parse(input: &[u8]) -> Result<Doc<'_>, Error> {
+    parse_with(input, None)
+}
+
+/// [`parse`] `input`, taking from `like` (another document, typically the
+/// other answer of a pair) every value whose text `input` repeats at the
+/// same node: such a value is copied, nodes and all, instead of parsed.
+/// The result is exactly [`parse`]'s, error included (a copied value is a
+/// valid one, and the parser reads the same text the same way whatever
+/// came before), but two similar answers cost about one parse instead of
+/// two: a pair usually differs in a few fields.
+pub fn parse_like<'a>(input: &'a [u8], like: &Doc<'_>) -> Result<Doc<'a>, Error> {
+    parse_with(input, Some(like))
+}
+
+fn parse_with<'a>(input: &'a [u8], like: Option<&Doc<'_>>) -> Result<Doc<'a>, Error> {
     let text = std::str::from_utf8(input).map_err(|e| Error {
         offset: e.valid_up_to(),
         reason: "invalid UTF-8",
@@ -109,8 +127,8 @@ pub fn parse(input: &[u8]) -> Result<Doc<'_>, Error> {
     }
     // A rough guess: most values take several bytes.
     let mut slots = Vec::with_capacity(input.len() / 6 + 1);
-    document(input, &mut slots)?;
-    Ok(Doc { text, slots })
+    let depth = document(input, &mut slots, like)?;
+    Ok(Doc { text, slots, depth })
 }
 
 impl<'a> Doc<'a> {
@@ -545,8 +563,9 @@ fn leaf(slots: &mut Vec<Slot>, kind: Kind, flag: bool, start: usize, end: usize)
 /// Parse the whole input into `slots`: one value, then only whitespace.
 /// Iterative: the open containers are a stack (`cur` the innermost, the
 /// enclosing ones in `open`), at most [`MAX_DEPTH`] deep.
-fn document(bytes: &[u8], slots: &mut Vec<Slot>) -> Result<(), Error> {
+fn document(bytes: &[u8], slots: &mut Vec<Slot>, like: Option<&Doc<'_>>) -> Result<usize, Error> {
     let mut open: Vec<Open> = Vec::new();
+    let mut deepest = 0;
     // `cur` is meaningful when `depth > 0`.
     let mut cur = Open {
         slot: 0,
@@ -561,6 +580,10 @@ fn document(bytes: &[u8], slots: &mut Vec<Slot>) -> Result<(), Error> {
         let Some(&b) = bytes.get(pos) else {
             return Err(error(pos, "EOF while parsing a value"));
         };
+        if let Some(end) = like.and_then(|d| copy_same(d, bytes, pos, depth, slots)) {
+            pos = end;
+            deepest = deepest.max(depth + like.map_or(0, |d| d.depth));
+        } else {
         match b {
             b'"' => {
                 let (end, escaped) = string(bytes, pos)?;
@@ -596,6 +619,7 @@ fn document(bytes: &[u8], slots: &mut Vec<Slot>) -> Result<(), Error> {
                         open.push(cur);
                     }
                     depth += 1;
+                    deepest = deepest.max(depth);
                     cur = Open {
                         slot,
                         count: 0,
@@ -611,6 +635,7 @@ fn document(bytes: &[u8], slots: &mut Vec<Slot>) -> Result<(), Error> {
             b'f' => pos = literal(bytes, pos, b"false", slots, Kind::Bool, false)?,
             b'n' => pos = literal(bytes, pos, b"null", slots, Kind::Null, false)?,
             _ => return Err(error(pos, "expected value")),
+        }
         }
         // A value is complete: the next member, or the end of containers.
         while depth > 0 {
@@ -643,7 +668,42 @@ fn document(bytes: &[u8], slots: &mut Vec<Slot>) -> Result<(), Error> {
     if pos != bytes.len() {
         return Err(error(pos, "trailing characters"));
     }
-    Ok(())
+    Ok(deepest)
+}
+
+/// When `bytes` at `pos` repeats the text of `like`'s node with the index
+/// the next node of `slots` will have, copy that node's subtree into
+/// `slots` (offsets moved to `pos`) and return the position after it.
+///
+/// Sound because a value's text decides its parse: a string, array or
+/// object ends at its own closing character, so the same bytes parse the
+/// same way; a number must not continue in `bytes` (`12` is not `123`);
+/// `true`, `false` and `null` followed by anything else are an error either
+/// way, at the same place. The nesting limit is kept: `like` nests at most
+/// `like.depth` inside any of its values.
+#[inline]
+fn copy_same(like: &Doc<'_>, bytes: &[u8], pos: usize, depth: usize, slots: &mut Vec<Slot>) -> Option<usize> {
+    let first = slots.len();
+    let node = *like.slots.get(first)?;
+    let text = like.text.as_bytes().get(node.start as usize..node.end as usize)?;
+    let end = pos.checked_add(text.len())?;
+    if bytes.get(pos..end)? != text || depth + like.depth > MAX_DEPTH {
+        return None;
+    }
+    if node.kind == Kind::Number
+        && matches!(bytes.get(end), Some(b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-'))
+    {
+        return None;
+    }
+    let subtree = like.slots.get(first..node.next as usize)?;
+    // Same index, so `next` (an index) stays; offsets move by pos - start.
+    let (from, to) = (node.start, pos as u32);
+    slots.extend(subtree.iter().map(|s| Slot {
+        start: s.start - from + to,
+        end: s.end - from + to,
+        ..*s
+    }));
+    Some(end)
 }
 
 /// The container at `slot` ends at `end` (after its closing bracket).

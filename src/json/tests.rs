@@ -689,3 +689,54 @@ fn random_documents_match_serde_json() {
         "{accepted} {damaged_accepted}"
     );
 }
+
+/// `parse_like(b, a)` must be `parse(b)`, nodes and errors alike, whatever
+/// `a` is: here `b` is `a` damaged (mostly the same text), deeply nested
+/// documents near the limit, and unrelated documents.
+#[test]
+fn parse_like_is_parse() {
+    fn same(b: &[u8], a: &[u8]) {
+        let Ok(like) = parse(a) else {
+            return;
+        };
+        match (parse(b), parse_like(b, &like)) {
+            (Ok(x), Ok(y)) => assert_eq!(x.slots, y.slots, "{:?} like {:?}", lossy(b), lossy(a)),
+            (Err(x), Err(y)) => assert_eq!(x, y, "{:?} like {:?}", lossy(b), lossy(a)),
+            (x, y) => panic!("{:?} like {:?}: {x:?} vs {y:?}", lossy(b), lossy(a)),
+        }
+    }
+    fn lossy(b: &[u8]) -> String {
+        String::from_utf8_lossy(b).into_owned()
+    }
+    let mut rng = Rng::new(11);
+    let mut copied = 0;
+    for _ in 0..20_000 {
+        let mut a = String::new();
+        random_text(&mut rng, 4, &mut a);
+        let b = perturb(&mut rng, a.as_bytes());
+        same(&b, a.as_bytes());
+        same(a.as_bytes(), &b);
+        let mut c = String::new();
+        random_text(&mut rng, 4, &mut c);
+        same(c.as_bytes(), a.as_bytes());
+        if let (Ok(x), Ok(y)) = (parse(a.as_bytes()), parse(&b)) {
+            copied += usize::from(x.slots.len() > 3 && x.slots.len() == y.slots.len());
+        }
+    }
+    // Both parse, with the same shape: the case where most is copied.
+    assert!(copied > 300, "{copied}");
+    // Numbers that continue, and nesting at the limit.
+    same(b"[12,1]", b"[12,1]");
+    same(b"[123,1]", b"[12,1]");
+    same(b"[12.5,1]", b"[12,1]");
+    same(b"[12e3,1]", b"[12,1]");
+    same(b"[truex]", b"[true]");
+    let deep = |n: usize, inner: &str| format!("{}{inner}{}", "[".repeat(n), "]".repeat(n));
+    for n in [MAX_DEPTH - 2, MAX_DEPTH - 1, MAX_DEPTH, MAX_DEPTH + 1] {
+        for m in [1, 2, 3] {
+            same(deep(n, &deep(m, "1")).as_bytes(), deep(1, &deep(m, "1")).as_bytes());
+            same(format!("[{},{}]", deep(n, "1"), deep(m, "1")).as_bytes(),
+                 format!("[{},{}]", deep(m, "1"), deep(m, "1")).as_bytes());
+        }
+    }
+}
