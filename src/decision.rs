@@ -23,7 +23,9 @@ pub struct RequestView<'a> {
     pub method: &'a str,
     /// `:path`, query string included.
     pub path: &'a str,
-    pub headers: &'a [(String, Vec<u8>)],
+    /// Borrowed from the host's encoded map: a request no launch shadows
+    /// copies nothing.
+    pub headers: &'a [(&'a str, &'a [u8])],
 }
 
 impl<'a> RequestView<'a> {
@@ -31,8 +33,8 @@ impl<'a> RequestView<'a> {
     pub fn header(&self, name: &str) -> Option<&'a [u8]> {
         self.headers
             .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_slice())
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| *v)
     }
 
     fn query(&self) -> Option<&'a str> {
@@ -54,7 +56,7 @@ impl<'a> RequestView<'a> {
     fn cookie(&self, name: &str) -> Option<String> {
         self.headers
             .iter()
-            .filter(|(n, _)| n == "cookie")
+            .filter(|(n, _)| *n == "cookie")
             .flat_map(|(_, v)| v.split(|b| *b == b';'))
             .find_map(|pair| {
                 let pair = String::from_utf8_lossy(pair);
@@ -254,10 +256,8 @@ mod tests {
         config::parse(s.as_bytes()).unwrap()
     }
 
-    fn hdrs(list: &[(&str, &str)]) -> Vec<(String, Vec<u8>)> {
-        list.iter()
-            .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
-            .collect()
+    fn hdrs<'a>(list: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a [u8])> {
+        list.iter().map(|(k, v)| (*k, v.as_bytes())).collect()
     }
 
     fn run(c: &Config, method: &str, path: &str, h: &[(&str, &str)]) -> Option<Decision> {
@@ -427,7 +427,8 @@ mod tests {
             let user = format!("user-{i}");
             let want = murmur3::in_sample("orders-v2", &user, 30.0);
             let via_header = hdrs(&[("x-user-id", &user)]);
-            let via_cookie = hdrs(&[("cookie", &format!("a=b; session={user}; c=d"))]);
+            let cookie = format!("a=b; session={user}; c=d");
+            let via_cookie = hdrs(&[("cookie", &cookie)]);
             for (path, headers) in [
                 ("/", &via_header),
                 ("/", &via_cookie),
@@ -498,7 +499,7 @@ mod tests {
     fn upgrades_and_connect_are_skipped_before_sampling() {
         let c = cfg("");
         let l = &c.launches[0];
-        let upgrade = vec![("upgrade".to_string(), b"websocket".to_vec())];
+        let upgrade = hdrs(&[("upgrade", "websocket")]);
         let req = RequestView {
             method: "GET",
             path: "/ws",
@@ -513,7 +514,7 @@ mod tests {
         };
         let d = decide(&c, l, &req, &Flag::Absent, &mut || 0);
         assert_eq!(d, Decision::Skip(SkipReason::Upgrade));
-        let empty = vec![("upgrade".to_string(), Vec::new())];
+        let empty = hdrs(&[("upgrade", "")]);
         let req = RequestView {
             method: "GET",
             path: "/",

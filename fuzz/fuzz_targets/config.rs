@@ -100,10 +100,14 @@ fn exercise(cfg: &Config) {
     .iter()
     .map(|(n, v)| (n.to_string(), v.to_vec()))
     .collect();
+    let view_headers: Vec<(&str, &[u8])> = headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_slice()))
+        .collect();
     let req = RequestView {
         method: "GET",
         path: "/api/orders/7?u=qa-1",
-        headers: &headers,
+        headers: &view_headers,
     };
     let flag = read_flag(cfg, &req);
     let a = br#"{"items":[{"id":1,"etag":"x"},{"id":2}],"meta":{"generated_at":1}}"#;

@@ -20,7 +20,9 @@
 use std::sync::OnceLock;
 
 use darklaunch::config::{self, Config, KeySource};
-use darklaunch::decision::{decide, matches, path_only, read_flag, Decision, Flag, RequestView, SkipReason};
+use darklaunch::decision::{
+    decide, matches, path_only, read_flag, Decision, Flag, RequestView, SkipReason,
+};
 use darklaunch::noise::Kinds;
 use darklaunch::shadow::{shadow_authority, shadow_headers, MismatchLog};
 use libfuzzer_sys::fuzz_target;
@@ -126,6 +128,11 @@ fuzz_target!(|data: &[u8]| {
             (String::from_utf8_lossy(n).into_owned(), v.to_vec())
         })
         .collect();
+    let owned = headers;
+    let headers: Vec<(&str, &[u8])> = owned
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_slice()))
+        .collect();
     let req = RequestView {
         method,
         path,
@@ -146,9 +153,9 @@ fuzz_target!(|data: &[u8]| {
         KeySource::Query("a b".into()),
     ];
     for (n, _) in headers.iter().take(8) {
-        sources.push(KeySource::Header(n.clone()));
-        sources.push(KeySource::Cookie(n.clone()));
-        sources.push(KeySource::Query(n.clone()));
+        sources.push(KeySource::Header(n.to_string()));
+        sources.push(KeySource::Cookie(n.to_string()));
+        sources.push(KeySource::Query(n.to_string()));
     }
     if let Some((_, q)) = path.split_once('?') {
         for pair in q.split('&').take(8) {
@@ -189,7 +196,7 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(d, Decision::Skip(SkipReason::FlagOff));
         }
 
-        let out = shadow_headers(launch, &cfg.shadow_header, &headers);
+        let out = shadow_headers(launch, &cfg.shadow_header, &owned);
         let (body, tail) = out.split_at(out.len() - 2);
         assert_eq!(tail[0].0, ":authority");
         assert_eq!(tail[1], (cfg.shadow_header.clone(), launch.name.clone()));
@@ -229,7 +236,7 @@ fuzz_target!(|data: &[u8]| {
 
     for authority in headers
         .iter()
-        .filter(|(n, _)| n == ":authority")
+        .filter(|(n, _)| *n == ":authority")
         .map(|(_, v)| String::from_utf8_lossy(v))
         .chain([path.into()])
     {

@@ -105,8 +105,10 @@ impl<H: Host> Engine<H> {
         let Ok(raw) = self.host.header_map(Headers::Request) else {
             return;
         };
+        let pairs: Vec<(&str, &[u8])> = headermap::pairs(&raw).collect();
         let line = |name: &str| {
-            headermap::pairs(&raw)
+            pairs
+                .iter()
                 .find(|(n, _)| *n == name)
                 .map(|(_, v)| String::from_utf8_lossy(v))
                 .unwrap_or_default()
@@ -119,12 +121,10 @@ impl<H: Host> Engine<H> {
         {
             return;
         }
-        let (method, path) = (method.into_owned(), path.into_owned());
-        let headers = headermap::decode(&raw);
         let view = RequestView {
             method: &method,
             path: &path,
-            headers: &headers,
+            headers: &pairs,
         };
         let flag = decision::read_flag(&rt.cfg, &view);
         let now = self.host.now_ms();
@@ -159,17 +159,18 @@ impl<H: Host> Engine<H> {
             .header("x-request-id")
             .map(|v| String::from_utf8_lossy(v).into_owned())
             .unwrap_or_default();
-        let (query, captured_headers) = capture_parts(&candidates, &path, &headers);
+        let (query, captured_headers) = capture_parts(&candidates, &path, &pairs);
         let info = Rc::new(RequestInfo {
             path: decision::path_only(&path).to_string(),
-            method,
+            method: method.into_owned(),
             request_id,
             query,
             headers: captured_headers,
         });
         s.req = Some(RequestCopy {
             candidates,
-            headers,
+            // Owned now: the shadow copies are made once the request ends.
+            headers: headermap::decode(&raw),
             info,
             started_ms: now,
             body: StreamedBody::new(body_cap),
@@ -399,7 +400,7 @@ impl<H: Host> Engine<H> {
 fn capture_parts(
     candidates: &[Candidate],
     path: &str,
-    headers: &[(String, Vec<u8>)],
+    headers: &[(&str, &[u8])],
 ) -> (Option<String>, Vec<(String, String)>) {
     let capturing: Vec<&crate::config::Capture> = candidates
         .iter()
@@ -414,7 +415,7 @@ fn capture_parts(
         .filter(|q| !q.is_empty());
     let mut kept: Vec<(String, String)> = Vec::new();
     for (name, value) in headers {
-        if !capturing.iter().any(|c| c.request_headers.contains(name)) {
+        if !capturing.iter().any(|c| c.request_headers.iter().any(|h| h == name)) {
             continue;
         }
         let value = String::from_utf8_lossy(value);
@@ -423,7 +424,7 @@ fn capture_parts(
                 v.push_str(", ");
                 v.push_str(&value);
             }
-            None => kept.push((name.clone(), value.into_owned())),
+            None => kept.push((name.to_string(), value.into_owned())),
         }
     }
     (query, kept)
