@@ -70,14 +70,20 @@ impl SharedBucket {
 /// Longest a worker keeps successful calls from the shared breaker.
 pub const BREAKER_FLUSH_MS: u64 = 100;
 
+/// Longest a worker trusts a shared breaker it read closed: another
+/// worker's trip is seen at most this late.
+pub const BREAKER_CACHE_MS: u64 = 100;
+
 /// One worker's handle on a launch's process-wide breaker.
 ///
-/// The common, closed case costs one shared-data read per call and no
-/// write: successes are batched per worker and written at most every
-/// [`BREAKER_FLUSH_MS`] (or with the next failure, or by [`Self::flush_due`]
-/// on tick). Failures and trial results are written at once, so the failure
-/// ratio is exact whenever a failure is counted. The `breaker_open` gauge is
-/// recorded when this worker sees the state change.
+/// The common, closed case costs one shared-data read per
+/// [`BREAKER_CACHE_MS`] and no write: a worker that read the breaker closed
+/// admits calls without reading it again for that long (its own trips are
+/// seen at once), and successes are batched per worker and written at most
+/// every [`BREAKER_FLUSH_MS`] (or with the next failure, or by
+/// [`Self::flush_due`] on tick). Failures and trial results are written at
+/// once, so the failure ratio is exact whenever a failure is counted. The
+/// `breaker_open` gauge is recorded when this worker sees the state change.
 #[derive(Debug)]
 pub struct SharedBreaker {
     key: String,
@@ -86,6 +92,8 @@ pub struct SharedBreaker {
     successes: Cell<u32>,
     flushed_ms: Cell<u64>,
     recorded: Cell<Option<bool>>,
+    /// Until when (ms) the last read that found the breaker closed holds.
+    closed_until_ms: Cell<u64>,
 }
 
 impl SharedBreaker {
@@ -98,23 +106,35 @@ impl SharedBreaker {
             successes: Cell::new(0),
             flushed_ms: Cell::new(0),
             recorded: Cell::new(None),
+            closed_until_ms: Cell::new(0),
         }
     }
 
-    /// Read-only: is the breaker holding the launch off?
-    pub fn is_open<H: Host>(&self, host: &H) -> bool {
-        host.shared_get(&self.key)
+    /// Read-only: is the breaker holding the launch off? A closed breaker
+    /// read less than [`BREAKER_CACHE_MS`] ago is not read again.
+    pub fn is_open<H: Host>(&self, host: &H, now_ms: u64) -> bool {
+        if now_ms < self.closed_until_ms.get() {
+            return false;
+        }
+        let open = host
+            .shared_get(&self.key)
             .ok()
             .and_then(|(b, _)| b)
             .and_then(|b| BreakerState::decode(&b))
-            .is_some_and(|st| st.is_open())
+            .is_some_and(|st| st.is_open());
+        self.closed_until_ms.set(if open {
+            0
+        } else {
+            now_ms.saturating_add(BREAKER_CACHE_MS)
+        });
+        open
     }
 
     /// May a call leave now? One read while closed; while open, moves to
     /// half-open and grants the one trial when `open_s` has passed. When
     /// shared data is unusable, no.
     pub fn admit<H: Host>(&self, host: &H, now_ms: u64) -> Admit {
-        if !self.is_open(host) {
+        if !self.is_open(host, now_ms) {
             return Admit::Yes;
         }
         let out = cas_update(host, &self.key, &mut |cur| {
@@ -168,6 +188,9 @@ impl SharedBreaker {
             (Some(st.encode().to_vec()), st.is_open())
         });
         if let Some(open) = open {
+            if open {
+                self.closed_until_ms.set(0);
+            }
             self.record_gauge(host, open);
         }
     }

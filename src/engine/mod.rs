@@ -189,7 +189,7 @@ impl LaunchState {
             },
             // An A/A copy is held off by an open breaker but is never its trial.
             Role::Aa => {
-                if self.breaker.is_open(host) {
+                if self.breaker.is_open(host, now) {
                     return Err(SkipReason::BreakerOpen);
                 }
                 false

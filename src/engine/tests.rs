@@ -467,6 +467,50 @@ fn max_rps_is_shared_by_the_workers_of_a_process() {
 }
 
 #[test]
+fn another_workers_trip_is_seen_within_the_breaker_cache_period() {
+    let p = Process::new(NOW, &["dark"]);
+    let cfg = config(r#","breaker":{"min_calls":3,"failure_ratio":0.5,"window_s":10,"open_s":30}"#);
+    let mut workers = [Worker::new(&p, 1, &cfg), Worker::new(&p, 2, &cfg)];
+    // Worker 2 reads the breaker closed and keeps that for the cache period.
+    let mut s = workers[1].get("/a", &[]);
+    workers[1].doorbell();
+    let call = workers[1].outstanding().remove(0);
+    workers[1].answer(call.token, Answer::json(200, "{}"));
+    workers[1].respond_json(&mut s, 200, "{}");
+    workers[1].done(&mut s);
+    // Worker 1 trips it (2 of 3 calls failed): its own next call is held
+    // off at once.
+    for _ in 0..3 {
+        let mut s = workers[0].get("/a", &[]);
+        workers[0].doorbell();
+        for call in workers[0].outstanding() {
+            workers[0].answer(call.token, Answer::Reset);
+        }
+        workers[0].respond_json(&mut s, 200, "{}");
+        workers[0].done(&mut s);
+    }
+    assert_eq!(p.stat("darklaunch.l.skipped.breaker_open"), 1);
+    // Worker 2 still trusts its read until the period is over...
+    p.advance(crate::limits::BREAKER_CACHE_MS - 1);
+    let mut s = workers[1].get("/a", &[]);
+    workers[1].doorbell();
+    assert_eq!(workers[1].outstanding().len(), 1, "within the cache period");
+    workers[1].respond_json(&mut s, 200, "{}");
+    // ...and sees the trip after it.
+    p.advance(1);
+    let mut s2 = workers[1].get("/a", &[]);
+    workers[1].doorbell();
+    assert_eq!(workers[1].outstanding().len(), 1, "no new call once the period is over");
+    assert_eq!(p.stat("darklaunch.l.skipped.breaker_open"), 2);
+    for call in workers[1].outstanding() {
+        workers[1].answer(call.token, Answer::json(200, "{}"));
+    }
+    workers[1].done(&mut s);
+    workers[1].respond_json(&mut s2, 200, "{}");
+    workers[1].done(&mut s2);
+}
+
+#[test]
 fn flag_header_forces_and_users_never_skips() {
     let (p, mut w) = worker(
         r#","sample":{"percent":0},"users":{"key":"header:x-user","always":["qa"],"never":["vip"]}"#,
