@@ -105,15 +105,17 @@ impl<H: Host> Engine<H> {
         let Ok(raw) = self.host.header_map(Headers::Request) else {
             return;
         };
-        let pairs: Vec<(&str, &[u8])> = headermap::pairs(&raw).collect();
-        let line = |name: &str| {
-            pairs
-                .iter()
-                .find(|(n, _)| *n == name)
-                .map(|(_, v)| String::from_utf8_lossy(v))
-                .unwrap_or_default()
-        };
-        let (method, path) = (line(":method"), line(":path"));
+        // One pass for the request line; the other headers only matter,
+        // and are only listed, once some launch matches it.
+        let (mut method, mut path) = (None, None);
+        for (name, value) in headermap::pairs(&raw) {
+            match name {
+                ":method" if method.is_none() => method = Some(String::from_utf8_lossy(value)),
+                ":path" if path.is_none() => path = Some(String::from_utf8_lossy(value)),
+                _ => {}
+            }
+        }
+        let (method, path) = (method.unwrap_or_default(), path.unwrap_or_default());
         if !rt
             .launches
             .iter()
@@ -121,6 +123,7 @@ impl<H: Host> Engine<H> {
         {
             return;
         }
+        let pairs: Vec<(&str, &[u8])> = headermap::pairs(&raw).collect();
         let view = RequestView {
             method: &method,
             path: &path,
