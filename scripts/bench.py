@@ -163,6 +163,26 @@ INFO_RATIOS = [
     ("D/B by CPU (B µs/req ÷ D µs/req)", "B", "D", "us_per_req"),
     ("E/B by CPU (B µs/req ÷ E µs/req)", "B", "E", "us_per_req"),
 ]
+
+# Issue #15's targets: differences of front Envoy CPU µs per request, what a
+# configuration adds over the one below it: darklaunch loaded over the empty
+# filter (C − N), sticky sampling at 1% over no match (F − C), a shadowed
+# call over the least a proxy-wasm filter does to send one (D − M), the JSON
+# comparison of ~4 KiB bodies (E − D).
+# (name, minuend, subtrahend, metric, limit): a PASS is a difference <= limit.
+DIFF_TARGETS = [
+    ("C − N front CPU µs/req", "C", "N", "us_per_req", 5.0),
+    ("F − C front CPU µs/req", "F", "C", "us_per_req", 5.0),
+    ("D − M front CPU µs/req", "D", "M", "us_per_req", 35.0),
+    ("E − D front CPU µs/req", "E", "D", "us_per_req", 30.0),
+]
+# What the floors themselves cost (no target).
+INFO_DIFFS = [
+    ("N − A front CPU µs/req (the empty proxy-wasm filter)", "N", "A", "us_per_req"),
+    ("M − B front CPU µs/req (dispatch_http_call against native mirroring)", "M", "B",
+     "us_per_req"),
+]
+UNITS = {"us_per_req": "µs/req", "rps": "req/s", "p99_ms": "ms"}
 DELAY_LIMIT_US = 1000.0
 # `--baseline WASM`: configurations c, d, e, f are C, D, E, F run by that
 # earlier build of darklaunch, alternating with them in the same run.
@@ -1053,17 +1073,31 @@ def medians(rows: list) -> dict:
     return out
 
 
-def ratio(rows: list, med: dict, num: str, den: str, metric: str) -> tuple:
-    """(median of the per-repetition ratios, ratio of the medians)."""
-    per_rep = []
+def per_rep(rows: list, num: str, den: str, metric: str, op: str) -> list:
+    """``num`` ÷ (op "/") or − (op "-") ``den`` within each repetition."""
+    out = []
     for rep in sorted({r["rep"] for r in rows}):
         a = [r[metric] for r in rows if r["rep"] == rep and r["kind"] == num]
         b = [r[metric] for r in rows if r["rep"] == rep and r["kind"] == den]
-        if a and b and b[0]:
-            per_rep.append(a[0] / b[0])
-    if not per_rep or num not in med or den not in med:
-        return None, None
-    return statistics.median(per_rep), med[num][metric] / med[den][metric]
+        if a and b and (op == "-" or b[0]):
+            out.append(a[0] / b[0] if op == "/" else a[0] - b[0])
+    return out
+
+
+def compare(rows: list, med: dict, num: str, den: str, metric: str, op: str) -> tuple:
+    """(median of the per-repetition values, the value of the medians,
+    per-repetition values) of ``num`` ÷ (op "/") or − (op "-") ``den``;
+    (None, None, []) when the runs lack either configuration."""
+    vals = per_rep(rows, num, den, metric, op)
+    if not vals or num not in med or den not in med:
+        return None, None, []
+    a, b = med[num][metric], med[den][metric]
+    return statistics.median(vals), a / b if op == "/" else a - b, vals
+
+
+def _signed(x: float, op: str, unit: str = "") -> str:
+    """A ratio with three decimals, a difference signed with one (and ``unit``)."""
+    return f"{x:.3f}" if op == "/" else f"{x:+.1f}" + (f" {unit}" if unit else "")
 
 
 def verdict(value, op: str, limit: float) -> str:
@@ -1113,12 +1147,25 @@ def report(rows: list, delays: list, args, info: dict, pin: Pinning, cmdline: st
 
     targets = []
     results = {}
-    for name, num, den, metric, op, limit in TARGETS:
-        r_med, r_of_med = ratio(rows, med, num, den, metric)
-        v = verdict(r_med, op, limit)
-        results[name] = {"median_ratio": r_med, "ratio_of_medians": r_of_med, "verdict": v}
-        targets.append([name, "-" if r_med is None else f"{r_med:.3f}",
-                        "-" if r_of_med is None else f"{r_of_med:.3f}", f"{op} {limit:.2f}",
+    # The differences (issue #15's targets), then the ratios; a row whose
+    # configurations did not both run is left out.
+    rules = ([(name, num, den, metric, "-", "<=", limit)
+              for name, num, den, metric, limit in DIFF_TARGETS]
+             + [(name, num, den, metric, "/", cmp, limit)
+                for name, num, den, metric, cmp, limit in TARGETS])
+    for name, num, den, metric, op, cmp, limit in rules:
+        value, of_medians, vals = compare(rows, med, num, den, metric, op)
+        if value is None:
+            continue
+        v = verdict(value, cmp, limit)
+        unit = UNITS[metric] if op == "-" else ""
+        results[name] = {"median_per_repetition": value, "of_medians": of_medians,
+                         "per_repetition": vals, "limit": f"{cmp} {limit:g} {unit}".strip(),
+                         "verdict": v}
+        if op == "/":  # the keys ratio targets had before there were differences
+            results[name].update(median_ratio=value, ratio_of_medians=of_medians)
+        targets.append([name, _signed(value, op, unit), _signed(of_medians, op, unit),
+                        f"{cmp} {limit:.2f}" if op == "/" else f"{cmp} {limit:g} {unit}",
                         f"**{v}**"])
     for dl in (d for d in delays if d["kind"] in "DE" and d.get("dark_after_primary")):
         p99 = dl["dark_after_primary"]["p99"]
@@ -1130,18 +1177,20 @@ def report(rows: list, delays: list, args, info: dict, pin: Pinning, cmdline: st
     results["module size"] = {"bytes": module_size, "verdict": v}
     targets.append(["module size", f"{module_size:,} B ({module_size / 1024:.0f} KiB)", "-",
                     f"<= {MODULE_LIMIT:,} B (600 KiB)", f"**{v}**"])
-    targets_md = U.markdown_table(["target", "median of per-repetition ratios",
-                                   "ratio of medians", "target", "verdict"], targets)
+    targets_md = U.markdown_table(["target", "median per repetition", "of medians", "target",
+                                   "verdict"], targets)
     info_rows = []
     baseline_ratios = [
         (f"{k} vs baseline {b} by CPU ({b} µs/req ÷ {k} µs/req; > 1: this build is cheaper)",
          b, k, "us_per_req") for k, b in BASELINE_OF.items()]
-    for name, num, den, metric in INFO_RATIOS + baseline_ratios:
-        r_med, r_of_med = ratio(rows, med, num, den, metric)
-        if r_med is not None:
-            info_rows.append([name, f"{r_med:.3f}", f"{r_of_med:.3f}"])
-    info_md = U.markdown_table(["other ratios (no target)", "median of per-repetition ratios",
-                                "ratio of medians"], info_rows)
+    for name, num, den, metric, op in ([r + ("/",) for r in INFO_RATIOS + baseline_ratios]
+                                       + [r + ("-",) for r in INFO_DIFFS]):
+        value, of_medians, _ = compare(rows, med, num, den, metric, op)
+        unit = UNITS[metric] if op == "-" else ""
+        if value is not None:
+            info_rows.append([name, _signed(value, op, unit), _signed(of_medians, op, unit)])
+    info_md = U.markdown_table(["other ratios and differences (no target)",
+                                "median per repetition", "of medians"], info_rows)
 
     def q(dd: dict, key: str) -> str:
         return f"{dd[key]:.0f}" if dd else "-"
@@ -1199,9 +1248,14 @@ def report(rows: list, delays: list, args, info: dict, pin: Pinning, cmdline: st
         "",
         targets_md,
         "",
-        "Ratios are taken per repetition (the runs of one repetition ran back to back) and "
-        "their median is the verdict; the ratio of the medians is shown beside it. The "
-        "script never fails on a missed target.",
+        "Ratios and differences are taken per repetition (the runs of one repetition ran "
+        "back to back) and their median is the verdict; the ratio or difference of the "
+        "per-configuration medians is shown beside it. The differences are of the front "
+        "Envoy's CPU time per request (µs/req): what darklaunch adds over the empty filter "
+        "(C − N), 1% sticky sampling over no match (F − C), a shadowed call over the least "
+        "a proxy-wasm filter does to send a copy (D − M), the JSON comparison (E − D). A "
+        "row is left out when its configurations did not both run. The script never fails "
+        "on a missed target.",
         "",
         "### Medians per configuration",
         "",
@@ -1359,17 +1413,6 @@ GRPC_BEGIN = ("<!-- bench.py gRPC: begin (generated by `make bench`; a run of G0
 GRPC_END = "<!-- bench.py gRPC: end -->"
 
 
-def per_rep(rows: list, num: str, den: str, metric: str, op: str) -> list:
-    """``num`` ÷ (op "/") or − (op "-") ``den`` within each repetition."""
-    out = []
-    for rep in sorted({r["rep"] for r in rows}):
-        a = [r[metric] for r in rows if r["rep"] == rep and r["kind"] == num]
-        b = [r[metric] for r in rows if r["rep"] == rep and r["kind"] == den]
-        if a and b and (op == "-" or b[0]):
-            out.append(a[0] / b[0] if op == "/" else a[0] - b[0])
-    return out
-
-
 GRPC_COMPARISONS = [
     # (name, numerator, denominator, metric, op)
     ("GD ÷ GB, front CPU µs/req: darklaunch against native mirroring", "GD", "GB",
@@ -1384,10 +1427,6 @@ GRPC_COMPARISONS = [
 ]
 
 
-def _signed(x: float, op: str) -> str:
-    return f"{x:.3f}" if op == "/" else f"{x:+.1f}"
-
-
 def grpc_report(rows: list, args, info: dict, pin: Pinning, cmdline: str, elapsed: float,
                 load_before: tuple, module_size: int, discarded: list) -> tuple:
     """(section, results, medians, problems) of the gRPC configurations."""
@@ -1396,14 +1435,12 @@ def grpc_report(rows: list, args, info: dict, pin: Pinning, cmdline: str, elapse
     results = {}
     comp_rows = []
     for name, num, den, metric, op in GRPC_COMPARISONS:
-        vals = per_rep(rows, num, den, metric, op)
-        if not vals or num not in med or den not in med:
+        value, of_medians, vals = compare(rows, med, num, den, metric, op)
+        if value is None:
             continue
-        a, b = med[num][metric], med[den][metric]
-        of_medians = a / b if op == "/" else a - b
-        results[name] = {"median_per_repetition": statistics.median(vals),
-                         "of_medians": of_medians, "per_repetition": vals}
-        comp_rows.append([name, _signed(statistics.median(vals), op), _signed(of_medians, op),
+        results[name] = {"median_per_repetition": value, "of_medians": of_medians,
+                         "per_repetition": vals}
+        comp_rows.append([name, _signed(value, op), _signed(of_medians, op),
                           f"{_signed(min(vals), op)} … {_signed(max(vals), op)}"])
     comp_md = U.markdown_table(["comparison", "median of per-repetition values",
                                 "from the medians", "per-repetition range"], comp_rows)
