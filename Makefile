@@ -174,10 +174,12 @@ NOOP_WASM := benches/noop-filter/target/wasm32-wasip1/release/noop_filter.wasm
 
 # Side-by-side throughput/latency against no filter, an empty proxy-wasm filter
 # and native mirroring, over HTTP/1.1 and gRPC (G0, GB, GD: h2load against
-# nghttpd); writes BENCHMARKS.md. BASELINE=path/to/darklaunch.wasm (an earlier
-# build) also runs C, D, E, F with it, alternating, to compare. BENCH_ARGS:
-# more options of scripts/bench.py, e.g. BENCH_ARGS="--configs G0,GB,GD" for
-# the gRPC configurations alone.
+# nghttpd), then B, M, D, E on two front Envoy workers and 64 connections
+# (the scale phase, ~4 minutes); writes BENCHMARKS.md.
+# BASELINE=path/to/darklaunch.wasm (an earlier build) also runs C, D, E, F
+# with it, alternating, to compare. BENCH_ARGS: more options of
+# scripts/bench.py, e.g. BENCH_ARGS="--configs G0,GB,GD" for the gRPC
+# configurations alone, BENCH_ARGS=--no-scale without the scale phase.
 bench: build envoy tools
 	cd benches/noop-filter && cargo build --release --target wasm32-wasip1
 	NOOP_WASM=$(abspath $(NOOP_WASM)) $(PY) scripts/bench.py $(if $(BASELINE),--baseline $(abspath $(BASELINE))) $(BENCH_ARGS)

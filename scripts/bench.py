@@ -42,7 +42,8 @@ Setup:
   about 1% of the users, hence of the requests, are sampled in);
 * CPU pinning (2 cores): the front Envoy on CPU 0 alone; wrk, the upstream
   Envoy and this script on CPU 1 (``taskset``), so the front Envoy is the
-  bottleneck and its core is not shared with the load generator.
+  bottleneck and its core is not shared with the load generator (the
+  scale phase, last, unpins everything).
 * gRPC (G0, GB, GD): ``h2load -t1 -c16 -m1`` (16 connections, one call in
   flight on each: closed loop, flat out) POSTs the same framed request (a
   ~410-byte message) with ``content-type: application/grpc`` and ``te:
@@ -68,19 +69,42 @@ request left it and when the shadow request left it. Cross-check: the
 upstream Envoy's access logs (``x-request-id``, ``%START_TIME%`` in µs) of
 the primary and dark listeners, joined on x-request-id.
 
+Scale (the last phase; ``--no-scale`` skips it): B, M, D and E again (by
+default those of them the main phase ran; ``--scale-configs``) with the
+front Envoy on two workers (``--concurrency 2``, ``--scale-workers``) and
+``wrk -t1 -c64`` (``--scale-connections``), alternated over 4 repetitions
+(``--scale-repeats``; fewer when ``--repeats`` is smaller), to show that
+what the workers share through Envoy's shared data, updated with CAS, holds
+up under contention. D's and E's launches there have the process-wide token
+bucket (``limits.max_rps`` 1,000,000: one CAS per shadowed request) and the
+breaker (its defaults: a read per call, batched CAS writes) on, limits that
+never bind (a call they held back is a problem). No CPU pinning in this
+phase: two workers cannot have cores of their own on a 2-core machine, so
+the front Envoy, wrk and a fresh upstream Envoy share both cores; front
+CPU µs per request stays the cost of a configuration. The report puts each
+configuration at one worker (the main phase) beside two, and D/M, E/B (by
+req/s and by CPU) and the D − M and E − D differences at both.
+
+Targets: differences of front Envoy CPU µs per request (C − N, F − C,
+D − M, E − D) and ratios (C/A, F/A, D/B, E/B), each the median of the
+per-repetition values (the runs of one repetition ran back to back); the
+dispatch delay's p99; the module's size.
+
 Writes the report to stdout, into BENCHMARKS.md (between bench.py markers:
-one section for the HTTP configurations and the dispatch delay, one for the
-gRPC configurations, each replaced only when the run measured it; other
-sections kept) and the raw numbers to .run/bench/result.json. Exit
-status 0 whatever the targets say; 1 when the measurement itself broke (an
-Envoy did not start, client errors or non-2xx answers, no shadow calls where
-there should be; for GD also a pair that mismatches); 2 when a prerequisite
-is missing.
+one section for the HTTP configurations, the dispatch delay and the scale
+phase, one for the gRPC configurations, each replaced only when the run
+measured it; other sections kept) and the raw numbers to
+.run/bench/result.json (``scale`` and ``scale_runs`` for the scale phase).
+Exit status 0 whatever the targets say; 1 when the measurement itself broke
+(an Envoy did not start, client errors or non-2xx answers, no shadow calls
+where there should be, a call held back by the limits; for GD also a pair
+that mismatches); 2 when a prerequisite is missing.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import re
@@ -162,6 +186,41 @@ INFO_RATIOS = [
     ("F/A by CPU (A µs/req ÷ F µs/req)", "A", "F", "us_per_req"),
     ("D/B by CPU (B µs/req ÷ D µs/req)", "B", "D", "us_per_req"),
     ("E/B by CPU (B µs/req ÷ E µs/req)", "B", "E", "us_per_req"),
+]
+
+# Issue #15's targets: differences of front Envoy CPU µs per request, what a
+# configuration adds over the one below it: darklaunch loaded over the empty
+# filter (C − N), sticky sampling at 1% over no match (F − C), a shadowed
+# call over the least a proxy-wasm filter does to send one (D − M), the JSON
+# comparison of ~4 KiB bodies (E − D).
+# (name, minuend, subtrahend, metric, limit): a PASS is a difference <= limit.
+DIFF_TARGETS = [
+    ("C − N front CPU µs/req", "C", "N", "us_per_req", 5.0),
+    ("F − C front CPU µs/req", "F", "C", "us_per_req", 5.0),
+    ("D − M front CPU µs/req", "D", "M", "us_per_req", 35.0),
+    ("E − D front CPU µs/req", "E", "D", "us_per_req", 30.0),
+]
+# What the floors themselves cost (no target).
+INFO_DIFFS = [
+    ("N − A front CPU µs/req (the empty proxy-wasm filter)", "N", "A", "us_per_req"),
+    ("M − B front CPU µs/req (dispatch_http_call against native mirroring)", "M", "B",
+     "us_per_req"),
+]
+UNITS = {"us_per_req": "µs/req", "rps": "req/s", "p99_ms": "ms"}
+# The scale phase (after the others; `--no-scale` skips it): these
+# configurations with the front Envoy on two workers and wrk on 64
+# connections, darklaunch with the shared-data limits on (SHARED_LIMITS);
+# by default those of them that the main phase runs.
+SCALE_CONFIGS = "BMDE"
+# (name, numerator or minuend, denominator or subtrahend, metric, op), at
+# one worker (the main phase) and at the scale phase's workers.
+SCALE_COMPARISONS = [
+    ("D/M req/s", "D", "M", "rps", "/"),
+    ("D/M by CPU (M µs/req ÷ D µs/req)", "M", "D", "us_per_req", "/"),
+    ("E/B req/s", "E", "B", "rps", "/"),
+    ("E/B by CPU (B µs/req ÷ E µs/req)", "B", "E", "us_per_req", "/"),
+    ("D − M front CPU µs/req", "D", "M", "us_per_req", "-"),
+    ("E − D front CPU µs/req", "E", "D", "us_per_req", "-"),
 ]
 DELAY_LIMIT_US = 1000.0
 # `--baseline WASM`: configurations c, d, e, f are C, D, E, F run by that
@@ -412,6 +471,25 @@ def launches_for(kind: str) -> list:
     raise ValueError(kind)
 
 
+# The scale phase's darklaunch launches: what the workers of one Envoy share
+# through its shared data, updated with CAS, switched on with limits that
+# never bind: the process-wide token bucket (`limits.max_rps`, a million
+# calls a second: one read and one CAS write per shadowed request) and the
+# breaker with its defaults (one read per call; successes batched per
+# worker and written at most every 100 ms; every dark answer is a 200, so
+# it never opens). `max_in_flight` (per worker, no shared data) stays out of
+# the way. A call they held back would count as skipped, a problem.
+SHARED_LIMITS = {
+    "limits": {"max_in_flight": 100_000, "max_rps": 1_000_000},
+    "breaker": {"failure_ratio": 0.5, "min_calls": 20, "window_s": 10, "open_s": 30},
+}
+
+
+def limited(launches: list, shared_limits: bool) -> list:
+    """``launches`` with SHARED_LIMITS when ``shared_limits``."""
+    return [dict(launch, **SHARED_LIMITS) for launch in launches] if shared_limits else launches
+
+
 def noop_wasm() -> Path:
     """The small module of configurations N and M (built by `make bench`)."""
     env = os.environ.get("NOOP_WASM")
@@ -419,41 +497,48 @@ def noop_wasm() -> Path:
         U.ROOT / "benches/noop-filter/target/wasm32-wasip1/release/noop_filter.wasm")
 
 
-def front_envoy(kind: str, workdir: Path, ports: dict) -> harness.Envoy:
+def front_envoy(kind: str, workdir: Path, ports: dict, workers: int = 1,
+                shared_limits: bool = False) -> harness.Envoy:
+    """The front Envoy of an HTTP configuration (not started), ``workers``
+    worker threads; ``shared_limits``: darklaunch's launches with the token
+    bucket and the breaker on (``SHARED_LIMITS``)."""
     if kind in GRPC:
         raise ValueError(f"{kind}: a gRPC configuration (grpc_front_envoy)")
     if kind == "N":
         # darklaunch's C configuration, with the empty module in its place.
         return U.filter_envoy(workdir, ports["primary"], [U.cluster("dark", ports["dark"])],
-                              launches_for("C"), concurrency=1, name="front-N",
+                              launches_for("C"), concurrency=workers, name="front-N",
                               wasm_path=noop_wasm())
     if kind.startswith("P:"):
         # scripts/hostcall_cost.py: the empty filter making PROBE_CALLS host
         # calls of one kind in every request-header callback.
         probe = kind[2:]
         return U.filter_envoy(workdir, ports["primary"], [U.cluster("dark", ports["dark"])],
-                              [], concurrency=1, name=f"front-probe-{probe}",
+                              [], concurrency=workers, name=f"front-probe-{probe}",
                               wasm_path=noop_wasm(),
                               plugin_config=f"probe:{probe}:{PROBE_CALLS}")
     if kind == "M":
         return U.filter_envoy(workdir, ports["primary"], [U.cluster("dark", ports["dark"])],
-                              [], concurrency=1, name="front-M", wasm_path=noop_wasm(),
+                              [], concurrency=workers, name="front-M", wasm_path=noop_wasm(),
                               plugin_config="send:dark")
     if kind in DARKLAUNCH:
         return U.filter_envoy(workdir, ports["primary"], [U.cluster("dark", ports["dark"])],
-                              launches_for(kind), concurrency=1, name=f"front-{kind}")
+                              limited(launches_for(kind), shared_limits),
+                              concurrency=workers, name=f"front-{kind}")
     if kind in "cdef" and BASELINE is not None:
         return U.filter_envoy(workdir, ports["primary"], [U.cluster("dark", ports["dark"])],
-                              launches_for(kind.upper()), concurrency=1,
+                              limited(launches_for(kind.upper()), shared_limits),
+                              concurrency=workers,
                               name=f"front-baseline-{kind}", wasm_path=BASELINE)
     if kind == "A":
-        return U.filter_envoy_plain(workdir, ports["primary"], concurrency=1, name="front-A")
+        return U.filter_envoy_plain(workdir, ports["primary"], concurrency=workers, name="front-A")
     if kind == "B":
-        return mirror_front(workdir, ports, "front-B")
+        return mirror_front(workdir, ports, "front-B", concurrency=workers)
     raise ValueError(kind)
 
 
-def mirror_front(workdir: Path, ports: dict, name: str, http2: bool = False) -> harness.Envoy:
+def mirror_front(workdir: Path, ports: dict, name: str, http2: bool = False,
+                 concurrency: int = 1) -> harness.Envoy:
     """Envoy mirroring every request to the dark cluster (``request_mirror_policies``)."""
     admin, listener = harness.free_port(), harness.free_port()
     cfg = harness.bootstrap(admin, listener, primary_cluster=(U.LOOPBACK, ports["primary"]),
@@ -465,7 +550,7 @@ def mirror_front(workdir: Path, ports: dict, name: str, http2: bool = False) -> 
     hcm = _hcm(cfg["static_resources"]["listeners"][0])
     route = hcm["route_config"]["virtual_hosts"][0]["routes"][0]["route"]
     route["request_mirror_policies"] = [{"cluster": "dark"}]
-    return harness.Envoy(cfg, admin, listener, concurrency=1, log_level="info",
+    return harness.Envoy(cfg, admin, listener, concurrency=concurrency, log_level="info",
                          component_log_level=None, workdir=workdir, name=name)
 
 
@@ -501,8 +586,14 @@ class Pinning:
     def __init__(self, enabled: bool):
         self.enabled = enabled and (os.cpu_count() or 1) >= 2 and bool(shutil.which("taskset"))
         self.front, self.rest = "0", "1"
+        self.saved = os.sched_getaffinity(0)
         if self.enabled:
             os.sched_setaffinity(0, {1})  # children (wrk, Envoys) inherit it
+
+    def release(self) -> None:
+        """This process, so what it starts from now on, back on every CPU it had."""
+        if self.enabled:
+            os.sched_setaffinity(0, self.saved)
 
     def pin(self, pid: int, cpus: str) -> None:
         if self.enabled:
@@ -611,13 +702,24 @@ def counters(env: harness.Envoy, kind: str) -> dict:
     return out
 
 
+def worker_connections(env: harness.Envoy) -> list:
+    """Connections each worker of ``env`` accepted since it started (warm-up
+    included; the listener's per-worker counters), worker 0 first."""
+    out: dict = {}
+    for name, value in env.stats("listener.").items():
+        m = re.search(r"\.worker_(\d+)\.downstream_cx_total$", name)
+        if m:
+            out[int(m.group(1))] = out.get(int(m.group(1)), 0) + value
+    return [out[w] for w in sorted(out)]
+
+
 def run_once(kind: str, rep: int, idx: int, ports: dict, up_pid: int, pin: Pinning,
              args) -> dict:
     if kind in GRPC:
         return run_once_grpc(kind, rep, idx, ports["grpc"], up_pid, pin, args)
     workdir = OUT / f"run{idx:02d}-{kind}"
     shutil.rmtree(workdir, ignore_errors=True)
-    env = front_envoy(kind, workdir, ports)
+    env = front_envoy(kind, workdir, ports, args.workers, args.shared_limits)
     t0 = time.monotonic()
     env.start(timeout=90)
     start_s = time.monotonic() - t0
@@ -636,6 +738,7 @@ def run_once(kind: str, rep: int, idx: int, ports: dict, up_pid: int, pin: Pinni
         time.sleep(0.3)
         after = counters(env, kind)
         rss = U.rss_kib(env.proc.pid)
+        cx_per_worker = worker_connections(env)
     finally:
         env.stop()
 
@@ -644,7 +747,8 @@ def run_once(kind: str, rep: int, idx: int, ports: dict, up_pid: int, pin: Pinni
 
     wrk_cores = res["cpu_s"] / cpu["seconds"]
     row = {
-        "kind": kind, "rep": rep, "run": idx,
+        "kind": kind, "rep": rep, "run": idx, "workers": args.workers,
+        "connections": args.connections, "cx_per_worker": cx_per_worker,
         "rps": res["rps"], "requests": res["requests"],
         "p50_ms": res["p50_ms"], "p90_ms": res["p90_ms"], "p99_ms": res["p99_ms"],
         "max_ms": res["max_ms"],
@@ -1053,17 +1157,31 @@ def medians(rows: list) -> dict:
     return out
 
 
-def ratio(rows: list, med: dict, num: str, den: str, metric: str) -> tuple:
-    """(median of the per-repetition ratios, ratio of the medians)."""
-    per_rep = []
+def per_rep(rows: list, num: str, den: str, metric: str, op: str) -> list:
+    """``num`` ÷ (op "/") or − (op "-") ``den`` within each repetition."""
+    out = []
     for rep in sorted({r["rep"] for r in rows}):
         a = [r[metric] for r in rows if r["rep"] == rep and r["kind"] == num]
         b = [r[metric] for r in rows if r["rep"] == rep and r["kind"] == den]
-        if a and b and b[0]:
-            per_rep.append(a[0] / b[0])
-    if not per_rep or num not in med or den not in med:
-        return None, None
-    return statistics.median(per_rep), med[num][metric] / med[den][metric]
+        if a and b and (op == "-" or b[0]):
+            out.append(a[0] / b[0] if op == "/" else a[0] - b[0])
+    return out
+
+
+def compare(rows: list, med: dict, num: str, den: str, metric: str, op: str) -> tuple:
+    """(median of the per-repetition values, the value of the medians,
+    per-repetition values) of ``num`` ÷ (op "/") or − (op "-") ``den``;
+    (None, None, []) when the runs lack either configuration."""
+    vals = per_rep(rows, num, den, metric, op)
+    if not vals or num not in med or den not in med:
+        return None, None, []
+    a, b = med[num][metric], med[den][metric]
+    return statistics.median(vals), a / b if op == "/" else a - b, vals
+
+
+def _signed(x: float, op: str, unit: str = "") -> str:
+    """A ratio with three decimals, a difference signed with one (and ``unit``)."""
+    return f"{x:.3f}" if op == "/" else f"{x:+.1f}" + (f" {unit}" if unit else "")
 
 
 def verdict(value, op: str, limit: float) -> str:
@@ -1080,8 +1198,9 @@ def disturbance_lines(discarded: list, noisy: list, bad: list, paced: list = ())
     lines = []
     if discarded:
         lines += [f"Runs disturbed by other processes (more than {NOISY} cores) and repeated: "
-                  + ", ".join(f"{r['run']} ({r['kind']}, {r['cpu_others']:.2f} cores)"
-                              for r in discarded) + ".", ""]
+                  + ", ".join(f"{r['run']} ({r['kind']}"
+                              + (f", {r['workers']} workers" if r.get("workers", 1) > 1 else "")
+                              + f", {r['cpu_others']:.2f} cores)" for r in discarded) + ".", ""]
     lines += list(paced)
     if noisy:
         lines += [f"Note: other processes used more than {NOISY} cores during runs {noisy} "
@@ -1092,9 +1211,140 @@ def disturbance_lines(discarded: list, noisy: list, bad: list, paced: list = ())
     return lines
 
 
+def runs_table(rows: list, per_worker: bool = False) -> str:
+    """The HTTP runs, one line each; ``per_worker``: with the connections each
+    front Envoy worker accepted."""
+    out = []
+    for r in rows:
+        dl = r["kind"].upper() in DARKLAUNCH
+        out.append([r["run"], r["rep"], r["kind"], f"{r['rps']:.0f}", f"{r['p50_ms']:.3f}",
+                    f"{r['p99_ms']:.3f}", f"{r['max_ms']:.1f}", f"{r['cpu_front']:.2f}",
+                    f"{r['us_per_req']:.0f}", f"{r['cpu_upstream']:.2f}",
+                    f"{r['cpu_wrk']:.2f}", f"{r['cpu_others']:.2f}",
+                    f"{r['cpu0_busy']:.2f}", f"{r['cpu1_busy']:.2f}", r["dark_rq"],
+                    r["shadowed"] if dl else "-", r["compared"] if dl else "-",
+                    r["errors"] + r["non_2xx"]]
+                   + (["/".join(map(str, r.get("cx_per_worker", [])))] if per_worker else []))
+    return U.markdown_table(["run", "rep", "cfg", "req/s", "p50 ms", "p99 ms", "max ms",
+                             "CPU front", "µs/req", "CPU upstream", "CPU wrk",
+                             "CPU others", "CPU 0 busy", "CPU 1 busy", "dark reqs",
+                             "shadowed", "compared", "errors"]
+                            + (["connections per worker"] if per_worker else []), out)
+
+
+def least_share(rows: list) -> str:
+    """The smallest share of the connections that one front Envoy worker
+    accepted, over ``rows`` (50% for two workers: perfectly even)."""
+    shares = [min(r["cx_per_worker"]) / sum(r["cx_per_worker"]) for r in rows
+              if len(r.get("cx_per_worker", [])) > 1 and sum(r["cx_per_worker"])]
+    return f"{min(shares) * 100:.0f}%" if shares else "-"
+
+
+def scale_section(rows: list, scale_rows: list, args) -> tuple:
+    """The scale phase's subsection (lines) and results: each configuration
+    at one worker (``rows``, the main phase) and at ``--scale-workers``
+    (``scale_rows``), then SCALE_COMPARISONS at both."""
+    w = args.scale_workers
+    med1, med2 = medians(rows), medians(scale_rows)
+    per_cfg = []
+    for k in args.scale_list:
+        if k not in med2:
+            continue
+        m1, m2 = med1.get(k), med2[k]
+        runs = [r for r in scale_rows if r["kind"] == k]
+        us = [r["us_per_req"] for r in runs]
+        per_cfg.append([
+            k, CONFIGS[k], f"{m1['rps']:.0f}" if m1 else "-",
+            f"{m1['us_per_req']:.1f}" if m1 else "-", m2["runs"], f"{m2['rps']:.0f}",
+            f"{m2['rps_range'][0]:.0f}–{m2['rps_range'][1]:.0f}", f"**{m2['us_per_req']:.1f}**",
+            f"{min(us):.0f}–{max(us):.0f}", f"{m2['cpu_front']:.2f}", f"{m2['p99_ms']:.3f}",
+            least_share(runs), f"{m2['shadow_share']:.3f}"])
+    per_cfg_md = U.markdown_table(
+        ["cfg", "configuration", "1 worker: req/s", "1 worker: front CPU µs/req"]
+        + [f"{w} workers: {x}" for x in (
+            "runs", "req/s", "req/s range", "front CPU µs/req", "µs/req range",
+            "front Envoy CPU (cores)", "p99 ms", "least-loaded worker's share of connections",
+            "dark req / req")], per_cfg)
+    results: dict = {"workers": w, "connections": args.scale_connections,
+                     "repeats": args.scale_repeats, "configs": args.scale_list,
+                     "minutes": round(args.scale_minutes, 2), "shared_limits": SHARED_LIMITS,
+                     "medians": med2, "comparisons": {}}
+    comp = []
+
+    def fmt(x, op, unit):
+        return "-" if x is None else _signed(x, op, unit)
+
+    for name, num, den, metric, op in SCALE_COMPARISONS:
+        v1, o1, _ = compare(rows, med1, num, den, metric, op)
+        v2, o2, vals2 = compare(scale_rows, med2, num, den, metric, op)
+        if v2 is None:
+            continue
+        unit = UNITS[metric] if op == "-" else ""
+        results["comparisons"][name] = {
+            "1": {"median_per_repetition": v1, "of_medians": o1},
+            str(w): {"median_per_repetition": v2, "of_medians": o2, "per_repetition": vals2}}
+        comp.append([name, fmt(v1, op, unit), fmt(o1, op, unit), fmt(v2, op, unit),
+                     fmt(o2, op, unit),
+                     f"{_signed(min(vals2), op)} … {_signed(max(vals2), op)}"])
+    comp_md = U.markdown_table(
+        ["comparison", "1 worker: median per repetition", "1 worker: of medians",
+         f"{w} workers: median per repetition", f"{w} workers: of medians",
+         f"{w} workers: per-repetition range"], comp)
+    example = " ".join(shlex.quote(x) for x in wrk_cmd(
+        f"http://127.0.0.1:PORT{PATH}", argparse.Namespace(
+            threads=args.threads, connections=args.scale_connections),
+        args.seconds)).replace(str(U.ROOT) + "/", "")
+    seq = args.scale_list
+    lines = [
+        f"### Scale: {w} workers, {args.scale_connections} connections",
+        "",
+        f"The same load with the front Envoy on {w} workers (`--concurrency {w}`) and "
+        f"{args.scale_connections} connections, D and E with the process-wide token bucket "
+        "and the breaker on (limits that never bind): do the paths the workers share "
+        "through Envoy's shared data hold up under contention? The 1-worker columns are "
+        "the main phase's medians (above).",
+        "",
+        per_cfg_md,
+        "",
+        comp_md,
+        "",
+        f"- front Envoy: `--concurrency {w}`, not pinned: on this 2-core machine {w} "
+        "workers cannot have cores of their own, so the front Envoy, wrk and a fresh "
+        "upstream Envoy (`--concurrency 1`) all run on both cores wherever the kernel puts "
+        "them. req/s is then what the whole machine does and depends on how the cores are "
+        "shared; front CPU µs/req (the front Envoy's CPU time, all its threads, per "
+        "request) is still the cost of a configuration, and the per-repetition ratios and "
+        "differences compare configurations run under the same conditions",
+        f"- load: `{example}`, closed loop; `{args.warmup}` s warm-up discarded per run; "
+        f"fresh front Envoy per run; {args.scale_repeats} repetitions, alternating: "
+        f"{' '.join(seq)} on even repetitions, {' '.join(reversed(seq))} on odd ones; "
+        f"waits for quiet and repeats disturbed runs as the main phase does; the "
+        f"phase took {args.scale_minutes:.1f} min",
+        "- D and E: the launches of the main phase with `limits` "
+        f"`{json.dumps(SHARED_LIMITS['limits'])}` and `breaker` "
+        f"`{json.dumps(SHARED_LIMITS['breaker'])}` (the breaker's defaults). Every "
+        "shadowed request reads the token bucket and writes it back with CAS (retried when "
+        "another worker wrote in between), every call reads the breaker, and each worker "
+        "writes its batched successes with CAS at most every 100 ms; a call held back would "
+        "count as skipped (a problem, below). Per-field admission (the list of pointers "
+        "with a counter of their own) is not exercised: in E every pair matches, and a "
+        "worker caches each pointer after its first mismatch",
+        "- the 1-worker columns differ in more than the workers: the main phase pins the "
+        "front Envoy alone on CPU 0, runs 16 connections, and its D and E have no token "
+        "bucket (`max_rps` 0: no shared-data access) and a breaker that reads and batches "
+        "the same way but cannot open. So compare the ratios and differences at each "
+        "worker count, not the absolute µs/req across the two",
+        "- least-loaded worker's share of connections: the fewest connections one worker "
+        "accepted (warm-up and measured connections, the listener's per-worker "
+        "`downstream_cx_total`) as a share of all, the lowest over the runs; 50% is even",
+        "",
+    ]
+    return lines, results
+
+
 def report(rows: list, delays: list, args, info: dict, pin: Pinning, cmdline: str,
            elapsed: float, load_before: tuple, module_size: int, share: float,
-           discarded: list) -> tuple:
+           discarded: list, scale_rows: list = ()) -> tuple:
     med = medians(rows)
     summary = []
     for k, m in med.items():
@@ -1113,12 +1363,25 @@ def report(rows: list, delays: list, args, info: dict, pin: Pinning, cmdline: st
 
     targets = []
     results = {}
-    for name, num, den, metric, op, limit in TARGETS:
-        r_med, r_of_med = ratio(rows, med, num, den, metric)
-        v = verdict(r_med, op, limit)
-        results[name] = {"median_ratio": r_med, "ratio_of_medians": r_of_med, "verdict": v}
-        targets.append([name, "-" if r_med is None else f"{r_med:.3f}",
-                        "-" if r_of_med is None else f"{r_of_med:.3f}", f"{op} {limit:.2f}",
+    # The differences (issue #15's targets), then the ratios; a row whose
+    # configurations did not both run is left out.
+    rules = ([(name, num, den, metric, "-", "<=", limit)
+              for name, num, den, metric, limit in DIFF_TARGETS]
+             + [(name, num, den, metric, "/", cmp, limit)
+                for name, num, den, metric, cmp, limit in TARGETS])
+    for name, num, den, metric, op, cmp, limit in rules:
+        value, of_medians, vals = compare(rows, med, num, den, metric, op)
+        if value is None:
+            continue
+        v = verdict(value, cmp, limit)
+        unit = UNITS[metric] if op == "-" else ""
+        results[name] = {"median_per_repetition": value, "of_medians": of_medians,
+                         "per_repetition": vals, "limit": f"{cmp} {limit:g} {unit}".strip(),
+                         "verdict": v}
+        if op == "/":  # the keys ratio targets had before there were differences
+            results[name].update(median_ratio=value, ratio_of_medians=of_medians)
+        targets.append([name, _signed(value, op, unit), _signed(of_medians, op, unit),
+                        f"{cmp} {limit:.2f}" if op == "/" else f"{cmp} {limit:g} {unit}",
                         f"**{v}**"])
     for dl in (d for d in delays if d["kind"] in "DE" and d.get("dark_after_primary")):
         p99 = dl["dark_after_primary"]["p99"]
@@ -1130,18 +1393,20 @@ def report(rows: list, delays: list, args, info: dict, pin: Pinning, cmdline: st
     results["module size"] = {"bytes": module_size, "verdict": v}
     targets.append(["module size", f"{module_size:,} B ({module_size / 1024:.0f} KiB)", "-",
                     f"<= {MODULE_LIMIT:,} B (600 KiB)", f"**{v}**"])
-    targets_md = U.markdown_table(["target", "median of per-repetition ratios",
-                                   "ratio of medians", "target", "verdict"], targets)
+    targets_md = U.markdown_table(["target", "median per repetition", "of medians", "target",
+                                   "verdict"], targets)
     info_rows = []
     baseline_ratios = [
         (f"{k} vs baseline {b} by CPU ({b} µs/req ÷ {k} µs/req; > 1: this build is cheaper)",
          b, k, "us_per_req") for k, b in BASELINE_OF.items()]
-    for name, num, den, metric in INFO_RATIOS + baseline_ratios:
-        r_med, r_of_med = ratio(rows, med, num, den, metric)
-        if r_med is not None:
-            info_rows.append([name, f"{r_med:.3f}", f"{r_of_med:.3f}"])
-    info_md = U.markdown_table(["other ratios (no target)", "median of per-repetition ratios",
-                                "ratio of medians"], info_rows)
+    for name, num, den, metric, op in ([r + ("/",) for r in INFO_RATIOS + baseline_ratios]
+                                       + [r + ("-",) for r in INFO_DIFFS]):
+        value, of_medians, _ = compare(rows, med, num, den, metric, op)
+        unit = UNITS[metric] if op == "-" else ""
+        if value is not None:
+            info_rows.append([name, _signed(value, op, unit), _signed(of_medians, op, unit)])
+    info_md = U.markdown_table(["other ratios and differences (no target)",
+                                "median per repetition", "of medians"], info_rows)
 
     def q(dd: dict, key: str) -> str:
         return f"{dd[key]:.0f}" if dd else "-"
@@ -1165,24 +1430,14 @@ def report(rows: list, delays: list, args, info: dict, pin: Pinning, cmdline: st
          "cross-check, upstream arrivals dark − primary: p50 / p99 µs",
          "front CPU (cores)", "CPU others", "CPU 0 steal"], delay_rows)
 
-    run_rows = []
-    for r in rows:
-        run_rows.append([r["run"], r["rep"], r["kind"], f"{r['rps']:.0f}", f"{r['p50_ms']:.3f}",
-                         f"{r['p99_ms']:.3f}", f"{r['max_ms']:.1f}", f"{r['cpu_front']:.2f}",
-                         f"{r['us_per_req']:.0f}", f"{r['cpu_upstream']:.2f}",
-                         f"{r['cpu_wrk']:.2f}", f"{r['cpu_others']:.2f}",
-                         f"{r['cpu0_busy']:.2f}", f"{r['cpu1_busy']:.2f}", r["dark_rq"],
-                         r["shadowed"] if r["kind"].upper() in DARKLAUNCH else "-",
-                         r["compared"] if r["kind"].upper() in DARKLAUNCH else "-",
-                         r["errors"] + r["non_2xx"]])
-    runs_md = U.markdown_table(["run", "rep", "cfg", "req/s", "p50 ms", "p99 ms", "max ms",
-                                "CPU front", "µs/req", "CPU upstream", "CPU wrk",
-                                "CPU others", "CPU 0 busy", "CPU 1 busy", "dark reqs",
-                                "shadowed", "compared", "errors"], run_rows)
+    scale_lines, scale_results = (scale_section(rows, list(scale_rows), args) if scale_rows
+                                  else ([], {}))
 
     bad = [(r["run"], r["kind"], p) for r in rows for p in r["problems"]]
     bad += [("delay", d["kind"], p) for d in delays for p in d["problems"]]
-    noisy = [r["run"] for r in rows if r["cpu_others"] > NOISY]
+    bad += [(r["run"], f"{r['kind']}, {r['workers']} workers", p) for r in scale_rows
+            for p in r["problems"]]
+    noisy = [r["run"] for r in list(rows) + list(scale_rows) if r["cpu_others"] > NOISY]
     example = " ".join(shlex.quote(x) for x in wrk_cmd(
         f"http://127.0.0.1:PORT{PATH}", args, args.seconds)).replace(str(U.ROOT) + "/", "")
     seq = with_baseline(args.config_list)
@@ -1199,9 +1454,14 @@ def report(rows: list, delays: list, args, info: dict, pin: Pinning, cmdline: st
         "",
         targets_md,
         "",
-        "Ratios are taken per repetition (the runs of one repetition ran back to back) and "
-        "their median is the verdict; the ratio of the medians is shown beside it. The "
-        "script never fails on a missed target.",
+        "Ratios and differences are taken per repetition (the runs of one repetition ran "
+        "back to back) and their median is the verdict; the ratio or difference of the "
+        "per-configuration medians is shown beside it. The differences are of the front "
+        "Envoy's CPU time per request (µs/req): what darklaunch adds over the empty filter "
+        "(C − N), 1% sticky sampling over no match (F − C), a shadowed call over the least "
+        "a proxy-wasm filter does to send a copy (D − M), the JSON comparison (E − D). A "
+        "row is left out when its configurations did not both run. The script never fails "
+        "on a missed target.",
         "",
         "### Medians per configuration",
         "",
@@ -1213,6 +1473,7 @@ def report(rows: list, delays: list, args, info: dict, pin: Pinning, cmdline: st
         "",
         delay_md if delays else "(not measured)",
         "",
+        *scale_lines,
         "### Setup",
         "",
         *U.machine_lines(info),
@@ -1254,8 +1515,11 @@ def report(rows: list, delays: list, args, info: dict, pin: Pinning, cmdline: st
         "",
         "### All runs",
         "",
-        runs_md,
+        runs_table(rows) if rows else "(none)",
         "",
+        *([f"Scale phase ({args.scale_workers} workers, {args.scale_connections} "
+           "connections; CPU 0 and CPU 1 run everything):", "",
+           runs_table(scale_rows, per_worker=True), ""] if scale_rows else []),
     ]
     noisy_delays = [d["kind"] for d in delays if d.get("cpu_others", 0) > NOISY]
     paced = []
@@ -1264,7 +1528,7 @@ def report(rows: list, delays: list, args, info: dict, pin: Pinning, cmdline: st
                  f"{', '.join(noisy_delays)}; their tails include that interference.", ""]
     lines += disturbance_lines(discarded, noisy, bad, paced)
     lines.append(END)
-    return "\n".join(lines), results, med, bool(bad)
+    return "\n".join(lines), results, med, bool(bad), scale_results
 
 
 METHOD = """\
@@ -1325,6 +1589,31 @@ upstream Envoy (one worker) reads the two requests one after the other, so
 its timestamps include its own per-request processing time (~50–100 µs on
 this machine), and with darklaunch the dark request is often read first
 (negative differences).
+
+Scale. The main phase runs one worker, so nothing darklaunch keeps in
+Envoy's shared data — the launch's token bucket, its breaker, the list of
+fields with a counter of their own — is ever contended: one worker's CAS
+never meets another's. The scale phase (last, `--no-scale` skips it) runs
+B, M, D and E again with the front Envoy on two workers and wrk on 64
+connections (the kernel spreads them over the workers: the report shows the
+least-loaded worker's share), D and E with a token bucket of a million calls
+a second and the breaker at its defaults: limits that never bind, but every
+shadowed request now reads the bucket and writes it back with CAS, retried
+when the other worker wrote in between, and every call reads the breaker.
+With two workers on a 2-core machine nothing can be pinned usefully: the
+front Envoy, wrk and the upstream Envoy share both cores as the kernel
+decides, the machine (not the front Envoy alone) is saturated, and req/s
+is what the whole machine does. Front CPU µs/req — the front Envoy's CPU
+time, all its threads, per request — is still a configuration's cost, so
+the test is whether D/M and E/B by CPU, and D − M, stay at two workers what
+they are at one; were the CAS paths to collapse under contention (retry
+storms, calls let through or held back), D and E would grow against M and
+B, which share nothing. The one-worker numbers come from the main phase,
+which differs in more than the workers (the front Envoy pinned alone on CPU
+0, 16 connections, no token bucket), so only the ratios and differences at
+each worker count compare, not absolute µs/req across the two. The field
+list is not exercised: every pair of E matches, and each worker caches a
+field's counter after its first mismatch.
 """
 
 
@@ -1359,17 +1648,6 @@ GRPC_BEGIN = ("<!-- bench.py gRPC: begin (generated by `make bench`; a run of G0
 GRPC_END = "<!-- bench.py gRPC: end -->"
 
 
-def per_rep(rows: list, num: str, den: str, metric: str, op: str) -> list:
-    """``num`` ÷ (op "/") or − (op "-") ``den`` within each repetition."""
-    out = []
-    for rep in sorted({r["rep"] for r in rows}):
-        a = [r[metric] for r in rows if r["rep"] == rep and r["kind"] == num]
-        b = [r[metric] for r in rows if r["rep"] == rep and r["kind"] == den]
-        if a and b and (op == "-" or b[0]):
-            out.append(a[0] / b[0] if op == "/" else a[0] - b[0])
-    return out
-
-
 GRPC_COMPARISONS = [
     # (name, numerator, denominator, metric, op)
     ("GD ÷ GB, front CPU µs/req: darklaunch against native mirroring", "GD", "GB",
@@ -1384,10 +1662,6 @@ GRPC_COMPARISONS = [
 ]
 
 
-def _signed(x: float, op: str) -> str:
-    return f"{x:.3f}" if op == "/" else f"{x:+.1f}"
-
-
 def grpc_report(rows: list, args, info: dict, pin: Pinning, cmdline: str, elapsed: float,
                 load_before: tuple, module_size: int, discarded: list) -> tuple:
     """(section, results, medians, problems) of the gRPC configurations."""
@@ -1396,14 +1670,12 @@ def grpc_report(rows: list, args, info: dict, pin: Pinning, cmdline: str, elapse
     results = {}
     comp_rows = []
     for name, num, den, metric, op in GRPC_COMPARISONS:
-        vals = per_rep(rows, num, den, metric, op)
-        if not vals or num not in med or den not in med:
+        value, of_medians, vals = compare(rows, med, num, den, metric, op)
+        if value is None:
             continue
-        a, b = med[num][metric], med[den][metric]
-        of_medians = a / b if op == "/" else a - b
-        results[name] = {"median_per_repetition": statistics.median(vals),
-                         "of_medians": of_medians, "per_repetition": vals}
-        comp_rows.append([name, _signed(statistics.median(vals), op), _signed(of_medians, op),
+        results[name] = {"median_per_repetition": value, "of_medians": of_medians,
+                         "per_repetition": vals}
+        comp_rows.append([name, _signed(value, op), _signed(of_medians, op),
                           f"{_signed(min(vals), op)} … {_signed(max(vals), op)}"])
     comp_md = U.markdown_table(["comparison", "median of per-repetition values",
                                 "from the medians", "per-repetition range"], comp_rows)
@@ -1583,6 +1855,9 @@ def load_arguments(ap: argparse.ArgumentParser, seconds: int) -> None:
     ap.add_argument("--warmup", type=int, default=2, help="discarded warm-up seconds per run (2)")
     ap.add_argument("--connections", type=int, default=16, help="wrk connections (16)")
     ap.add_argument("--threads", type=int, default=1, help="wrk threads (1)")
+    # Not options: the main phase's front Envoy (one worker, launches as
+    # launches_for() builds them); the scale phase changes them.
+    ap.set_defaults(workers=1, shared_limits=False)
 
 
 def with_baseline(configs: list) -> list:
@@ -1610,6 +1885,58 @@ def parse_configs(text: str) -> list:
         else:
             raise ValueError(f"unknown configuration in {token!r}; known: {', '.join(CONFIGS)}")
     return list(dict.fromkeys(out))
+
+
+def run_repeated(kind: str, rep: int, run_no, ports: dict, up_pid: int, pin: Pinning, args,
+                 deadline: float, discarded: list) -> dict:
+    """One run of ``kind`` (``run_once``, numbered by ``run_no``) after waiting
+    for quiet; repeated once when other processes used more than NOISY cores
+    during it, unless ``deadline`` has passed (the disturbed run goes to
+    ``discarded``)."""
+    label = f"rep {rep} {kind}" + (f" ({args.workers} workers)" if args.workers > 1 else "")
+    for attempt in range(2):
+        waited, busy = wait_quiet(args.quiet_wait, deadline)
+        r = run_once(kind, rep, next(run_no), ports, up_pid, pin, args)
+        r["waited_s"], r["busy_before"] = waited, busy
+        if r["cpu_others"] <= NOISY or attempt == 1 or time.monotonic() > deadline:
+            break
+        discarded.append(r)
+        print(f"run {r['run']:2d} {label}: other processes used {r['cpu_others']:.2f} cores: "
+              "discarded, repeating", flush=True)
+    print(f"run {r['run']:2d} {label}: {r['rps']:7.0f} req/s "
+          f"p50 {r['p50_ms']:.3f} p99 {r['p99_ms']:.3f} ms  cpu front "
+          f"{r['cpu_front']:.2f} up {r['cpu_upstream']:.2f} load {r['cpu_wrk']:.2f} "
+          f"others {r['cpu_others']:.2f} cpu0 {r['cpu0_busy']:.2f} cpu1 "
+          f"{r['cpu1_busy']:.2f}  {r['us_per_req']:.1f} µs/req  dark "
+          f"{r['shadow_share']:.3f}/req"
+          + (f"  connections per worker {r['cx_per_worker']}" if args.workers > 1 else "")
+          + (f"  PROBLEMS: {r['problems']}" if r["problems"] else ""), flush=True)
+    return r
+
+
+def scale_phase(configs: list, args, pin: Pinning, run_no, rows: list,
+                discarded: list) -> None:
+    """The scale phase: ``configs`` with the front Envoy on ``--scale-workers``
+    workers, wrk on ``--scale-connections`` connections, darklaunch's launches
+    with SHARED_LIMITS, alternated over ``--scale-repeats`` repetitions; no
+    CPU pinning (from here on this process and all it starts run on every
+    CPU). Runs go to ``rows``, disturbed ones to ``discarded``."""
+    sargs = argparse.Namespace(**vars(args))
+    sargs.workers, sargs.connections = args.scale_workers, args.scale_connections
+    sargs.shared_limits = True
+    pin.release()
+    unpinned = Pinning(False)
+    up, ports, _ = upstream_envoy(OUT / "scale-upstreams")
+    try:
+        up.start(timeout=60)
+        # The same rule as the main phase's --budget-min: 10.5 s per planned run.
+        deadline = time.monotonic() + 10.5 * args.scale_repeats * len(configs)
+        for rep in range(args.scale_repeats):
+            for kind in (configs if rep % 2 == 0 else configs[::-1]):
+                rows.append(run_repeated(kind, rep + 1, run_no, ports, up.proc.pid, unpinned,
+                                         sargs, deadline, discarded))
+    finally:
+        up.stop()
 
 
 def main(argv=None) -> int:
@@ -1641,6 +1968,19 @@ def main(argv=None) -> int:
                          "ratios")
     ap.add_argument("--no-pin", action="store_true", help="do not pin processes to CPUs")
     ap.add_argument("--no-write", action="store_true", help="do not update BENCHMARKS.md")
+    ap.add_argument("--no-scale", action="store_true",
+                    help="skip the scale phase (front Envoy on several workers, many "
+                         "connections; run last)")
+    ap.add_argument("--scale-configs", default=None,
+                    help=f"configurations of the scale phase, alternated in this order "
+                         f"({SCALE_CONFIGS}: those of them the main phase runs; any HTTP "
+                         "configuration; '' skips it)")
+    ap.add_argument("--scale-repeats", type=int, default=None,
+                    help="repetitions of the scale phase (--repeats, at most 4)")
+    ap.add_argument("--scale-workers", type=int, default=2,
+                    help="front Envoy workers (--concurrency) in the scale phase (2)")
+    ap.add_argument("--scale-connections", type=int, default=64,
+                    help="wrk connections in the scale phase (64)")
     ap.add_argument("--wait-quiet", type=float, default=0,
                     help="first wait up to this many seconds for the 1-minute load average "
                          "to drop below 0.5 (0)")
@@ -1667,7 +2007,22 @@ def main(argv=None) -> int:
     delay_configs = [c for c in args.delay_configs.upper() if c in CONFIGS]
     if args.budget_min is None:
         args.budget_min = round(10.5 * args.repeats * len(configs) / 60, 1)
-    tools = (["wrk"] if http_configs or delay_configs else []) + (
+    if args.no_scale:
+        args.scale_configs = ""
+    elif args.scale_configs is None:
+        args.scale_configs = ",".join(c for c in SCALE_CONFIGS if c in args.config_list)
+    try:
+        scale_configs = parse_configs(args.scale_configs)
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    if set(scale_configs) & set(GRPC):
+        print("the scale phase runs HTTP configurations only", file=sys.stderr)
+        return 2
+    if args.scale_repeats is None:
+        args.scale_repeats = min(args.repeats, 4)
+    args.scale_list = scale_configs
+    tools = (["wrk"] if http_configs or delay_configs or scale_configs else []) + (
         ["h2load", "nghttpd"] if grpc_configs else [])
     for tool in tools:
         if not shutil.which(tool):
@@ -1677,7 +2032,7 @@ def main(argv=None) -> int:
     if not wasm.exists():
         print(f"module not found: {wasm} (make build)", file=sys.stderr)
         return 2
-    if set("NM") & set(configs + delay_configs) and not noop_wasm().exists():
+    if set("NM") & set(configs + delay_configs + scale_configs) and not noop_wasm().exists():
         print(f"empty filter not found: {noop_wasm()} (make bench builds it)", file=sys.stderr)
         return 2
     OUT.mkdir(parents=True, exist_ok=True)
@@ -1705,10 +2060,12 @@ def main(argv=None) -> int:
     module_size = wasm.stat().st_size
     share = sampled_share(1.0)
     rows: list = []
+    scale_rows: list = []
     discarded: list = []
     discarded_delays: list = []
     delays: list = []
     broken = []
+    run_no = itertools.count(1)
     t_start = time.time()
     up, ports, _ = upstream_envoy(OUT / "upstreams")
     grpc_up = GrpcUpstreams(OUT / "grpc-upstreams") if grpc_configs else None
@@ -1723,25 +2080,8 @@ def main(argv=None) -> int:
         for rep in range(args.repeats):
             order = configs if rep % 2 == 0 else configs[::-1]
             for kind in order:
-                for attempt in range(2):
-                    waited, busy = wait_quiet(args.quiet_wait, deadline)
-                    r = run_once(kind, rep + 1, len(rows) + len(discarded) + 1, ports,
-                                 up.proc.pid, pin, args)
-                    r["waited_s"], r["busy_before"] = waited, busy
-                    if (r["cpu_others"] <= NOISY or attempt == 1
-                            or time.monotonic() > deadline):
-                        break
-                    discarded.append(r)
-                    print(f"run {r['run']:2d} rep {rep + 1} {kind}: other processes used "
-                          f"{r['cpu_others']:.2f} cores: discarded, repeating", flush=True)
-                rows.append(r)
-                print(f"run {r['run']:2d} rep {rep + 1} {kind}: {r['rps']:7.0f} req/s "
-                      f"p50 {r['p50_ms']:.3f} p99 {r['p99_ms']:.3f} ms  cpu front "
-                      f"{r['cpu_front']:.2f} up {r['cpu_upstream']:.2f} load {r['cpu_wrk']:.2f} "
-                      f"others {r['cpu_others']:.2f} cpu0 {r['cpu0_busy']:.2f} cpu1 "
-                      f"{r['cpu1_busy']:.2f}  {r['us_per_req']:.1f} µs/req  dark "
-                      f"{r['shadow_share']:.3f}/req"
-                      + (f"  PROBLEMS: {r['problems']}" if r["problems"] else ""), flush=True)
+                rows.append(run_repeated(kind, rep + 1, run_no, ports, up.proc.pid, pin, args,
+                                         deadline, discarded))
     except Exception as exc:  # noqa: BLE001 - reported; a broken measurement
         broken.append(f"throughput runs aborted: {exc!r}")
         print(f"ERROR: {exc!r}", flush=True)
@@ -1772,18 +2112,27 @@ def main(argv=None) -> int:
     except Exception as exc:  # noqa: BLE001
         broken.append(f"dispatch-delay runs aborted: {exc!r}")
         print(f"ERROR: {exc!r}", flush=True)
+    t_scale = time.time()
+    if scale_configs:
+        try:
+            scale_phase(scale_configs, args, pin, run_no, scale_rows, discarded)
+        except Exception as exc:  # noqa: BLE001
+            broken.append(f"scale runs aborted: {exc!r}")
+            print(f"ERROR: {exc!r}", flush=True)
+    args.scale_minutes = (time.time() - t_scale) / 60
     elapsed = time.time() - t_start
 
     aborted = ("Aborted:\n\n" + "\n".join(f"- {b}" for b in broken) + "\n\n") if broken else ""
     http_rows = [r for r in rows if r["kind"] not in GRPC]
     grpc_rows = [r for r in rows if r["kind"] in GRPC]
     results: dict = {}
+    scale_results: dict = {}
     med: dict = {}
     bad = False
-    if http_rows or delays:
-        section, results, med, bad = report(
+    if http_rows or delays or scale_rows:
+        section, results, med, bad, scale_results = report(
             http_rows, delays, args, info, pin, cmdline, elapsed, load_before, module_size,
-            share, [r for r in discarded if r["kind"] not in GRPC])
+            share, [r for r in discarded if r["kind"] not in GRPC], scale_rows)
         section = section.replace(END, aborted + END)
         print()
         print(section.replace(BEGIN + "\n", "").replace("\n" + END, ""))
@@ -1806,9 +2155,10 @@ def main(argv=None) -> int:
     (OUT / "result.json").write_text(json.dumps(
         {"args": vars(args), "machine": info, "module_size": module_size,
          "sampled_share": share, "targets": results, "grpc": grpc_results, "medians": med,
-         "runs": rows, "discarded": discarded, "discarded_delays": discarded_delays,
+         "scale": scale_results, "runs": rows, "scale_runs": scale_rows,
+         "discarded": discarded, "discarded_delays": discarded_delays,
          "delays": delays, "broken": broken}, indent=2, default=str))
-    return 1 if broken or bad or not rows else 0
+    return 1 if broken or bad or not (rows or scale_rows) else 0
 
 
 if __name__ == "__main__":
