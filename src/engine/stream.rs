@@ -130,14 +130,17 @@ impl<H: Host> Engine<H> {
             headers: &pairs,
         };
         let flag = decision::read_flag(&rt.cfg, &view);
-        let now = self.host.now_ms();
+        // The clock only for launches that expire, and for a shadowed
+        // request's start: a sampled-out request reads no clock.
+        let mut clock = None;
+        let mut now = || *clock.get_or_insert_with(|| self.host.now_ms());
         let mut candidates = Vec::new();
         for l in &rt.launches {
             if !decision::matches(&l.cfg, &view) {
                 continue;
             }
             self.count(l, Scalar::Matched);
-            if l.expired(now) {
+            if l.cfg.expires_ms.is_some() && l.expired(now()) {
                 self.host.increment(l.stats.skipped(SkipReason::Expired), 1);
                 continue;
             }
@@ -175,7 +178,7 @@ impl<H: Host> Engine<H> {
             // Owned now: the shadow copies are made once the request ends.
             headers: headermap::decode(&raw),
             info,
-            started_ms: now,
+            started_ms: now(),
             body: StreamedBody::new(body_cap),
             finished: false,
         });
