@@ -16,22 +16,30 @@ counter: every launch here matches every path and every request is forced
 VM is counted; a control Envoy without the scoping counts them all.
 
 Covered: envoy/route_scoped.yaml (loads, and does what its comments say),
-the mechanism on a bootstrap of the harness (with the control), and the two
+the mechanism on a bootstrap of the harness (with the control), the two
 mistakes its comments warn about (a FilterConfig without ``config``, a key
-naming no filter).
+naming no filter), and examples/istio/route-scoped.yaml: its shape against
+the WasmPlugin examples, and its patches applied as istiod applies them to
+the inbound route configuration modelled on istiod's, with the plugin
+delivered by ECDS under the name istiod gives it. Istio itself is not run.
 """
 
 from __future__ import annotations
 
+import copy
+import json
+
 import pytest
 
 import harness
+from harness import istio
 
-FILTER_CONFIG = "type.googleapis.com/envoy.config.route.v3.FilterConfig"
+FILTER_CONFIG = istio.FILTER_CONFIG
 ENABLE = {"@type": FILTER_CONFIG, "config": {}}
 DISABLE = {"@type": FILTER_CONFIG, "disabled": True}
 FORCE = {"x-dark-launch": "on"}
 LAUNCH = "everything"
+ISTIO = harness.REPO_ROOT / "examples" / "istio"
 
 
 def _json_reply(tag: str):
@@ -252,3 +260,123 @@ def test_route_scoped_yaml_keeps_darklaunch_off_other_routes(envoy_path, wasm_pa
             assert stats["matched"] == 1 and stats["shadowed"] == 1, stats
             assert harness.sum_prefix(stats, "skipped.") == 0, stats
             assert dark == ["/api/items/7"]
+
+
+# --------------------------------------------------------------------------
+# examples/istio/route-scoped.yaml
+# --------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def istio_docs() -> dict:
+    """{file name: [documents]} of examples/istio."""
+    return {p.name: istio.load_docs(p) for p in istio.example_files(ISTIO)}
+
+
+def _only(docs: list, kind: str) -> dict:
+    (found,) = [d for d in docs if d.get("kind") == kind]
+    return found
+
+
+def _patches(envoy_filter: dict) -> dict:
+    by_target = {}
+    for p in envoy_filter["spec"]["configPatches"]:
+        by_target.setdefault(p["applyTo"], []).append(p)
+    return by_target
+
+
+def test_istio_envoyfilter_names_the_wasmplugins_filter(istio_docs):
+    """The EnvoyFilter is consistent with the WasmPlugin examples: same
+    namespace and pods, the port they match, the filter name istiod gives
+    them, the launch's path, and an inserted route that goes where istiod's
+    default inbound route goes."""
+    ef = _only(istio_docs["route-scoped.yaml"], "EnvoyFilter")
+    assert ef["apiVersion"] == istio.ENVOYFILTER_API
+    plugins = [_only(istio_docs[f], "WasmPlugin")
+               for f in ("wasmplugin.yaml", "wasmplugin-file.yaml")]
+    names = {istio.plugin_filter_name(p) for p in plugins}
+    assert names == {"shop.darklaunch"}, names
+    plugin = plugins[0]
+    spec = plugin["spec"]
+    assert ef["metadata"]["namespace"] == plugin["metadata"]["namespace"]
+    assert ef["spec"]["workloadSelector"]["labels"] == spec["selector"]["matchLabels"]
+    (port,) = [p["number"] for m in spec["match"] for p in m["ports"]]
+    assert {m["mode"] for m in spec["match"]} == {"SERVER"}
+
+    patches = _patches(ef)
+    assert set(patches) == {"VIRTUAL_HOST", "HTTP_ROUTE"}
+    for p in ef["spec"]["configPatches"]:
+        match = p["match"]
+        assert match["context"] == "SIDECAR_INBOUND"
+        assert match["routeConfiguration"]["portNumber"] == port
+        assert match["routeConfiguration"]["vhost"]["name"] == f"inbound|http|{port}"
+    (off,) = patches["VIRTUAL_HOST"]
+    assert off["patch"]["operation"] == "MERGE"
+    assert off["patch"]["value"] == {"typed_per_filter_config": {"shop.darklaunch": DISABLE}}
+    (on,) = patches["HTTP_ROUTE"]
+    assert on["patch"]["operation"] == "INSERT_BEFORE"
+    assert on["match"]["routeConfiguration"]["vhost"]["route"] == {"name": "default"}
+    route = on["patch"]["value"]
+    assert route["typed_per_filter_config"] == {"shop.darklaunch": ENABLE}
+    # The launch's paths, and istiod's default inbound route's destination and settings.
+    (launch,) = spec["pluginConfig"]["launches"]
+    assert route["match"] == {"prefix": launch["match"]["path_prefix"]}
+    default = istio.inbound_route_config(port, "orders.shop.svc.cluster.local")[
+        "virtual_hosts"][0]["routes"][0]
+    assert route["route"] == default["route"]
+    assert route["decorator"] == default["decorator"]
+    assert route["name"] != default["name"]
+
+
+def test_istio_envoyfilter_keeps_other_paths_out_of_the_vm(istio_docs, envoy_path, wasm_path,
+                                                           tmp_path, upstream_factory):
+    """The Envoy configuration the EnvoyFilter makes of a v1 pod's inbound
+    port: the WasmPlugin's filter by ECDS as istiod delivers it (named
+    shop.darklaunch), the inbound route configuration as istiod builds it,
+    and the EnvoyFilter's patches applied as istiod applies them. Its launch
+    widened to every path and forced (users.always): /api/orders requests
+    are shadowed, /health and the rest never reach the module."""
+    ef = _only(istio_docs["route-scoped.yaml"], "EnvoyFilter")
+    plugin = copy.deepcopy(_only(istio_docs["wasmplugin.yaml"], "WasmPlugin"))
+    launch = plugin["spec"]["pluginConfig"]["launches"][0]
+    launch.pop("match")  # every path, every method
+    v1 = upstream_factory(_json_reply("v1"), "v1")
+    v2 = upstream_factory(_json_reply("v1"), "v2")
+    inbound = "inbound|8080||"
+    ecds = tmp_path / "ecds" / "darklaunch.json"
+    ecds.parent.mkdir()
+    istio.write_ecds(ecds, plugin, wasm_path, "1")
+    admin, listener = harness.free_port(), harness.free_port()
+    cfg = istio.istio_bootstrap(plugin, wasm_path, admin, listener, primary=v1,
+                                clusters={inbound: v1, launch["dark_cluster"]: v2,
+                                          launch["noise"]["cluster"]: None})
+    hcm = _hcm(cfg)
+    hcm["http_filters"][0] = istio.ecds_http_filter(plugin, ecds)
+    assert hcm["http_filters"][0]["name"] == "shop.darklaunch"
+    hcm["route_config"] = istio.apply_route_patches(
+        ef, "SIDECAR_INBOUND", istio.inbound_route_config(8080, "orders.shop.svc.cluster.local"))
+    code, out = harness.Envoy.validate(cfg, envoy_path)
+    assert code == 0, out
+    env = harness.Envoy(cfg, admin, listener, envoy_path=envoy_path, workdir=tmp_path / "envoy",
+                        name="istio-route-scoped")
+    forced = {"x-user-id": "qa-1"}  # users.always
+    name = launch["name"]
+    try:
+        env.start()
+        env.wait_log(r"darklaunch: configured 1 launch")
+        with env.client() as c:
+            for path in ("/api/orders/1", "/api/orders/2", "/health", "/", "/api/users/7"):
+                r = c.get(path, headers=forced)
+                assert r.status == 200 and r.json() == {"path": path, "v": "v1"}, path
+        v1.wait_for_count(5)
+        v2.wait_for_count(2)
+        stats = env.wait_settled(name)
+        assert stats["matched"] == 2 and stats["shadowed"] == 2 and stats["forced"] == 2, stats
+        assert harness.sum_prefix(stats, "skipped.") == 0, stats
+        assert sorted(r.path_only for r in v2.requests()) == ["/api/orders/1", "/api/orders/2"]
+        # the route names the request took, as istiod named them
+        routes = [r["name"] for r in hcm["route_config"]["virtual_hosts"][0]["routes"]]
+        assert routes == ["darklaunch-orders-api", "default"]
+        dumped = json.dumps(env.config_dump())
+        assert '"shop.darklaunch"' in dumped
+    finally:
+        env.stop()
