@@ -1,7 +1,8 @@
 """Envoy configuration: the project's stats tags (``STATS_TAGS``, the single
-source of the tag extractors that envoy/demo.yaml carries too), the demo
-config with its ports replaced, and the test bootstrap: clusters, the
-darklaunch wasm filter, the listener, and filesystem LDS documents."""
+source of the tag extractors that the bootstraps in envoy/ carry too), those
+bootstraps (demo.yaml, route_scoped.yaml) with their ports replaced, and the
+test bootstrap: clusters, the darklaunch wasm filter, the listener, and
+filesystem LDS documents."""
 
 from __future__ import annotations
 

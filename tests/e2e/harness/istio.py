@@ -1,6 +1,8 @@
 """Istio as darklaunch meets it: WasmPlugin manifests checked against Istio's
-CRD schema, and a WasmPlugin's pluginConfig rendered the way istiod hands it
-to the proxy (inline in the listener, or by ECDS), each step citing istio/istio.
+CRD schema, a WasmPlugin's pluginConfig rendered the way istiod hands it
+to the proxy (inline in the listener, or by ECDS), and an EnvoyFilter's route
+patches applied to a sidecar's inbound route configuration the way istiod
+applies them, each step citing istio/istio.
 
 How the CRD's OpenAPI v3 schema becomes something ``jsonschema`` checks
 -----------------------------------------------------------------------
