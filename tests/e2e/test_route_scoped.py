@@ -113,9 +113,10 @@ def test_only_the_routes_that_enable_it_enter_the_vm(envoy_path, wasm_path, tmp_
     """A launch matching every path at 100%, every request forced: only the
     requests of routes that run the filter reach the module. The others are
     answered by the primary (or Envoy's 404) as usual, counted nowhere (no
-    matched, no skipped), and nothing of them reaches the dark side. The control Envoy, same traffic
-    without the scoping, counts and shadows every one of them: it is the
-    route that keeps the module away, not the launch."""
+    matched, no skipped), and nothing of them reaches the dark side. The
+    control Envoy, same traffic without the scoping, counts and shadows
+    every one of them: it is the route that keeps the module away, not the
+    launch."""
     v1 = upstream_factory(_json_reply("v1"), "v1")
     v2 = upstream_factory(_json_reply("v1"), "v2")
     results = {}
