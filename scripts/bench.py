@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """make bench: what darklaunch costs Envoy, against no filter and Envoy's own mirroring.
 
-One run, all on loopback, the same closed-loop load against six front Envoy
+One run, all on loopback, the same closed-loop load against nine front Envoy
 configurations, alternated and repeated:
 
   A  Envoy, no filter (the limit)
@@ -11,6 +11,10 @@ configurations, alternated and repeated:
      and ``dispatch_http_call``s them to the dark cluster, answer ignored: the
      floor of any proxy-wasm filter that sends a copy
   C  darklaunch loaded, no launch matches (``match.path_prefix`` elsewhere)
+  C2 darklaunch loaded, filter disabled on the benchmarked route (route-scoped
+     deployment, envoy/route_scoped.yaml): the filter is ``disabled: true``
+     in the chain and only another route enables it; its launch matches
+     every path, so it is the route that keeps the requests out of the VM
   D  darklaunch, 100% shadow, ``compare.body: none``
   E  darklaunch, 100% shadow, JSON compare of ~4 KiB bodies
   F  darklaunch, 1% sticky sampling on ``header:x-user-id``, JSON compare
@@ -139,6 +143,7 @@ CONFIGS = {
     "B": "Envoy, native request_mirror_policies (100%)",
     "M": "the empty filter's send:dark mode: dispatch_http_call of every request, answer ignored",
     "C": "darklaunch, no launch matches",
+    "C2": "darklaunch loaded, filter disabled on the benchmarked route (route-scoped)",
     "D": "darklaunch, 100% shadow, compare.body none",
     "E": "darklaunch, 100% shadow, JSON compare ~4 KiB",
     "F": "darklaunch, 1% sticky (header:x-user-id), JSON compare",
@@ -155,9 +160,9 @@ CONFIGS = {
     "GD": "gRPC, darklaunch, 100% shadow, compare.body protobuf ~2.6 KiB",
 }
 GRPC = ("G0", "GB", "GD")
-DEFAULT_CONFIGS = "ANBMCDEF,G0,GB,GD"
+DEFAULT_CONFIGS = "ANBMC,C2,DEF,G0,GB,GD"
 # The configurations run by darklaunch (their launch stats are read).
-DARKLAUNCH = frozenset("CDEFGHI") | {"GD"}
+DARKLAUNCH = frozenset("CDEFGHI") | {"GD", "C2"}
 
 # (name, numerator, denominator, metric, op, limit)
 TARGETS = [
@@ -166,6 +171,8 @@ TARGETS = [
     ("F/A req/s", "F", "A", "rps", ">=", 0.97),
     ("D/B req/s", "D", "B", "rps", ">=", 1.00),
     ("E/B req/s", "E", "B", "rps", ">=", 0.90),
+    ("C2/A req/s", "C2", "A", "rps", ">=", 0.98),
+    ("C2/A by CPU (A µs/req ÷ C2 µs/req)", "A", "C2", "us_per_req", ">=", 0.98),
 ]
 INFO_RATIOS = [
     ("N/A req/s", "N", "A", "rps"),
@@ -453,6 +460,8 @@ def launches_for(kind: str) -> list:
     json_compare = {"headers": ["content-type"], "body": "json", "ignore": IGNORE}
     if kind == "C":
         return [_launch(match={"path_prefix": "/nomatch"}, compare=json_compare)]
+    if kind == "C2":
+        return [_launch(compare=json_compare)]  # every path: only the route keeps it off
     if kind == "D":
         return [_launch(compare={"headers": ["content-type"], "body": "none"})]
     if kind == "E":
@@ -521,6 +530,8 @@ def front_envoy(kind: str, workdir: Path, ports: dict, workers: int = 1,
         return U.filter_envoy(workdir, ports["primary"], [U.cluster("dark", ports["dark"])],
                               [], concurrency=workers, name="front-M", wasm_path=noop_wasm(),
                               plugin_config="send:dark")
+    if kind == "C2":
+        return route_scoped_front(workdir, ports)
     if kind in DARKLAUNCH:
         return U.filter_envoy(workdir, ports["primary"], [U.cluster("dark", ports["dark"])],
                               limited(launches_for(kind), shared_limits),
@@ -535,6 +546,24 @@ def front_envoy(kind: str, workdir: Path, ports: dict, workers: int = 1,
     if kind == "B":
         return mirror_front(workdir, ports, "front-B", concurrency=workers)
     raise ValueError(kind)
+
+
+def route_scoped_front(workdir: Path, ports: dict) -> harness.Envoy:
+    """C2: C's front Envoy with the filter declared ``disabled: true`` and
+    enabled (``FilterConfig`` with an empty ``config``) only on a route the
+    load never takes, ``/launch/``; the benchmarked route (``/`` -> primary)
+    leaves it off, as in envoy/route_scoped.yaml."""
+    env = U.filter_envoy(workdir, ports["primary"], [U.cluster("dark", ports["dark"])],
+                         launches_for("C2"), concurrency=1, name="front-C2")
+    hcm = _hcm(env.config["static_resources"]["listeners"][0])
+    wasm = hcm["http_filters"][0]
+    wasm["disabled"] = True
+    routes = hcm["route_config"]["virtual_hosts"][0]["routes"]
+    enable = {"@type": "type.googleapis.com/envoy.config.route.v3.FilterConfig", "config": {}}
+    routes.insert(0, {"match": {"prefix": "/launch/"}, "route": dict(routes[0]["route"]),
+                      "typed_per_filter_config": {wasm["name"]: enable}})
+    env.config_path.write_text(json.dumps(env.config, indent=2))
+    return env
 
 
 def mirror_front(workdir: Path, ports: dict, name: str, http2: bool = False,
@@ -908,6 +937,9 @@ def problems(r: dict) -> list:
         out.append(f"{r['dark_rq']} dark requests in a configuration without shadowing")
     if k == "C" and r["matched"]:
         out.append(f"{r['matched']} requests matched the launch")
+    if k == "C2" and (r["matched"] or r["dark_rq"]):
+        out.append(f"{r['matched']} requests reached darklaunch and {r['dark_rq']} the dark "
+                   "cluster on a route that keeps the filter off")
     if k == "F" and r["shadowed"] == 0:
         out.append("F shadowed nothing")
     return out
@@ -1494,7 +1526,9 @@ def report(rows: list, delays: list, args, info: dict, pin: Pinning, cmdline: st
         "breakers raised; darklaunch `FAIL_CLOSED`, one launch, `timeout_ms` 1000, "
         "`max_in_flight` 100000, breaker off in effect (min_calls 4e9), compare "
         f"`content-type` + body (`none` in D; `json` in C, E, F with ignore {IGNORE}); "
-        "C's launch matches `/nomatch` only; B mirrors 100% with `request_mirror_policies`",
+        "C's launch matches `/nomatch` only; C2's launch matches every path, but the filter is "
+        "`disabled: true` and only a route the load does not take (`/launch/`) enables it; "
+        "B mirrors 100% with `request_mirror_policies`",
         f"- upstream Envoy: `--concurrency 1`, `direct_response`: primary a {len(PRIMARY_BODY)}"
         f"-byte JSON order (items as in benches/compare.rs), dark the same document with "
         "another `/meta/generated_at` (ignored): bytes differ, so E and F parse and walk both "
@@ -1548,7 +1582,7 @@ follows requests/s. `front CPU µs/req` (the front Envoy's CPU time per
 request) is the cost of a configuration; it varies less with the machine
 than requests/s. One upstream Envoy (C++ `direct_response`) serves both the
 primary and the dark listener; in B, M, D and E it answers twice as many
-requests. The configurations alternate (ANBMCDEF, then FEDCMBNA, …) so
+requests. The configurations alternate (A N B M C C2 D E F, then back) so
 that slow drifts of the machine spread over all of them, and each target
 uses the median of the per-repetition ratios. N and M are the floors a
 proxy-wasm filter cannot go below: N is an HTTP context that does nothing;
@@ -1961,7 +1995,7 @@ def main(argv=None) -> int:
     ap.add_argument("--budget-min", type=float, default=None,
                     help="minutes after which throughput runs no longer wait for quiet nor "
                          "repeat a run disturbed by other processes (10.5 s per planned "
-                         "run: 7 for the 40 runs of ANBMCDEF, 9.6 with G0, GB, GD)")
+                         "run: 7.9 for the 45 runs of ANBMC,C2,DEF, 10.5 with G0, GB, GD)")
     ap.add_argument("--baseline", type=Path, default=None,
                     help="an earlier build of darklaunch.wasm: adds configurations c, d, e, "
                          "f (C, D, E, F run by it), alternating with them, and their CPU "

@@ -126,7 +126,7 @@ def test_every_example_yaml_parses(vc):
 
 def test_the_istio_examples_are_all_there(docs):
     assert set(docs) >= {"wasmplugin.yaml", "wasmplugin-file.yaml", "destinationrule.yaml",
-                         "telemetry.yaml", "workload.yaml"}
+                         "telemetry.yaml", "workload.yaml", "route-scoped.yaml"}
     assert (ISTIO / "Dockerfile").is_file() and (ISTIO / "README.md").is_file()
     assert len(_plugins(docs)) == 2
 
@@ -581,11 +581,11 @@ def test_validate_config_cli(tmp_path, envoy_path, wasm_path):
     codes 0/1/2. Envoy refuses the bad Envoy corpus the same way."""
     # The shipped examples and the demo: valid, no warning.
     shipped = sorted(p.relative_to(harness.REPO_ROOT) for p in ISTIO.glob("*.yaml"))
-    proc = _run_validate(*shipped, "envoy/demo.yaml")
+    proc = _run_validate(*shipped, "envoy/demo.yaml", "envoy/route_scoped.yaml")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     lines = proc.stdout.splitlines()
     oks = [ln for ln in lines if ": ok (" in ln]
-    assert len(oks) == 3, proc.stdout
+    assert len(oks) == 4, proc.stdout
     assert re.fullmatch(r"examples/istio/wasmplugin\.yaml:\d+: WasmPlugin shop/darklaunch: "
                         r"ok \(1 launch\)", oks[1]), oks
     assert re.fullmatch(r"examples/istio/wasmplugin-file\.yaml:\d+: WasmPlugin "
@@ -593,8 +593,11 @@ def test_validate_config_cli(tmp_path, envoy_path, wasm_path):
     assert re.fullmatch(r"envoy/demo\.yaml:\d+: listener ingress, http filter "
                         r"envoy\.filters\.http\.wasm, plugin darklaunch: ok \(2 launches\)",
                         oks[2]), oks
+    assert re.fullmatch(r"envoy/route_scoped\.yaml:\d+: listener ingress, http filter "
+                        r"darklaunch: ok \(1 launch\)", oks[3]), oks
     assert "examples/istio/workload.yaml: no darklaunch configuration" in lines
-    assert lines[-1] == "3 configurations in 6 files: 0 invalid, 0 warnings"
+    assert "examples/istio/route-scoped.yaml: no darklaunch configuration" in lines
+    assert lines[-1] == "4 configurations in 8 files: 0 invalid, 0 warnings"
     assert not [ln for ln in lines if "warning:" in ln or "error:" in ln]
 
     # The bad corpus: one line per configuration, in file order.

@@ -60,17 +60,27 @@ def test_stats_tags_leave_other_stats_alone():
         assert harness.tag_extract(name) == (name, {})
 
 
-def test_demo_yaml_carries_the_harness_stats_tags():
-    text = (harness.REPO_ROOT / "envoy" / "demo.yaml").read_text()
+@pytest.mark.parametrize("bootstrap", harness.ENVOY_BOOTSTRAPS, ids=lambda p: p.name)
+def test_shipped_bootstraps_carry_the_harness_stats_tags(bootstrap):
+    text = bootstrap.read_text()
     assert harness.parse_stats_tags_yaml(text) == harness.STATS_TAGS
     assert harness.stats_tags_yaml(4) in text
 
 
-def test_stats_config_snippet_is_the_harness_tags_and_demo_carries_it():
+@pytest.mark.parametrize("bootstrap", harness.ENVOY_BOOTSTRAPS, ids=lambda p: p.name)
+def test_stats_config_snippet_is_the_harness_tags_and_bootstraps_carry_it(bootstrap):
     assert harness.stats_config()["stats_config"]["stats_tags"] == harness.STATS_TAGS
     snippet = harness.STATS_CONFIG_YAML.read_text()
     block = snippet[snippet.index("stats_config:"):]
-    assert block in (harness.REPO_ROOT / "envoy" / "demo.yaml").read_text()
+    assert block in bootstrap.read_text()
+
+
+def test_every_bootstrap_in_envoy_is_listed():
+    """ENVOY_BOOTSTRAPS (checked above, and loaded in Envoy by
+    test_demo_config.py and test_route_scoped.py) is every complete bootstrap
+    in envoy/; stats_config.yaml is the fragment they carry."""
+    shipped = set((harness.REPO_ROOT / "envoy").glob("*.yaml")) - {harness.STATS_CONFIG_YAML}
+    assert shipped == set(harness.ENVOY_BOOTSTRAPS)
 
 
 # ---------------------------------------------------------------- sampling model

@@ -3,7 +3,7 @@ configuration types (``darklaunch-report schema``; report/tests/schema.rs
 fails when the file is stale), held against the module's own rules:
 
 * it accepts every configuration the repository ships (README, examples/,
-  envoy/demo.yaml), which ``darklaunch-report validate`` also accepts;
+  the bootstraps in envoy/), which ``darklaunch-report validate`` also accepts;
 * it rejects each configuration of the bad corpus (tests/data/bad_configs.json)
   that JSON Schema can describe, at the same place the module names, and the
   module rejects all of them;
@@ -166,7 +166,7 @@ def shipped_configs() -> list:
     found = _readme_configs(ROOT / "README.md")
     for f in sorted((ROOT / "examples").rglob("*.md")):
         found += _readme_configs(f)
-    for f in sorted((ROOT / "examples").rglob("*.y*ml")) + [ROOT / "envoy" / "demo.yaml"]:
+    for f in sorted((ROOT / "examples").rglob("*.y*ml")) + list(harness.ENVOY_BOOTSTRAPS):
         for doc in yaml.safe_load_all(f.read_text()):
             found += [(str(f.relative_to(ROOT)), c) for c in _in_yaml_doc(doc)]
     return found
@@ -176,9 +176,10 @@ def test_schema_accepts_every_shipped_configuration(validator, tmp_path):
     configs = shipped_configs()
     where = [w for w, _ in configs]
     # README: the configuration, the credentials fragment, the Envoy filter, the
-    # WasmPlugin; the two Istio examples; the demo.
+    # WasmPlugin; the two Istio examples; the bootstraps in envoy/.
     assert len(configs) >= 7, where
     assert any(w.startswith("envoy/demo.yaml") for w in where), where
+    assert any(w.startswith("envoy/route_scoped.yaml") for w in where), where
     assert sum(w.startswith("examples/istio/wasmplugin") for w in where) == 2, where
     for w, cfg in configs:
         errors = [f"{_module_path(e.absolute_path)}: {e.message}"

@@ -3,8 +3,9 @@
 * ``upstream``     - ``Upstream``, an in-process HTTP/1.1 server whose handler
                      turns each ``Request`` into a ``Reply``; it records them all;
 * ``envoy_config`` - the bootstrap (JSON, which Envoy reads as YAML) with an
-                     optional darklaunch wasm filter, and ``STATS_TAGS``, which
-                     envoy/demo.yaml carries too (a test keeps them equal);
+                     optional darklaunch wasm filter, ``STATS_TAGS``, which
+                     the bootstraps in envoy/ carry too (a test keeps them
+                     equal), and those bootstraps with their ports replaced;
 * ``envoy``        - ``Envoy``: one process on loopback, its admin API, stats, log;
 * ``prometheus``   - ``Prometheus``: one server scraping Envoys, its HTTP API;
 * ``process``      - the process lifecycle Envoy and Prometheus share:
@@ -15,9 +16,10 @@
 * ``sampling``     - the sticky sampling model;
 * ``memory``       - the wasm heap of a process, from /proc;
 * ``corpus``       - the bad configurations of tests/data/bad_configs.json;
-* ``istio``        - WasmPlugin manifests against Istio's CRD schema, and
+* ``istio``        - WasmPlugin manifests against Istio's CRD schema,
                      pluginConfigs rendered as istiod delivers them (inline,
-                     ECDS); ``from harness import istio``;
+                     ECDS), EnvoyFilter route patches applied as istiod
+                     applies them; ``from harness import istio``;
 * ``chromium``     - headless Chromium on a local HTML file: ``dump_dom``,
                      ``screenshot``, ``elements``; ``from harness import chromium``;
 * ``grpc_services`` - tests/e2e/grpc/shop.proto compiled at test time, recording
@@ -36,8 +38,11 @@ from .envoy_config import (
     DEMO_PORTS,
     DEMO_WASM,
     DEMO_YAML,
+    ENVOY_BOOTSTRAPS,
     LAUNCH_RE,
     LISTENER_TYPE,
+    ROUTE_SCOPED_PORTS,
+    ROUTE_SCOPED_YAML,
     STATS_CONFIG_YAML,
     STATS_TAGS,
     ClusterSpec,
@@ -46,6 +51,8 @@ from .envoy_config import (
     listener,
     parse_stats_tags_yaml,
     render_demo_yaml,
+    render_envoy_yaml,
+    render_route_scoped_yaml,
     static_cluster,
     stats_config,
     stats_tags_yaml,

@@ -1,7 +1,8 @@
 """Envoy configuration: the project's stats tags (``STATS_TAGS``, the single
-source of the tag extractors that envoy/demo.yaml carries too), the demo
-config with its ports replaced, and the test bootstrap: clusters, the
-darklaunch wasm filter, the listener, and filesystem LDS documents."""
+source of the tag extractors that the bootstraps in envoy/ carry too), those
+bootstraps (demo.yaml, route_scoped.yaml) with their ports replaced, and the
+test bootstrap: clusters, the darklaunch wasm filter, the listener, and
+filesystem LDS documents."""
 
 from __future__ import annotations
 
@@ -100,23 +101,39 @@ def stats_config() -> dict:
 DEMO_PORTS = {"admin": 9901, "listener": 10000, "v1": 8081, "v2": 8082,
               "catalog_v1": 8083, "catalog_v2": 8084}
 DEMO_WASM = "target/module/darklaunch.wasm"
+# envoy/route_scoped.yaml: the filter off by default, on for the launch's route.
+ROUTE_SCOPED_YAML = REPO_ROOT / "envoy" / "route_scoped.yaml"
+ROUTE_SCOPED_PORTS = {"admin": 9901, "listener": 10000, "v1": 8081, "v2": 8082}
+# The complete bootstraps shipped in envoy/ (stats_config.yaml is a fragment).
+ENVOY_BOOTSTRAPS = (DEMO_YAML, ROUTE_SCOPED_YAML)
 
 
-def render_demo_yaml(ports: dict, wasm: Union[str, Path]) -> str:
-    """envoy/demo.yaml with its ports (keys of DEMO_PORTS) and module path replaced.
+def render_envoy_yaml(path: Path, defaults: dict, ports: dict, wasm: Union[str, Path]) -> str:
+    """A shipped bootstrap with its ports (``defaults``: name -> the port the
+    file says, each written once) and module path replaced.
 
     Plain text substitution, so the file Envoy reads is the shipped one.
     """
-    text = DEMO_YAML.read_text()
-    for name, default in DEMO_PORTS.items():
+    text = Path(path).read_text()
+    for name, default in defaults.items():
         needle = f"port_value: {default} "
         if text.count(needle) != 1:
-            raise RuntimeError(f"{DEMO_YAML}: expected exactly one '{needle.strip()}'")
+            raise RuntimeError(f"{path}: expected exactly one '{needle.strip()}'")
         text = text.replace(needle, f"port_value: {ports.get(name, default)} ")
     needle = f"filename: {DEMO_WASM}"
     if text.count(needle) != 1:
-        raise RuntimeError(f"{DEMO_YAML}: expected exactly one '{needle}'")
+        raise RuntimeError(f"{path}: expected exactly one '{needle}'")
     return text.replace(needle, f"filename: {wasm}")
+
+
+def render_demo_yaml(ports: dict, wasm: Union[str, Path]) -> str:
+    """envoy/demo.yaml with its ports (keys of DEMO_PORTS) and module path replaced."""
+    return render_envoy_yaml(DEMO_YAML, DEMO_PORTS, ports, wasm)
+
+
+def render_route_scoped_yaml(ports: dict, wasm: Union[str, Path]) -> str:
+    """envoy/route_scoped.yaml with its ports (keys of ROUTE_SCOPED_PORTS) and module path replaced."""
+    return render_envoy_yaml(ROUTE_SCOPED_YAML, ROUTE_SCOPED_PORTS, ports, wasm)
 
 
 def parse_stats_tags_yaml(text: str) -> list[dict[str, str]]:

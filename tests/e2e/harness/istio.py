@@ -1,6 +1,8 @@
 """Istio as darklaunch meets it: WasmPlugin manifests checked against Istio's
-CRD schema, and a WasmPlugin's pluginConfig rendered the way istiod hands it
-to the proxy (inline in the listener, or by ECDS), each step citing istio/istio.
+CRD schema, a WasmPlugin's pluginConfig rendered the way istiod hands it
+to the proxy (inline in the listener, or by ECDS), and an EnvoyFilter's route
+patches applied to a sidecar's inbound route configuration the way istiod
+applies them, each step citing istio/istio.
 
 How the CRD's OpenAPI v3 schema becomes something ``jsonschema`` checks
 -----------------------------------------------------------------------
@@ -396,3 +398,150 @@ def write_ecds(path, plugin: dict, wasm_path, version: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(doc, indent=2))
     tmp.replace(path)
+
+
+# --------------------------------------------------------------------------
+# EnvoyFilter route patches on a sidecar's inbound route configuration
+# --------------------------------------------------------------------------
+
+FILTER_CONFIG = "type.googleapis.com/envoy.config.route.v3.FilterConfig"
+ENVOYFILTER_API = "networking.istio.io/v1alpha3"
+
+
+def plugin_filter_name(plugin: dict) -> str:
+    """The name istiod gives a WasmPlugin's HTTP filter (and its ECDS
+    resource): <namespace>.<name> (pilot/pkg/model/extensions.go ResourceName,
+    pilot/pkg/networking/core/extension/wasmplugin.go toEnvoyHTTPFilter)."""
+    meta = plugin.get("metadata", {})
+    return f"{meta.get('namespace', 'default')}.{meta.get('name', '')}"
+
+
+def inbound_route_config(port: int, service_host: str) -> dict:
+    """The route configuration istiod builds for an HTTP port on a sidecar's
+    inbound side (pilot/pkg/networking/core/httproute.go
+    buildSidecarInboundHTTPRouteConfig, route.go BuildDefaultHTTPInboundRoute,
+    Istio 1.24 and later with ENABLE_INBOUND_RETRY_POLICY's default): named
+    after the inbound cluster ``inbound|<port>||``, one virtual host
+    ``inbound|http|<port>`` with one route, ``default``, prefix ``/``, to
+    that cluster without timeout."""
+    cluster = f"inbound|{port}||"
+    return {
+        "name": cluster,
+        "validate_clusters": False,
+        "virtual_hosts": [{
+            "name": f"inbound|http|{port}",
+            "domains": ["*"],
+            "routes": [{
+                "name": "default",
+                "match": {"prefix": "/"},
+                "decorator": {"operation": f"{service_host}:{port}/*"},
+                "route": {
+                    "cluster": cluster,
+                    "timeout": "0s",
+                    "max_stream_duration": {"max_stream_duration": "0s",
+                                            "grpc_timeout_header_max": "0s"},
+                    "retry_policy": {"retry_on": "reset-before-request", "num_retries": 2},
+                },
+            }],
+        }],
+    }
+
+
+# Fields of Envoy's route messages that are protobuf maps: a MERGE replaces
+# their entries by key instead of merging into them.
+_MAP_FIELDS = {"typed_per_filter_config"}
+
+
+def proto_merge(dst: dict, src: dict) -> dict:
+    """proto.Merge on the JSON form, as istiod's MERGE patches do it
+    (pkg/proto/merge): messages merged field by field, map entries replaced
+    by key, repeated fields appended, scalars (and Any values) replaced."""
+    for key, value in src.items():
+        if key in _MAP_FIELDS and isinstance(value, dict):
+            dst.setdefault(key, {}).update(copy.deepcopy(value))
+        elif (isinstance(value, dict) and isinstance(dst.get(key), dict)
+              and "@type" not in value):
+            proto_merge(dst[key], value)
+        elif isinstance(value, list) and isinstance(dst.get(key), list):
+            dst[key].extend(copy.deepcopy(value))
+        else:
+            dst[key] = copy.deepcopy(value)
+    return dst
+
+
+def _route_config_matches(match: dict, rc: dict) -> bool:
+    # envoyfilter/rc_patch.go routeConfigurationMatch (sidecars): the port is
+    # parsed from the route configuration's name (inbound|<port>||, or the
+    # port number itself on the outbound side).
+    rcm = match.get("routeConfiguration")
+    if rcm is None:
+        return True
+    name = rc.get("name", "")
+    port = parse_istio_cluster(name)[1] if name.startswith("inbound|") else (
+        int(name) if name.isdigit() else 0)
+    if rcm.get("portNumber") and int(rcm["portNumber"]) != port:
+        return False
+    return not rcm.get("name") or rcm["name"] == name
+
+
+def _vhost_matches(match: dict, vh: dict) -> bool:
+    vm = (match.get("routeConfiguration") or {}).get("vhost")
+    return vm is None or not vm.get("name") or vm["name"] == vh.get("name")
+
+
+def _route_matches(match: dict, route: dict) -> bool:
+    rm = ((match.get("routeConfiguration") or {}).get("vhost") or {}).get("route")
+    if rm is None:
+        return True
+    if rm.get("action", "ANY") != "ANY":
+        raise NotImplementedError("route action matching is not modelled")
+    return not rm.get("name") or rm["name"] == route.get("name")
+
+
+def apply_route_patches(envoy_filter: dict, context: str, route_config: dict) -> dict:
+    """An EnvoyFilter's VIRTUAL_HOST and HTTP_ROUTE patches applied to a
+    route configuration the way istiod applies them
+    (envoyfilter/rc_patch.go ApplyRouteConfigurationPatches): per virtual
+    host its MERGEs first, then per route the route MERGEs, then the
+    INSERT_BEFORE/INSERT_AFTER/INSERT_FIRST/ADD of routes. Patches of other
+    contexts are skipped (ANY applies everywhere); other operations and
+    targets raise NotImplementedError. Returns a new route configuration."""
+    rc = copy.deepcopy(route_config)
+    patches = []
+    for p in envoy_filter["spec"]["configPatches"]:
+        match = p.get("match") or {}
+        if match.get("context", "ANY") not in ("ANY", context):
+            continue
+        if p["applyTo"] not in ("VIRTUAL_HOST", "HTTP_ROUTE"):
+            raise NotImplementedError(f"applyTo {p['applyTo']} is not modelled")
+        if not _route_config_matches(match, rc):
+            continue
+        patches.append((p["applyTo"], p["patch"]["operation"], match, p["patch"].get("value")))
+    for vh in rc.get("virtual_hosts", []):
+        for target, op, match, value in patches:
+            if target == "VIRTUAL_HOST" and _vhost_matches(match, vh):
+                if op != "MERGE":
+                    raise NotImplementedError(f"VIRTUAL_HOST {op} is not modelled")
+                proto_merge(vh, value)
+        routes = vh.setdefault("routes", [])
+        for route in routes:
+            for target, op, match, value in patches:
+                if (target == "HTTP_ROUTE" and op == "MERGE" and _vhost_matches(match, vh)
+                        and _route_matches(match, route)):
+                    proto_merge(route, value)
+        for target, op, match, value in patches:
+            if target != "HTTP_ROUTE" or op == "MERGE" or not _vhost_matches(match, vh):
+                continue
+            new = copy.deepcopy(value)
+            at = [i for i, r in enumerate(routes) if _route_matches(match, r)]
+            if op == "ADD":
+                routes.append(new)
+            elif op == "INSERT_BEFORE" and at:
+                routes.insert(at[0], new)
+            elif op == "INSERT_AFTER" and at:
+                routes.insert(at[0] + 1, new)
+            elif op == "INSERT_FIRST" and at:
+                routes.insert(0, new)
+            elif op not in ("INSERT_BEFORE", "INSERT_AFTER", "INSERT_FIRST"):
+                raise NotImplementedError(f"HTTP_ROUTE {op} is not modelled")
+    return rc
