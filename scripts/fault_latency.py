@@ -108,9 +108,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shlex
 import shutil
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -145,6 +147,56 @@ DARK_COLUMNS = [
     ("upstream_cx_tx_bytes_total", "tx bytes"),
     ("upstream_cx_rx_bytes_total", "rx bytes"),
 ]
+
+# --profile: perf samples of the front Envoy grouped by where the code lives.
+PROFILE_HZ = 2000
+PROFILE_PARTS = [
+    ("kernel", "kernel (syscalls, TCP)"),
+    ("envoy", "envoy binary (Envoy, V8 runtime, wasm host calls)"),
+    ("wasm", "wasm code (V8-compiled module)"),
+    ("libc", "libc"),
+    ("other", "other"),
+]
+
+
+def profile_part(dso: str) -> str:
+    if dso.startswith("[kernel"):
+        return "kernel"
+    if dso == "envoy":
+        return "envoy"
+    if dso.startswith("[JIT]"):
+        return "wasm"
+    if dso.startswith("libc"):
+        return "libc"
+    return "other"
+
+
+class Profile:
+    """``perf record`` of one process (cpu-clock samples, no call graphs) for
+    ``seconds``; ``shares()``: the fraction of its samples per PROFILE_PARTS."""
+
+    def __init__(self, pid: int, seconds: float, out: Path):
+        self.out = out
+        self.proc = subprocess.Popen(
+            ["perf", "record", "-q", "-e", "cpu-clock", "-F", str(PROFILE_HZ), "-p", str(pid),
+             "-o", str(out), "--", "sleep", f"{seconds:g}"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            text=True)
+
+    def shares(self) -> dict:
+        _, err = self.proc.communicate(timeout=60)
+        rep = subprocess.run(["perf", "report", "-i", str(self.out), "--sort", "dso", "-n",
+                              "--stdio", "-q", "-g", "none"],
+                             capture_output=True, text=True, timeout=120)
+        samples = {k: 0 for k, _ in PROFILE_PARTS}
+        for line in rep.stdout.splitlines():
+            m = re.match(r"\s*[\d.]+%\s+(\d+)\s+(.+?)\s*$", line)
+            if m:
+                samples[profile_part(m.group(2))] += int(m.group(1))
+        total = sum(samples.values())
+        if not total:
+            raise RuntimeError(f"perf recorded nothing: {err} {rep.stderr}")
+        return {k: v / total for k, v in samples.items()} | {"samples": total}
 
 
 def front_envoy(config: str, kind: str, up: U.UpstreamEnvoy, args, workdir: Path):
@@ -191,11 +243,14 @@ def measure(env, config: str, kind: str, up: U.UpstreamEnvoy, args, idx: int,
     before = counts()
     meter = U.CpuMeter({"front": env.proc.pid, "upstream": up.pid})
     wrk = U.Wrk(U.wrk_command(url, 1, args.connections, args.seconds, args.pace_ms, OUT))
+    prof = (Profile(env.proc.pid, args.seconds, OUT / f"run{idx:02d}.perf")
+            if args.profile else None)
     time.sleep(args.seconds / 2)
     mid = counts()
     res = wrk.wait()
     cpu = meter.stop()
     after = counts()
+    shares = prof.shares() if prof else None
     rss = U.rss_kib(env.proc.pid)
 
     def delta(key):
@@ -238,6 +293,7 @@ def measure(env, config: str, kind: str, up: U.UpstreamEnvoy, args, idx: int,
         "cpu_others": max(0.0, cpu["machine"] - cpu["front"] - cpu["upstream"]
                           - res["cpu_s"] / cpu["seconds"]),
         "idle_busy_before": idle_busy,
+        "profile": shares,
         "rss_mib": rss / 1024,
         "wrk": res["raw"],
     }
@@ -458,6 +514,61 @@ def dark_counters(rows: list, configs: list) -> str:
                              "in flight (mid-run)"], body)
 
 
+def part_us(r: dict, part: str) -> float:
+    """Front CPU µs/request spent in ``part`` (PROFILE_PARTS) in run ``r``."""
+    return r["cpu_us_per_req"] * r["profile"][part]
+
+
+def profile_tables(rows: list, configs: list) -> str:
+    """--profile: front CPU µs/request by where the code lives, per configuration
+    and dark side, and the timeout path's per-call cost split the same way."""
+    parts = [k for k, _ in PROFILE_PARTS]
+    body = []
+    for c in configs:
+        for kind in ("healthy", "timeout"):
+            rs = [r for r in rows if r["config"] == c and r["kind"] == kind and r["profile"]]
+            if rs:
+                body.append([f"`{c}`", kind, *(f"{statistics.median(part_us(r, k) for r in rs):.0f}"
+                                               for k in parts),
+                             f"{_med(rs, 'cpu_us_per_req'):.0f}"])
+    per_call = {}
+    for c in configs:
+        costs = {k: [] for k in parts}
+        for rep in sorted({r["repeat"] for r in rows if r["config"] == c}):
+            h = [r for r in rows if r["config"] == c and r["repeat"] == rep
+                 and r["kind"] == "healthy" and r["profile"]]
+            t = [r for r in rows if r["config"] == c and r["repeat"] == rep
+                 and r["kind"] == "timeout" and r["profile"]]
+            if h and t and t[0]["timeouts_per_req"] > 0:
+                for k in parts:
+                    costs[k].append((part_us(t[0], k) - part_us(h[0], k))
+                                    / t[0]["timeouts_per_req"])
+        if costs[parts[0]]:
+            per_call[c] = {k: statistics.median(v) for k, v in costs.items()}
+    calls = [[f"`{c}`", *(f"{v[k]:+.0f}" for k in parts), f"{sum(v.values()):+.0f}"]
+             for c, v in per_call.items()]
+    for proto, h2 in (("HTTP/1.1", False), ("HTTP/2", True)):
+        dl = next((c for c in per_call if CONFIGS[c] == ("darklaunch", h2)), None)
+        nat = next((c for c in per_call if CONFIGS[c] == ("native", h2)), None)
+        if dl and nat:
+            d = {k: per_call[dl][k] - per_call[nat][k] for k in parts}
+            calls.append([f"darklaunch − native, {proto}", *(f"**{d[k]:+.0f}**" for k in parts),
+                          f"**{sum(d.values()):+.0f}**"])
+    labels = [label for _, label in PROFILE_PARTS]
+    return "\n".join([
+        "Where the front Envoy's CPU goes (`--profile`: perf cpu-clock samples at "
+        f"{PROFILE_HZ} Hz during each measured run, the run's front CPU µs/request split by "
+        "the samples' share; medians):",
+        "",
+        U.markdown_table(["config", "dark side", *labels, "total µs/req"], body),
+        "",
+        "The timeout path's µs per timed-out call split the same way (medians over the "
+        "repetitions, so the parts need not add up to the total above exactly):",
+        "",
+        U.markdown_table(["config", *labels, "sum"], calls),
+    ])
+
+
 def setup_lines(args, configs: list) -> list:
     lines = []
     if any(CONFIGS[c][0] == "darklaunch" for c in configs):
@@ -525,6 +636,10 @@ def main(argv=None) -> int:
                     help="a fresh front Envoy for every run, as with a single configuration, "
                          "instead of one per configuration and dark side kept for all "
                          "repetitions")
+    ap.add_argument("--profile", action="store_true",
+                    help="perf-record the front Envoy during each measured run and split its "
+                         "CPU per request (and the timeout path's per call) into kernel, "
+                         "envoy binary, wasm code and libc")
     ap.add_argument("--baseline", action="store_true",
                     help="also run an Envoy without any shadowing, once per repetition")
     args = ap.parse_args(argv)
@@ -551,7 +666,7 @@ def main(argv=None) -> int:
         print(f"note: a warm-up of {args.warmup} s is not longer than the timeout: the first "
               "measured second sees fewer calls time out than are sent", file=sys.stderr)
     U.install_signal_exit()
-    for tool in ("wrk",):
+    for tool in ("wrk",) + (("perf",) if args.profile else ()):
         if not shutil.which(tool):
             print(f"{tool} not found: run `make tools`", file=sys.stderr)
             return 2
@@ -646,6 +761,7 @@ def main(argv=None) -> int:
         "",
         dark_counters(rows, configs),
         "",
+        *([profile_tables(rows, configs), ""] if args.profile else []),
         "All runs:",
         "",
         fmt_rows(rows),
