@@ -36,7 +36,9 @@ fault-latency`` runs):
   itself), and the route's timeout is set to ``--timeout-ms`` too: both
   shadows are cut off at 1 s by Envoy's async client, the primary answers in
   about a millisecond, unaffected. The report shows it: the dark cluster's
-  ``upstream_rq_timeout`` per call is ~1 for every timing-out configuration;
+  ``upstream_rq_timeout`` per call is ~1 for every timing-out configuration
+  (with the default 15 s route timeout a native shadow would wait the 5 s
+  out and reuse its connection instead: a cheaper path, not the same one).
 
 ``-h1``: dark cluster over HTTP/1.1: a timed-out call resets its stream, and
 Envoy closes the connection (``upstream_cx_destroy_local``), so every call
@@ -92,6 +94,13 @@ darklaunch or, with ``--native-mirror``, native; HTTP/1.1 or, with
 worker and the breaker 0.5/20 calls/10 s/30 s, which stop most calls to a
 timing-out dark side from leaving at all), ``--breaker-off`` (the default
 ``max_in_flight`` but the breaker off: the in-flight limit alone).
+
+``--profile`` also samples the front Envoy with perf during every measured
+run and splits its CPU per request, and the timeout path's per call, into
+the kernel, the Envoy binary (Envoy, V8's runtime, the wasm host calls: the
+binary is stripped), the module's V8-compiled code and libc.
+``--rerender RESULT_JSON`` measures nothing and rebuilds the report from a
+result.json this script wrote.
 
 Other work on the machine shows up as latency and as CPU per request: before
 each repetition (persistent front Envoys; 30 s at most) or run (fresh ones;
