@@ -190,9 +190,15 @@ bench-hostcalls: build envoy tools
 	cd benches/noop-filter && cargo build --release --target wasm32-wasip1
 	NOOP_WASM=$(abspath $(NOOP_WASM)) $(PY) scripts/hostcall_cost.py
 
-# Client latency with a dark cluster timing out on every call vs a healthy one.
+# A dark cluster timing out on every call vs a healthy one, darklaunch and native
+# mirroring, dark cluster over HTTP/1.1 and HTTP/2: the front Envoy's CPU per
+# timed-out call (issue #15: darklaunch within 30 µs of native) and the client's
+# p99, interleaved short runs, ~9 minutes. FAULT_ARGS=--profile also splits the
+# CPU by kernel / Envoy / wasm code (needs perf); one configuration with the old
+# latency verdict: FAULT_ARGS=--breaker-off (or --spec-defaults, --native-mirror,
+# --dark-h2). Report: .run/fault_latency/result.md.
 fault-latency: build envoy tools
-	$(PY) scripts/fault_latency.py
+	$(PY) scripts/fault_latency.py $(FAULT_ARGS)
 
 clean:
 	cargo clean
