@@ -160,7 +160,9 @@ CONFIGS = {
     "GD": "gRPC, darklaunch, 100% shadow, compare.body protobuf ~2.6 KiB",
 }
 GRPC = ("G0", "GB", "GD")
-DEFAULT_CONFIGS = "ANBMC,C2,DEF,G0,GB,GD"
+# Targets compare neighbours (C2 with A, C with N, F with C, D with M, E
+# with D): alternating this order keeps each pair back to back.
+DEFAULT_CONFIGS = "A,C2,N,C,F,B,M,D,E,G0,GB,GD"
 # The configurations run by darklaunch (their launch stats are read).
 DARKLAUNCH = frozenset("CDEFGHI") | {"GD", "C2"}
 
@@ -742,17 +744,27 @@ def worker_connections(env: harness.Envoy) -> list:
     return [out[w] for w in sorted(out)]
 
 
-def run_once(kind: str, rep: int, idx: int, ports: dict, up_pid: int, pin: Pinning,
-             args) -> dict:
-    if kind in GRPC:
-        return run_once_grpc(kind, rep, idx, ports["grpc"], up_pid, pin, args)
-    workdir = OUT / f"run{idx:02d}-{kind}"
+def start_front(kind: str, workdir: Path, ports: dict, pin: Pinning, args) -> tuple:
+    """A front Envoy of ``kind``, started and pinned; (envoy, seconds to start)."""
     shutil.rmtree(workdir, ignore_errors=True)
     env = front_envoy(kind, workdir, ports, args.workers, args.shared_limits)
     t0 = time.monotonic()
     env.start(timeout=90)
     start_s = time.monotonic() - t0
     pin.pin(env.proc.pid, pin.front)
+    return env, start_s
+
+
+def run_once(kind: str, rep: int, idx: int, ports: dict, up_pid: int, pin: Pinning,
+             args, env: Optional[harness.Envoy] = None) -> dict:
+    """One measured run of ``kind``: on ``env`` when given (a front Envoy kept
+    for the whole phase), else on a fresh front Envoy stopped afterwards."""
+    if kind in GRPC:
+        return run_once_grpc(kind, rep, idx, ports["grpc"], up_pid, pin, args)
+    own = env is None
+    start_s = 0.0
+    if env is None:
+        env, start_s = start_front(kind, OUT / f"run{idx:02d}-{kind}", ports, pin, args)
     try:
         url = env.url(PATH)
         if args.warmup > 0:
@@ -769,7 +781,8 @@ def run_once(kind: str, rep: int, idx: int, ports: dict, up_pid: int, pin: Pinni
         rss = U.rss_kib(env.proc.pid)
         cx_per_worker = worker_connections(env)
     finally:
-        env.stop()
+        if own:
+            env.stop()
 
     def delta(key):
         return after.get(key, 0) - before.get(key, 0)
@@ -1922,7 +1935,8 @@ def parse_configs(text: str) -> list:
 
 
 def run_repeated(kind: str, rep: int, run_no, ports: dict, up_pid: int, pin: Pinning, args,
-                 deadline: float, discarded: list) -> dict:
+                 deadline: float, discarded: list,
+                 env: Optional[harness.Envoy] = None) -> dict:
     """One run of ``kind`` (``run_once``, numbered by ``run_no``) after waiting
     for quiet; repeated once when other processes used more than NOISY cores
     during it, unless ``deadline`` has passed (the disturbed run goes to
@@ -1930,7 +1944,7 @@ def run_repeated(kind: str, rep: int, run_no, ports: dict, up_pid: int, pin: Pin
     label = f"rep {rep} {kind}" + (f" ({args.workers} workers)" if args.workers > 1 else "")
     for attempt in range(2):
         waited, busy = wait_quiet(args.quiet_wait, deadline)
-        r = run_once(kind, rep, next(run_no), ports, up_pid, pin, args)
+        r = run_once(kind, rep, next(run_no), ports, up_pid, pin, args, env)
         r["waited_s"], r["busy_before"] = waited, busy
         if r["cpu_others"] <= NOISY or attempt == 1 or time.monotonic() > deadline:
             break
@@ -1975,7 +1989,9 @@ def scale_phase(configs: list, args, pin: Pinning, run_no, rows: list,
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    load_arguments(ap, seconds=10)
+    load_arguments(ap, seconds=6)
+    # Short slices, more of them: medians of back-to-back differences.
+    ap.set_defaults(repeats=7)
     ap.add_argument("--configs", default=DEFAULT_CONFIGS,
                     help="which configurations, alternated in this order: one-letter names "
                          "in a run, others separated by commas "
@@ -2001,6 +2017,9 @@ def main(argv=None) -> int:
                          "f (C, D, E, F run by it), alternating with them, and their CPU "
                          "ratios")
     ap.add_argument("--no-pin", action="store_true", help="do not pin processes to CPUs")
+    ap.add_argument("--fresh", action="store_true",
+                    help="a fresh front Envoy for every run, instead of one per HTTP "
+                         "configuration kept up for the whole phase")
     ap.add_argument("--no-write", action="store_true", help="do not update BENCHMARKS.md")
     ap.add_argument("--no-scale", action="store_true",
                     help="skip the scale phase (front Envoy on several workers, many "
@@ -2100,6 +2119,7 @@ def main(argv=None) -> int:
     delays: list = []
     broken = []
     run_no = itertools.count(1)
+    fronts: dict = {}
     t_start = time.time()
     up, ports, _ = upstream_envoy(OUT / "upstreams")
     grpc_up = GrpcUpstreams(OUT / "grpc-upstreams") if grpc_configs else None
@@ -2109,17 +2129,28 @@ def main(argv=None) -> int:
         if grpc_up is not None:
             grpc_up.start(pin)
             ports = dict(ports, grpc=grpc_up)
+        # The HTTP configurations' front Envoys start once and stay up for the
+        # phase (idle ones cost nothing): runs are then short slices of one
+        # steady Envoy each, and the configurations a target compares run
+        # back to back (DEFAULT_CONFIGS orders them so), which keeps the
+        # machine's slow drifts out of their differences.
+        if not args.fresh:
+            for kind in configs:
+                if kind not in GRPC:
+                    fronts[kind], _ = start_front(kind, OUT / f"front-{kind}", ports, pin, args)
         # Past this point no run waits for quiet or is repeated (~10 minutes in all).
         deadline = time.monotonic() + args.budget_min * 60
         for rep in range(args.repeats):
             order = configs if rep % 2 == 0 else configs[::-1]
             for kind in order:
                 rows.append(run_repeated(kind, rep + 1, run_no, ports, up.proc.pid, pin, args,
-                                         deadline, discarded))
+                                         deadline, discarded, fronts.get(kind)))
     except Exception as exc:  # noqa: BLE001 - reported; a broken measurement
         broken.append(f"throughput runs aborted: {exc!r}")
         print(f"ERROR: {exc!r}", flush=True)
     finally:
+        for env in fronts.values():
+            env.stop()
         up.stop()
         if grpc_up is not None:
             grpc_up.stop()
