@@ -125,6 +125,7 @@ from typing import Optional
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import upstreams as U  # noqa: E402
+from fault_latency import PROFILE_PARTS, Profile  # noqa: E402
 from upstreams import harness  # noqa: E402
 from harness.grpc_services import frame, varint  # noqa: E402
 
@@ -772,9 +773,13 @@ def run_once(kind: str, rep: int, idx: int, ports: dict, up_pid: int, pin: Pinni
         before = counters(env, kind)
         meter = U.CpuMeter({"front": env.proc.pid, "upstream": up_pid})
         cpus0 = per_cpu()
-        res = U.Wrk(wrk_cmd(url, args, args.seconds)).wait()
+        wrk = U.Wrk(wrk_cmd(url, args, args.seconds))
+        prof = (Profile(env.proc.pid, args.seconds, OUT / f"run{idx:02d}.perf")
+                if getattr(args, "profile", False) else None)
+        res = wrk.wait()
         cpus1 = per_cpu()
         cpu = meter.stop()
+        shares = prof.shares() if prof else None
         # Let the last shadow calls finish before reading the counters.
         time.sleep(0.3)
         after = counters(env, kind)
@@ -812,6 +817,8 @@ def run_once(kind: str, rep: int, idx: int, ports: dict, up_pid: int, pin: Pinni
         "wrk": res["raw"],
     }
     row["us_per_req"] = row["cpu_front"] / row["rps"] * 1e6 if row["rps"] else 0.0
+    if shares:
+        row["profile"] = {k: row["us_per_req"] * shares[k] for k, _ in PROFILE_PARTS}
     row["shadow_share"] = row["dark_rq"] / row["requests"] if row["requests"] else 0.0
     row["problems"] = problems(row)
     return row
@@ -1385,6 +1392,41 @@ def scale_section(rows: list, scale_rows: list, args) -> tuple:
         "",
     ]
     return lines, results
+
+
+def profile_table(rows: list) -> str:
+    """``--profile``: each configuration's front Envoy CPU µs/req split by
+    where the code lives (perf samples), and the targets' differences split
+    the same way (medians of per-repetition differences)."""
+    rows = [r for r in rows if r.get("profile")]
+    kinds = list(dict.fromkeys(r["kind"] for r in rows))
+    if not rows:
+        return ""
+    parts = [k for k, _ in PROFILE_PARTS]
+    out = ["| cfg | µs/req | " + " | ".join(t for _, t in PROFILE_PARTS) + " |",
+           "|---|---|" + "---|" * len(parts)]
+    for k in kinds:
+        mine = [r for r in rows if r["kind"] == k]
+        cells = [statistics.median(r["profile"][p] for r in mine) for p in parts]
+        out.append(f"| {k} | {statistics.median(r['us_per_req'] for r in mine):.1f} | "
+                   + " | ".join(f"{c:.1f}" for c in cells) + " |")
+    out += ["", "| difference | µs/req | " + " | ".join(t for _, t in PROFILE_PARTS) + " |",
+            "|---|---|" + "---|" * len(parts)]
+    for num, den in (("C", "N"), ("F", "C"), ("D", "M"), ("E", "D"), ("C2", "A"), ("N", "A"),
+                     ("M", "B")):
+        by_rep: dict = {}
+        for r in rows:
+            if r["kind"] in (num, den):
+                by_rep.setdefault(r["rep"], {})[r["kind"]] = r
+        pairs = [v for v in by_rep.values() if num in v and den in v]
+        if not pairs:
+            continue
+        total = statistics.median(v[num]["us_per_req"] - v[den]["us_per_req"] for v in pairs)
+        cells = [statistics.median(v[num]["profile"][p] - v[den]["profile"][p] for v in pairs)
+                 for p in parts]
+        out.append(f"| {num} − {den} | {total:+.1f} | "
+                   + " | ".join(f"{c:+.1f}" for c in cells) + " |")
+    return "\n".join(out) + "\n"
 
 
 def report(rows: list, delays: list, args, info: dict, pin: Pinning, cmdline: str,
@@ -2017,6 +2059,10 @@ def main(argv=None) -> int:
                          "f (C, D, E, F run by it), alternating with them, and their CPU "
                          "ratios")
     ap.add_argument("--no-pin", action="store_true", help="do not pin processes to CPUs")
+    ap.add_argument("--profile", action="store_true",
+                    help="perf-record the front Envoy during each measured run and print its "
+                         "CPU per request split into kernel, Envoy binary (Envoy, V8 runtime, "
+                         "host calls), the module's compiled code and libc")
     ap.add_argument("--fresh", action="store_true",
                     help="a fresh front Envoy for every run, instead of one per HTTP "
                          "configuration kept up for the whole phase")
@@ -2217,6 +2263,8 @@ def main(argv=None) -> int:
         if not args.no_write:
             write_benchmarks(section, GRPC_BEGIN, GRPC_END, GRPC_METHOD_TEXT)
             print(f"\n(written to {REPORT.relative_to(U.ROOT)})")
+    if args.profile:
+        print("\n" + profile_table(rows))
     (OUT / "result.json").write_text(json.dumps(
         {"args": vars(args), "machine": info, "module_size": module_size,
          "sampled_share": share, "targets": results, "grpc": grpc_results, "medians": med,
