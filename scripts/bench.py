@@ -1376,8 +1376,8 @@ def scale_section(rows: list, scale_rows: list, args) -> tuple:
         f"`{json.dumps(SHARED_LIMITS['limits'])}` and `breaker` "
         f"`{json.dumps(SHARED_LIMITS['breaker'])}` (the breaker's defaults). Every "
         "shadowed request reads the token bucket and writes it back with CAS (retried when "
-        "another worker wrote in between), every call reads the breaker, and each worker "
-        "writes its batched successes with CAS at most every 100 ms; a call held back would "
+        "another worker wrote in between), each worker reads the breaker at most every 100 ms "
+        "while it is closed and writes its batched successes with CAS at most every 100 ms; a call held back would "
         "count as skipped (a problem, below). Per-field admission (the list of pointers "
         "with a counter of their own) is not exercised: in E every pair matches, and a "
         "worker caches each pointer after its first mismatch",
@@ -1688,7 +1688,8 @@ connections (the kernel spreads them over the workers: the report shows the
 least-loaded worker's share), D and E with a token bucket of a million calls
 a second and the breaker at its defaults: limits that never bind, but every
 shadowed request now reads the bucket and writes it back with CAS, retried
-when the other worker wrote in between, and every call reads the breaker.
+when the other worker wrote in between, and each worker reads the breaker
+(at most every 100 ms while it is closed).
 With two workers on a 2-core machine nothing can be pinned usefully: the
 front Envoy, wrk and the upstream Envoy share both cores as the kernel
 decides, the machine (not the front Envoy alone) is saturated, and req/s
