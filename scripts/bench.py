@@ -768,8 +768,10 @@ def run_once(kind: str, rep: int, idx: int, ports: dict, up_pid: int, pin: Pinni
         env, start_s = start_front(kind, OUT / f"run{idx:02d}-{kind}", ports, pin, args)
     try:
         url = env.url(PATH)
-        if args.warmup > 0:
-            U.Wrk(wrk_cmd(url, args, args.warmup)).wait()
+        # A kept Envoy is warm already: its warm-up only opens the connections.
+        warmup = args.warmup if own else min(args.warmup, 1)
+        if warmup > 0:
+            U.Wrk(wrk_cmd(url, args, warmup)).wait()
         before = counters(env, kind)
         meter = U.CpuMeter({"front": env.proc.pid, "upstream": up_pid})
         cpus0 = per_cpu()
@@ -1567,8 +1569,13 @@ def report(rows: list, delays: list, args, info: dict, pin: Pinning, cmdline: st
         f"- load average before the run: {load_before[0]:.2f} {load_before[1]:.2f} "
         f"{load_before[2]:.2f} (1, 5, 15 min)",
         f"- CPU: {pin.describe()}",
-        f"- load: `{example}`, closed loop, flat out; `{args.warmup}` s warm-up discarded per "
-        f"run; fresh front Envoy per run; {args.repeats} repetitions, {order}; before each "
+        f"- load: `{example}`, closed loop, flat out; "
+        + (f"`{args.warmup}` s warm-up discarded per run; fresh front Envoy per run; "
+           if args.fresh else
+           f"one front Envoy per configuration, started once and kept for the whole phase "
+           f"(pinned to CPU 0, idle between its runs); each run a slice after a "
+           f"`{min(args.warmup, 1)}` s warm-up (its connections) that is discarded; ")
+        + f"{args.repeats} repetitions, {order}; before each "
         f"run the script waits (up to {args.quiet_wait:g} s) until other processes use under "
         f"0.3 cores, and a run during which they used more than {NOISY} cores is repeated "
         f"once (during the first {args.budget_min:g} minutes). The Lua script "
@@ -1623,8 +1630,10 @@ def report(rows: list, delays: list, args, info: dict, pin: Pinning, cmdline: st
 METHOD = """\
 ### Method
 
-Throughput and latency. Each configuration gets a fresh front Envoy
-(`--concurrency 1`: one worker), pinned to CPU 0 alone; wrk (`-t1 -c16`: one
+Throughput and latency. Each configuration gets its own front Envoy
+(`--concurrency 1`: one worker), started once for the whole phase
+(`--fresh`: one per run) and pinned to CPU 0; only the one being measured
+has traffic, so it has the core alone; wrk (`-t1 -c16`: one
 thread, 16 connections, closed loop with no pause) and the upstream Envoy
 share CPU 1. With 16 connections the front Envoy's worker has requests
 waiting nearly all the time: CPU 0 is 85–97% busy (column `CPU 0 busy`;
@@ -1637,9 +1646,10 @@ follows requests/s. `front CPU µs/req` (the front Envoy's CPU time per
 request) is the cost of a configuration; it varies less with the machine
 than requests/s. One upstream Envoy (C++ `direct_response`) serves both the
 primary and the dark listener; in B, M, D and E it answers twice as many
-requests. The configurations alternate (A N B M C C2 D E F, then back) so
-that slow drifts of the machine spread over all of them, and each target
-uses the median of the per-repetition ratios. N and M are the floors a
+requests. The configurations alternate (A C2 N C F B M D E, then back):
+each target's two configurations run back to back, so that slow drifts of
+the machine cancel in their difference, and each target uses the median
+of the per-repetition ratios or differences. N and M are the floors a
 proxy-wasm filter cannot go below: N is an HTTP context that does nothing;
 M (the same module configured `send:dark`) copies the request headers and
 `dispatch_http_call`s them to the dark cluster from the request-header
@@ -2032,9 +2042,9 @@ def scale_phase(configs: list, args, pin: Pinning, run_no, rows: list,
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    load_arguments(ap, seconds=6)
+    load_arguments(ap, seconds=4)
     # Short slices, more of them: medians of back-to-back differences.
-    ap.set_defaults(repeats=7)
+    ap.set_defaults(repeats=10)
     ap.add_argument("--configs", default=DEFAULT_CONFIGS,
                     help="which configurations, alternated in this order: one-letter names "
                          "in a run, others separated by commas "
