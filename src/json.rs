@@ -580,62 +580,63 @@ fn document(bytes: &[u8], slots: &mut Vec<Slot>, like: Option<&Doc<'_>>) -> Resu
         let Some(&b) = bytes.get(pos) else {
             return Err(error(pos, "EOF while parsing a value"));
         };
-        if let Some(end) = like.and_then(|d| copy_same(d, bytes, pos, depth, slots)) {
+        let copied = like.and_then(|d| Some((copy_same(d, bytes, pos, depth, slots)?, d.depth)));
+        if let Some((end, inner)) = copied {
             pos = end;
-            deepest = deepest.max(depth + like.map_or(0, |d| d.depth));
+            deepest = deepest.max(depth + inner);
         } else {
-        match b {
-            b'"' => {
-                let (end, escaped) = string(bytes, pos)?;
-                pos = end;
-                leaf(slots, Kind::String, escaped, start, pos);
-            }
-            b'-' | b'0'..=b'9' => {
-                let integer;
-                (pos, integer) = number(bytes, pos)?;
-                leaf(slots, Kind::Number, integer, start, pos);
-            }
-            b'{' | b'[' => {
-                if depth >= MAX_DEPTH {
-                    return Err(error(pos, "recursion limit exceeded"));
+            match b {
+                b'"' => {
+                    let (end, escaped) = string(bytes, pos)?;
+                    pos = end;
+                    leaf(slots, Kind::String, escaped, start, pos);
                 }
-                let object = b == b'{';
-                let slot = slots.len() as u32;
-                slots.push(Slot {
-                    kind: if object { Kind::Object } else { Kind::Array },
-                    flag: false,
-                    start: start as u32,
-                    end: start as u32,
-                    next: slot,
-                    len: 0,
-                });
-                pos = skip_ws(bytes, pos + 1);
-                let close = if object { b'}' } else { b']' };
-                if bytes.get(pos) == Some(&close) {
-                    pos += 1;
-                    finish(slots, slot, 0, pos);
-                } else {
-                    if depth > 0 {
-                        open.push(cur);
-                    }
-                    depth += 1;
-                    deepest = deepest.max(depth);
-                    cur = Open {
-                        slot,
-                        count: 0,
-                        object,
-                    };
-                    if object {
-                        pos = key(bytes, pos, slots)?;
-                    }
-                    continue 'value;
+                b'-' | b'0'..=b'9' => {
+                    let integer;
+                    (pos, integer) = number(bytes, pos)?;
+                    leaf(slots, Kind::Number, integer, start, pos);
                 }
+                b'{' | b'[' => {
+                    if depth >= MAX_DEPTH {
+                        return Err(error(pos, "recursion limit exceeded"));
+                    }
+                    let object = b == b'{';
+                    let slot = slots.len() as u32;
+                    slots.push(Slot {
+                        kind: if object { Kind::Object } else { Kind::Array },
+                        flag: false,
+                        start: start as u32,
+                        end: start as u32,
+                        next: slot,
+                        len: 0,
+                    });
+                    pos = skip_ws(bytes, pos + 1);
+                    let close = if object { b'}' } else { b']' };
+                    if bytes.get(pos) == Some(&close) {
+                        pos += 1;
+                        finish(slots, slot, 0, pos);
+                    } else {
+                        if depth > 0 {
+                            open.push(cur);
+                        }
+                        depth += 1;
+                        deepest = deepest.max(depth);
+                        cur = Open {
+                            slot,
+                            count: 0,
+                            object,
+                        };
+                        if object {
+                            pos = key(bytes, pos, slots)?;
+                        }
+                        continue 'value;
+                    }
+                }
+                b't' => pos = literal(bytes, pos, b"true", slots, Kind::Bool, true)?,
+                b'f' => pos = literal(bytes, pos, b"false", slots, Kind::Bool, false)?,
+                b'n' => pos = literal(bytes, pos, b"null", slots, Kind::Null, false)?,
+                _ => return Err(error(pos, "expected value")),
             }
-            b't' => pos = literal(bytes, pos, b"true", slots, Kind::Bool, true)?,
-            b'f' => pos = literal(bytes, pos, b"false", slots, Kind::Bool, false)?,
-            b'n' => pos = literal(bytes, pos, b"null", slots, Kind::Null, false)?,
-            _ => return Err(error(pos, "expected value")),
-        }
         }
         // A value is complete: the next member, or the end of containers.
         while depth > 0 {
@@ -682,16 +683,28 @@ fn document(bytes: &[u8], slots: &mut Vec<Slot>, like: Option<&Doc<'_>>) -> Resu
 /// way, at the same place. The nesting limit is kept: `like` nests at most
 /// `like.depth` inside any of its values.
 #[inline]
-fn copy_same(like: &Doc<'_>, bytes: &[u8], pos: usize, depth: usize, slots: &mut Vec<Slot>) -> Option<usize> {
+fn copy_same(
+    like: &Doc<'_>,
+    bytes: &[u8],
+    pos: usize,
+    depth: usize,
+    slots: &mut Vec<Slot>,
+) -> Option<usize> {
     let first = slots.len();
     let node = *like.slots.get(first)?;
-    let text = like.text.as_bytes().get(node.start as usize..node.end as usize)?;
+    let text = like
+        .text
+        .as_bytes()
+        .get(node.start as usize..node.end as usize)?;
     let end = pos.checked_add(text.len())?;
     if bytes.get(pos..end)? != text || depth + like.depth > MAX_DEPTH {
         return None;
     }
     if node.kind == Kind::Number
-        && matches!(bytes.get(end), Some(b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-'))
+        && matches!(
+            bytes.get(end),
+            Some(b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-')
+        )
     {
         return None;
     }

@@ -130,7 +130,8 @@ impl SharedBreaker {
         open
     }
 
-    /// May a call leave now? One read while closed; while open, moves to
+    /// May a call leave now? While closed, one read per
+    /// [`BREAKER_CACHE_MS`] ([`Self::is_open`]); while open, moves to
     /// half-open and grants the one trial when `open_s` has passed. When
     /// shared data is unusable, no.
     pub fn admit<H: Host>(&self, host: &H, now_ms: u64) -> Admit {

@@ -734,9 +734,14 @@ fn parse_like_is_parse() {
     let deep = |n: usize, inner: &str| format!("{}{inner}{}", "[".repeat(n), "]".repeat(n));
     for n in [MAX_DEPTH - 2, MAX_DEPTH - 1, MAX_DEPTH, MAX_DEPTH + 1] {
         for m in [1, 2, 3] {
-            same(deep(n, &deep(m, "1")).as_bytes(), deep(1, &deep(m, "1")).as_bytes());
-            same(format!("[{},{}]", deep(n, "1"), deep(m, "1")).as_bytes(),
-                 format!("[{},{}]", deep(m, "1"), deep(m, "1")).as_bytes());
+            same(
+                deep(n, &deep(m, "1")).as_bytes(),
+                deep(1, &deep(m, "1")).as_bytes(),
+            );
+            same(
+                format!("[{},{}]", deep(n, "1"), deep(m, "1")).as_bytes(),
+                format!("[{},{}]", deep(m, "1"), deep(m, "1")).as_bytes(),
+            );
         }
     }
 }
