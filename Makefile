@@ -146,6 +146,8 @@ demo: build envoy report
 
 lint: toolchain
 	cargo fmt --check
+	# cargo fmt does not see the modules lib.rs declares inside its internal! macro.
+	rustfmt --edition 2021 --check $$(find src -name '*.rs')
 	cargo clippy --all-targets -- -D warnings
 	cargo clippy --all-targets --all-features -- -D warnings
 	cargo clippy -p darklaunch-report --all-targets -- -D warnings

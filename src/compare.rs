@@ -65,9 +65,9 @@ use std::sync::Arc;
 use crate::decision::path_only;
 use crate::decode;
 use crate::grpc;
-use crate::protobuf;
 use crate::json::{self, Doc, Integer, Kind, Value};
 use crate::pointer::{render, render_folded, PathSeg, PointerPattern};
+use crate::protobuf;
 use crate::redact;
 
 /// At most this many differing pointers are reported in [`Verdict::paths`].
@@ -1257,7 +1257,8 @@ mod tests {
         let b = br#"{"items":[{"price":10.0,"sku":"a"},{"price":7.5,"sku":"b"}],"user":{"ssn":"3-4","n":2},"extra":true,"meta":[1]}"#;
         let rules = CompareRules::default();
         let redact = pats(&["/user/ssn", "/meta/ssn"]);
-        let (v, ex) = compare_examples(&rules, &side(&json, a), &side(&json, b), &redact, "").unwrap();
+        let (v, ex) =
+            compare_examples(&rules, &side(&json, a), &side(&json, b), &redact, "").unwrap();
         // The same walk as the counting one.
         assert_eq!(v, verdict(&rules, &side(&json, a), &side(&json, b)));
         assert_eq!(ex.len(), v.diffs.len());
@@ -1267,11 +1268,20 @@ mod tests {
         let by = |p: &str| ex.iter().find(|e| e.pointer == p).unwrap().clone();
         let price = by("/items/1/price");
         assert_eq!(price.field, "/items/*/price");
-        assert_eq!((price.primary.as_deref(), price.dark.as_deref()), (Some("7"), Some("7.5")));
+        assert_eq!(
+            (price.primary.as_deref(), price.dark.as_deref()),
+            (Some("7"), Some("7.5"))
+        );
         let cur = by("/currency");
-        assert_eq!((cur.kind, cur.primary.as_deref(), cur.dark), (Missing, Some("\"EUR\""), None));
+        assert_eq!(
+            (cur.kind, cur.primary.as_deref(), cur.dark),
+            (Missing, Some("\"EUR\""), None)
+        );
         let extra = by("/extra");
-        assert_eq!((extra.kind, extra.primary, extra.dark.as_deref()), (Extra, None, Some("true")));
+        assert_eq!(
+            (extra.kind, extra.primary, extra.dark.as_deref()),
+            (Extra, None, Some("true"))
+        );
         // Redacted: the pointer and kind, no value.
         let ssn = by("/user/ssn");
         assert!(ssn.redacted && ssn.primary.is_none() && ssn.dark.is_none());
@@ -1282,7 +1292,10 @@ mod tests {
         assert_eq!(meta.dark.as_deref(), Some("[1]"));
         for e in &ex {
             for v in [&e.primary, &e.dark].into_iter().flatten() {
-                assert!(!v.contains("1-2") && !v.contains("3-4") && !v.contains("\"9\""), "{v}");
+                assert!(
+                    !v.contains("1-2") && !v.contains("3-4") && !v.contains("\"9\""),
+                    "{v}"
+                );
             }
         }
         // Bytes-compared bodies have no examples.
@@ -1339,7 +1352,11 @@ mod tests {
         r.headers = vec!["x-b".into(), "x-c".into(), "x-a".into()];
         let c = hdrs(&[("x-a", "1"), ("x-c", "3")]);
         let v = verdict(&r, &side(&a, b""), &side(&c, b""));
-        assert_eq!(v.headers, ["x-b", "x-c"], "the differing ones, in the listed order");
+        assert_eq!(
+            v.headers,
+            ["x-b", "x-c"],
+            "the differing ones, in the listed order"
+        );
     }
 
     #[test]
@@ -1351,7 +1368,9 @@ mod tests {
         assert!(verdict(&r, &side(&a, b""), &side(&b, b"")).is_match());
         // Values are bytes: case matters.
         let c = hdrs(&[("x-a", "V")]);
-        assert!(!verdict(&r, &side(&a, b""), &side(&c, b"")).headers.is_empty());
+        assert!(!verdict(&r, &side(&a, b""), &side(&c, b""))
+            .headers
+            .is_empty());
     }
 
     #[test]
@@ -1361,8 +1380,12 @@ mod tests {
         let a = hdrs(&[("x-a", "")]);
         let none = hdrs(&[]);
         // Present (even empty) vs absent differs; absent on both is equal.
-        assert!(!verdict(&r, &side(&a, b""), &side(&none, b"")).headers.is_empty());
-        assert!(!verdict(&r, &side(&none, b""), &side(&a, b"")).headers.is_empty());
+        assert!(!verdict(&r, &side(&a, b""), &side(&none, b""))
+            .headers
+            .is_empty());
+        assert!(!verdict(&r, &side(&none, b""), &side(&a, b""))
+            .headers
+            .is_empty());
         assert!(verdict(&r, &side(&none, b""), &side(&none, b"")).is_match());
     }
 
@@ -1375,8 +1398,12 @@ mod tests {
         let swapped = hdrs(&[("set-cookie", "b=2"), ("set-cookie", "a=1")]);
         let fewer = hdrs(&[("set-cookie", "a=1")]);
         assert!(verdict(&r, &side(&a, b""), &side(&same, b"")).is_match());
-        assert!(!verdict(&r, &side(&a, b""), &side(&swapped, b"")).headers.is_empty());
-        assert!(!verdict(&r, &side(&a, b""), &side(&fewer, b"")).headers.is_empty());
+        assert!(!verdict(&r, &side(&a, b""), &side(&swapped, b""))
+            .headers
+            .is_empty());
+        assert!(!verdict(&r, &side(&a, b""), &side(&fewer, b""))
+            .headers
+            .is_empty());
     }
 
     #[test]
@@ -2125,11 +2152,17 @@ mod tests {
         .is_empty());
         // Two values on one side, absent on the other.
         let two = hdrs(&[("x-b", "1"), ("x-b", "2")]);
-        assert!(!verdict(&r, &side(&two, b""), &side(&[], b"")).headers.is_empty());
-        assert!(!verdict(&r, &side(&[], b""), &side(&two, b"")).headers.is_empty());
+        assert!(!verdict(&r, &side(&two, b""), &side(&[], b""))
+            .headers
+            .is_empty());
+        assert!(!verdict(&r, &side(&[], b""), &side(&two, b""))
+            .headers
+            .is_empty());
         // A comma-joined line is not the same as two lines.
         let joined = hdrs(&[("x-b", "1, 2")]);
-        assert!(!verdict(&r, &side(&two, b""), &side(&joined, b"")).headers.is_empty());
+        assert!(!verdict(&r, &side(&two, b""), &side(&joined, b""))
+            .headers
+            .is_empty());
         // Headers and body differences are independent.
         let v = verdict(&r, &side(&two, b"a"), &side(&two, b"b"));
         assert!(v.is_match());

@@ -62,7 +62,10 @@ pub const MAX_SAMPLE_BYTES: u64 = 65_536;
 /// `pluginConfig` of an Istio WasmPlugin).
 #[derive(Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[cfg_attr(feature = "schema", schemars(title = "darklaunch plugin configuration"))]
+#[cfg_attr(
+    feature = "schema",
+    schemars(title = "darklaunch plugin configuration")
+)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     /// One entry per dark launch, 1 to 32, with unique names. A request can
@@ -172,7 +175,10 @@ struct RawCapture {
     /// Request headers a sample may include (default none). `authorization`,
     /// `cookie`, `proxy-authorization` and `set-cookie` are never included
     /// (naming them is an error).
-    #[cfg_attr(feature = "schema", schemars(with = "Option<Vec<schema::CapturedHeader>>"))]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "Option<Vec<schema::CapturedHeader>>")
+    )]
     request_headers: Option<Vec<String>>,
     /// Include query parameter values (default false: each value reads
     /// `REDACTED`).
@@ -440,7 +446,12 @@ pub struct Capture {
 }
 
 /// Headers no sample ever shows: credentials and sessions.
-pub const NEVER_CAPTURED: [&str; 4] = ["authorization", "cookie", "proxy-authorization", "set-cookie"];
+pub const NEVER_CAPTURED: [&str; 4] = [
+    "authorization",
+    "cookie",
+    "proxy-authorization",
+    "set-cookie",
+];
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum PathMatch {
@@ -462,10 +473,7 @@ pub struct GrpcMethod {
 impl GrpcMethod {
     /// Does a gRPC call's `:path` (`/package.Service/Method`) name it?
     pub fn matches(&self, path: &str) -> bool {
-        let Some((service, method)) = path
-            .strip_prefix('/')
-            .and_then(|p| p.split_once('/'))
-        else {
+        let Some((service, method)) = path.strip_prefix('/').and_then(|p| p.split_once('/')) else {
             return false;
         };
         service == self.service
@@ -576,10 +584,7 @@ fn not_json_text(bytes: &[u8]) -> Result<(), ConfigError> {
         )
     } else {
         let rest = bytes.get(start.unwrap_or(0)..).unwrap_or_default();
-        let head: String = String::from_utf8_lossy(rest)
-            .chars()
-            .take(16)
-            .collect();
+        let head: String = String::from_utf8_lossy(rest).chars().take(16).collect();
         format!("text that is not a JSON object (it starts with {head:?})")
     };
     Err(err("", format!("the configuration is {what}: {WANT}")))
@@ -926,7 +931,10 @@ fn validate_match(m: RawMatch, at: &str) -> Result<MatchParts, ConfigError> {
             ));
         }
         if !methods.is_empty() {
-            return Err(err(gat, "cannot be combined with methods: gRPC calls are POSTs"));
+            return Err(err(
+                gat,
+                "cannot be combined with methods: gRPC calls are POSTs",
+            ));
         }
         if list.is_empty() {
             return Err(err(gat, "must name at least one method"));
@@ -947,7 +955,9 @@ fn validate_match(m: RawMatch, at: &str) -> Result<MatchParts, ConfigError> {
 /// (letters, digits, `_`, not starting with a digit), dot-separated.
 fn grpc_method(entry: &str) -> Option<GrpcMethod> {
     fn ident(s: &str) -> bool {
-        s.bytes().next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        s.bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
             && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
     }
     let (service, method) = entry.split_once('/')?;
@@ -1202,8 +1212,7 @@ mod schema {
     pub const PATH: &str = r"^/[^?\u0000-\u0020\u007F]*$";
     /// `check_path`, then `parse_template`'s segments: a whole-segment
     /// `{name}` or no brace at all. (Each name once: not expressed.)
-    pub const PATH_TEMPLATE: &str =
-        r"^(/(\{[A-Za-z0-9_]+\}|[^/{}?\u0000-\u0020\u007F]*))+$";
+    pub const PATH_TEMPLATE: &str = r"^(/(\{[A-Za-z0-9_]+\}|[^/{}?\u0000-\u0020\u007F]*))+$";
     /// `validate_match`'s methods.
     pub const METHOD: &str = "^[A-Z_-]+$";
     /// `grpc_method`.
@@ -1422,7 +1431,10 @@ mod tests {
         // Off unless per_minute is above 0.
         assert_eq!(with(r#"{"per_minute":0,"bodies":true}"#), None);
         let c = with(r#"{"per_minute":60}"#).unwrap();
-        assert_eq!((c.per_minute, c.max_bytes, c.bodies, c.query), (60, 8192, false, false));
+        assert_eq!(
+            (c.per_minute, c.max_bytes, c.bodies, c.query),
+            (60, 8192, false, false)
+        );
         assert!(c.redact.is_empty() && c.request_headers.is_empty() && c.cluster.is_none());
         let c = with(
             r#"{"per_minute":1,"max_bytes":512,"bodies":true,"redact":["/user/*/ssn"],
@@ -1628,7 +1640,10 @@ mod tests {
                 "launches[0].match.headers[0].name:",
             ),
             (r#""users":{"key":"body:x"}"#, "launches[0].users.key:"),
-            (r#""expires":"2026-12-31""#, "launches[0].expires: must be an RFC 3339 UTC"),
+            (
+                r#""expires":"2026-12-31""#,
+                "launches[0].expires: must be an RFC 3339 UTC",
+            ),
             (
                 r#""expires":"2026-12-31T23:59:59+01:00""#,
                 "launches[0].expires: must be an RFC 3339 UTC",
@@ -1753,8 +1768,14 @@ mod tests {
         assert_eq!(
             l.grpc_methods,
             vec![
-                GrpcMethod { service: "pkg.v1.Svc".into(), method: Some("Get".into()) },
-                GrpcMethod { service: "Svc".into(), method: None },
+                GrpcMethod {
+                    service: "pkg.v1.Svc".into(),
+                    method: Some("Get".into())
+                },
+                GrpcMethod {
+                    service: "Svc".into(),
+                    method: None
+                },
             ]
         );
         assert!(l.grpc_methods[0].matches("/pkg.v1.Svc/Get"));

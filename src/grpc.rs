@@ -142,14 +142,30 @@ mod tests {
 
     #[test]
     fn statuses() {
-        let s = h(&[("grpc-status", "0"), ("grpc-status", "15"), ("grpc-message", "x")]);
-        assert_eq!(status(&s, 200), Status { code: 15, message: b"x" });
+        let s = h(&[
+            ("grpc-status", "0"),
+            ("grpc-status", "15"),
+            ("grpc-message", "x"),
+        ]);
+        assert_eq!(
+            status(&s, 200),
+            Status {
+                code: 15,
+                message: b"x"
+            }
+        );
         assert_eq!(status(&s, 200).name(), GrpcCode::DataLoss);
         assert_eq!(status(&[], 200).name(), GrpcCode::Unknown);
         assert_eq!(status(&[], 404).name(), GrpcCode::Unimplemented);
         assert_eq!(status(&[], 503).name(), GrpcCode::Unavailable);
-        assert_eq!(status(&h(&[("grpc-status", "x")]), 200).name(), GrpcCode::Unknown);
-        assert_eq!(status(&h(&[("grpc-status", "99")]), 200).name(), GrpcCode::Unknown);
+        assert_eq!(
+            status(&h(&[("grpc-status", "x")]), 200).name(),
+            GrpcCode::Unknown
+        );
+        assert_eq!(
+            status(&h(&[("grpc-status", "99")]), 200).name(),
+            GrpcCode::Unknown
+        );
     }
 
     #[test]
@@ -166,7 +182,10 @@ mod tests {
             )),
             Some(LocalReply::Reset)
         );
-        assert_eq!(local_reply(&reply("14", "no healthy upstream")), Some(LocalReply::Reset));
+        assert_eq!(
+            local_reply(&reply("14", "no healthy upstream")),
+            Some(LocalReply::Reset)
+        );
         assert_eq!(local_reply(&reply("14", "busy")), None);
         assert_eq!(local_reply(&reply("13", "no healthy upstream")), None);
         let mut real = reply("14", "upstream request timeout");

@@ -81,7 +81,8 @@ pub trait Host {
     /// A process-wide shared-data value and its CAS token; `(None, None)`
     /// when absent.
     fn shared_get(&self, key: &str) -> Result<(Option<Vec<u8>>, Option<u32>), HostError>;
-    fn shared_set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<SetResult, HostError>;
+    fn shared_set(&self, key: &str, value: &[u8], cas: Option<u32>)
+        -> Result<SetResult, HostError>;
 
     /// The encoded header map (see `headermap`).
     fn header_map(&self, which: Headers) -> Result<Vec<u8>, HostError>;

@@ -156,13 +156,17 @@ impl SharedBreaker {
     /// A call admitted by [`Self::admit`] finished.
     pub fn finished<H: Host>(&self, host: &H, now_ms: u64, failed: bool, trial: bool) {
         if !failed && !trial {
-            self.successes
-                .set(self.successes.get().saturating_add(1));
+            self.successes.set(self.successes.get().saturating_add(1));
             if now_ms.saturating_sub(self.flushed_ms.get()) < BREAKER_FLUSH_MS {
                 return;
             }
         }
-        self.flush(host, now_ms, u32::from(failed && !trial), trial.then_some(failed));
+        self.flush(
+            host,
+            now_ms,
+            u32::from(failed && !trial),
+            trial.then_some(failed),
+        );
     }
 
     /// Write batched successes that have waited [`BREAKER_FLUSH_MS`].

@@ -798,7 +798,10 @@ mod tests {
         v.headers = vec!["content-type".into()];
         let j = m.judge(t, &v);
         assert_eq!(j.class, Class::Mismatch);
-        assert_eq!(j.kinds.iter().collect::<Vec<_>>(), vec![MismatchKind::Status]);
+        assert_eq!(
+            j.kinds.iter().collect::<Vec<_>>(),
+            vec![MismatchKind::Status]
+        );
         assert!(j.real.is_empty() && j.headers.is_empty());
         // Headers differ: named.
         let mut v = body_verdict(&["/price"]);

@@ -267,6 +267,9 @@ mod tests {
         let mut bad = enc(200, b"{}");
         bad.body = b"{}".to_vec();
         let d = DarkAnswer::Response(resp(200, "{}"));
-        assert!(settle(&rules(), Some(&bad), &d, "").result.unwrap().is_match());
+        assert!(settle(&rules(), Some(&bad), &d, "")
+            .result
+            .unwrap()
+            .is_match());
     }
 }

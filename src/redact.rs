@@ -86,7 +86,9 @@ mod tests {
     use super::*;
 
     fn pats(list: &[&str]) -> Vec<PointerPattern> {
-        list.iter().map(|p| PointerPattern::parse(p).unwrap()).collect()
+        list.iter()
+            .map(|p| PointerPattern::parse(p).unwrap())
+            .collect()
     }
 
     fn redact(json: &str, list: &[&str]) -> String {
@@ -117,14 +119,20 @@ mod tests {
         // The root covered: everything.
         assert_eq!(redact(doc, &[""]), REDACTED);
         // Whole subtrees.
-        assert_eq!(redact(r#"{"a":{"b":1},"c":2}"#, &["/a"]), r#"{"a":"[redacted]","c":2}"#);
+        assert_eq!(
+            redact(r#"{"a":{"b":1},"c":2}"#, &["/a"]),
+            r#"{"a":"[redacted]","c":2}"#
+        );
     }
 
     #[test]
     fn repeated_and_escaped_keys() {
         // Every occurrence of a repeated key; keys compared decoded.
         let out = redact(r#"{"s":1,"s":2,"t\u0000":3,"a\/b":4}"#, &["/s", "/a~1b"]);
-        assert_eq!(out, r#"{"s":"[redacted]","s":"[redacted]","t\u0000":3,"a\/b":"[redacted]"}"#);
+        assert_eq!(
+            out,
+            r#"{"s":"[redacted]","s":"[redacted]","t\u0000":3,"a\/b":"[redacted]"}"#
+        );
     }
 
     #[test]

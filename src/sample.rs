@@ -223,14 +223,23 @@ fn cut(s: &mut String, kept: usize, original: usize) {
         at -= 1;
     }
     s.truncate(at);
-    s.push_str(&format!("…[truncated {} bytes]", original.saturating_sub(at)));
+    s.push_str(&format!(
+        "…[truncated {} bytes]",
+        original.saturating_sub(at)
+    ));
 }
 
 /// The OTLP/HTTP JSON body (an ExportLogsServiceRequest) carrying one
 /// sample as a log record: the sample's JSON is the record's string body;
 /// launch, request id and shape are attributes too, for the log stores'
 /// indexes.
-pub fn otlp_logs(sample_json: &str, launch: &str, request_id: &str, shape: &str, time_ms: u64) -> String {
+pub fn otlp_logs(
+    sample_json: &str,
+    launch: &str,
+    request_id: &str,
+    shape: &str,
+    time_ms: u64,
+) -> String {
     let nanos = u128::from(time_ms) * 1_000_000;
     let attr = |k: &str, v: &str| serde_json::json!({"key": k, "value": {"stringValue": v}});
     serde_json::json!({
@@ -326,7 +335,10 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(v["truncated"], true);
         let body = v["primary"]["body"].as_str().unwrap();
-        assert!(body.starts_with("xxx") && body.contains("…[truncated "), "{body}");
+        assert!(
+            body.starts_with("xxx") && body.contains("…[truncated "),
+            "{body}"
+        );
         let cut_bytes: usize = body
             .rsplit("…[truncated ")
             .next()
@@ -370,7 +382,14 @@ mod tests {
         let a = shape(&["body"], &["/a".into(), "/b".into()], &[]);
         assert_eq!(a, shape(&["body"], &["/b".into(), "/a".into()], &[]));
         assert_ne!(a, shape(&["body"], &["/a".into()], &[]));
-        assert_ne!(a, shape(&["body", "headers"], &["/a".into(), "/b".into()], &["x".into()]));
+        assert_ne!(
+            a,
+            shape(
+                &["body", "headers"],
+                &["/a".into(), "/b".into()],
+                &["x".into()]
+            )
+        );
     }
 
     #[test]

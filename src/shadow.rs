@@ -234,7 +234,17 @@ mod tests {
         let names: Vec<&str> = got.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(
             names,
-            [":method", ":path", "content-type", "grpc-encoding", "x-user", "te", "grpc-timeout", ":authority", "x-s"]
+            [
+                ":method",
+                ":path",
+                "content-type",
+                "grpc-encoding",
+                "x-user",
+                "te",
+                "grpc-timeout",
+                ":authority",
+                "x-s"
+            ]
         );
         assert!(got.contains(&("te".into(), "trailers".into())));
         assert!(got.contains(&("grpc-timeout".into(), "350m".into())));

@@ -292,7 +292,8 @@ fn agree(rules: &CompareRules, a: &[u8], b: &[u8]) -> Verdict {
     // The samples' walk finds the same differences, one example each, at
     // a location its folded pointer names.
     let redact = rules.ignore.clone();
-    let (with_examples, examples) = compare_examples(rules, &side(a), &side(b), &redact, "").unwrap();
+    let (with_examples, examples) =
+        compare_examples(rules, &side(a), &side(b), &redact, "").unwrap();
     assert_eq!(with_examples, new);
     assert_eq!(examples.len(), new.diffs.len());
     for (e, d) in examples.iter().zip(&new.diffs) {

@@ -20,18 +20,32 @@ fn worker(capture: &str, extra: &str) -> (Process, Worker) {
 
 /// One pair: the primary answers `primary`, the dark side `dark` (JSON,
 /// status 200 unless given), with the request's `extra` headers.
-fn pair(w: &mut Worker, path: &str, extra: &[(&str, &str)], primary: (u16, &str), dark: (u16, &str)) {
+fn pair(
+    w: &mut Worker,
+    path: &str,
+    extra: &[(&str, &str)],
+    primary: (u16, &str),
+    dark: (u16, &str),
+) {
     let mut s = w.get(path, extra);
     w.response_headers(
         &mut s,
         primary.0,
-        &[("content-type", "application/json"), ("x-v", "1"), ("set-cookie", "sid=SECRET-SC")],
+        &[
+            ("content-type", "application/json"),
+            ("x-v", "1"),
+            ("set-cookie", "sid=SECRET-SC"),
+        ],
         false,
     );
     w.response_body(&mut s, primary.1.as_bytes(), true);
     w.done(&mut s);
     w.doorbell();
-    let call = w.outstanding().into_iter().find(|c| c.cluster == "dark").unwrap();
+    let call = w
+        .outstanding()
+        .into_iter()
+        .find(|c| c.cluster == "dark")
+        .unwrap();
     let mut answer = Answer::json(dark.0, dark.1);
     if let Answer::Response(_, h, _) = &mut answer {
         h.push(("x-v".into(), b"2".to_vec()));
@@ -63,26 +77,41 @@ fn a_sample_shows_what_differs_and_nothing_secret() {
             ("x-tenant", "acme"),
             ("x-other", "SECRET-H"),
         ],
-        (200, r#"{"price":10.0,"ssn":"SECRET-1","items":[{"a":1},{"a":2}],"user":{"card":"SECRET-2","n":1}}"#),
-        (200, r#"{"price":10.5,"ssn":"SECRET-3","items":[{"a":1},{"a":3}],"user":{"card":"SECRET-4"}}"#),
+        (
+            200,
+            r#"{"price":10.0,"ssn":"SECRET-1","items":[{"a":1},{"a":2}],"user":{"card":"SECRET-2","n":1}}"#,
+        ),
+        (
+            200,
+            r#"{"price":10.5,"ssn":"SECRET-3","items":[{"a":1},{"a":3}],"user":{"card":"SECRET-4"}}"#,
+        ),
     );
     assert_eq!(p.stat("darklaunch.l.sample.captured"), 1);
     let all = samples(&p);
     assert_eq!(all.len(), 1);
     let s = &all[0];
     assert_eq!(s["v"], 1);
-    assert_eq!((s["launch"].as_str(), s["method"].as_str()), (Some("l"), Some("GET")));
+    assert_eq!(
+        (s["launch"].as_str(), s["method"].as_str()),
+        (Some("l"), Some("GET"))
+    );
     assert_eq!(s["time"], "2023-11-14T22:13:20.000Z");
     assert_eq!(s["request_id"], "req-1");
     assert_eq!(s["path"], "/orders/7");
     assert_eq!(s["query"], "user=REDACTED&page=REDACTED");
-    assert_eq!(s["request_headers"], serde_json::json!({"x-tenant": "acme"}));
+    assert_eq!(
+        s["request_headers"],
+        serde_json::json!({"x-tenant": "acme"})
+    );
     assert_eq!(s["kinds"], serde_json::json!(["headers", "body"]));
     assert_eq!(s["headers"], serde_json::json!(["x-v", "set-cookie"]));
     assert_eq!(s["primary"]["headers"]["x-v"], "1");
     assert_eq!(s["dark"]["headers"]["x-v"], "2");
     assert_eq!(s["dark"]["headers"]["set-cookie"], "[redacted]");
-    assert!(s["primary"].get("body").is_none(), "bodies are off by default");
+    assert!(
+        s["primary"].get("body").is_none(),
+        "bodies are off by default"
+    );
     let diffs = s["differences"].as_array().unwrap();
     let by = |p: &str| diffs.iter().find(|d| d["pointer"] == p).unwrap().clone();
     assert_eq!(by("/price")["primary"], "10.0");
@@ -92,9 +121,17 @@ fn a_sample_shows_what_differs_and_nothing_secret() {
     assert!(by("/ssn").get("primary").is_none());
     assert_eq!(by("/user/card")["redacted"], true);
     assert_eq!(by("/user/n")["kind"], "missing");
-    let mut fields: Vec<&str> = s["fields"].as_array().unwrap().iter().map(|f| f.as_str().unwrap()).collect();
+    let mut fields: Vec<&str> = s["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
     fields.sort_unstable();
-    assert_eq!(fields, ["/items/*/a", "/price", "/ssn", "/user/card", "/user/n"]);
+    assert_eq!(
+        fields,
+        ["/items/*/a", "/price", "/ssn", "/user/card", "/user/n"]
+    );
     assert_eq!(s["shape"].as_str().unwrap().len(), 8);
     // No secret anywhere in the log.
     for line in p.logs(Level::Info).iter().chain(&p.logs(Level::Debug)) {
@@ -117,21 +154,41 @@ fn bodies_redacted_and_query_values_when_asked() {
     );
     let s = &samples(&p)[0];
     assert_eq!(s["query"], "x=1");
-    assert_eq!(s["primary"]["body"], r#"{"user":[{"ssn":"[redacted]","id":1}],"v":1}"#);
-    assert_eq!(s["dark"]["body"], r#"{"user":[{"ssn":"[redacted]","id":1}],"v":2}"#);
+    assert_eq!(
+        s["primary"]["body"],
+        r#"{"user":[{"ssn":"[redacted]","id":1}],"v":1}"#
+    );
+    assert_eq!(
+        s["dark"]["body"],
+        r#"{"user":[{"ssn":"[redacted]","id":1}],"v":2}"#
+    );
     assert!(!p.logs(Level::Info).iter().any(|l| l.contains("SECRET")));
 }
 
 #[test]
 fn a_status_mismatch_counts_no_field_but_its_sample_shows_the_bodies_differences() {
     let (p, mut w) = worker(r#"{"per_minute":10}"#, "");
-    pair(&mut w, "/a", &[], (200, r#"{"id":1,"name":"x"}"#), (500, r#"{"error":"boom"}"#));
+    pair(
+        &mut w,
+        "/a",
+        &[],
+        (200, r#"{"id":1,"name":"x"}"#),
+        (500, r#"{"error":"boom"}"#),
+    );
     let s = &samples(&p)[0];
     assert_eq!(s["kinds"], serde_json::json!(["status"]));
     assert_eq!(s["fields"], serde_json::json!([]));
-    assert_eq!((s["primary"]["status"].as_u64(), s["dark"]["status"].as_u64()), (Some(200), Some(500)));
+    assert_eq!(
+        (
+            s["primary"]["status"].as_u64(),
+            s["dark"]["status"].as_u64()
+        ),
+        (Some(200), Some(500))
+    );
     let diffs = s["differences"].as_array().unwrap();
-    assert!(diffs.iter().any(|d| d["pointer"] == "/error" && d["dark"] == "\"boom\""));
+    assert!(diffs
+        .iter()
+        .any(|d| d["pointer"] == "/error" && d["dark"] == "\"boom\""));
 }
 
 #[test]
@@ -139,17 +196,44 @@ fn the_budget_keeps_room_for_a_rare_shape() {
     // 4 a minute: a frequent difference takes 2, then only new shapes.
     let (p, mut w) = worker(r#"{"per_minute":4}"#, "");
     for _ in 0..10 {
-        pair(&mut w, "/a", &[], (200, r#"{"price":1}"#), (200, r#"{"price":2}"#));
+        pair(
+            &mut w,
+            "/a",
+            &[],
+            (200, r#"{"price":1}"#),
+            (200, r#"{"price":2}"#),
+        );
     }
-    pair(&mut w, "/a", &[], (200, r#"{"rare":1}"#), (200, r#"{"rare":2}"#));
-    pair(&mut w, "/a", &[], (200, r#"{"price":1}"#), (200, r#"{"price":2}"#));
+    pair(
+        &mut w,
+        "/a",
+        &[],
+        (200, r#"{"rare":1}"#),
+        (200, r#"{"rare":2}"#),
+    );
+    pair(
+        &mut w,
+        "/a",
+        &[],
+        (200, r#"{"price":1}"#),
+        (200, r#"{"price":2}"#),
+    );
     assert_eq!(p.stat("darklaunch.l.sample.captured"), 3);
     assert_eq!(p.stat("darklaunch.l.sample.dropped.rate"), 9);
-    let fields: Vec<String> = samples(&p).iter().map(|s| s["fields"][0].as_str().unwrap().to_string()).collect();
+    let fields: Vec<String> = samples(&p)
+        .iter()
+        .map(|s| s["fields"][0].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(fields, ["/price", "/price", "/rare"]);
     // A new minute: a new budget.
     p.advance(60_000);
-    pair(&mut w, "/a", &[], (200, r#"{"price":1}"#), (200, r#"{"price":2}"#));
+    pair(
+        &mut w,
+        "/a",
+        &[],
+        (200, r#"{"price":1}"#),
+        (200, r#"{"price":2}"#),
+    );
     assert_eq!(p.stat("darklaunch.l.sample.captured"), 4);
 }
 
@@ -170,13 +254,26 @@ fn the_budget_is_shared_by_the_workers() {
 fn long_values_are_truncated_and_an_unfittable_sample_is_dropped() {
     let (p, mut w) = worker(r#"{"per_minute":10,"max_bytes":1024}"#, "");
     let long = "y".repeat(5000);
-    pair(&mut w, "/a", &[], (200, r#"{"s":"short"}"#), (200, &format!(r#"{{"s":"{long}"}}"#)));
-    let line = p.logs(Level::Info).into_iter().find(|l| l.starts_with("darklaunch sample ")).unwrap();
+    pair(
+        &mut w,
+        "/a",
+        &[],
+        (200, r#"{"s":"short"}"#),
+        (200, &format!(r#"{{"s":"{long}"}}"#)),
+    );
+    let line = p
+        .logs(Level::Info)
+        .into_iter()
+        .find(|l| l.starts_with("darklaunch sample "))
+        .unwrap();
     assert!(line.len() - "darklaunch sample ".len() <= 1024);
     let s = &samples(&p)[0];
     assert_eq!(s["truncated"], true);
     let dark = s["differences"][0]["dark"].as_str().unwrap();
-    assert!(dark.starts_with("\"yyy") && dark.contains("…[truncated "), "{dark}");
+    assert!(
+        dark.starts_with("\"yyy") && dark.contains("…[truncated "),
+        "{dark}"
+    );
     // A path no cut can fit.
     let path = format!("/{}", "p".repeat(2000));
     pair(&mut w, &path, &[], (200, r#"{"s":1}"#), (200, r#"{"s":2}"#));
@@ -191,7 +288,11 @@ fn samples_are_posted_to_the_collector_from_the_root() {
     // Settled in the root (the dark answer came last): the export is queued
     // and the doorbell sends it.
     w.doorbell();
-    let post = w.outstanding().into_iter().find(|c| c.cluster == "otel").unwrap();
+    let post = w
+        .outstanding()
+        .into_iter()
+        .find(|c| c.cluster == "otel")
+        .unwrap();
     assert_eq!(post.header(":method"), Some("POST"));
     assert_eq!(post.header(":path"), Some("/v1/logs"));
     assert_eq!(post.header("content-type"), Some("application/json"));
@@ -205,12 +306,20 @@ fn samples_are_posted_to_the_collector_from_the_root() {
     // A refusing collector, and one that never answers.
     pair(&mut w, "/a", &[], (200, r#"{"y":1}"#), (200, r#"{"y":2}"#));
     w.doorbell();
-    let post = w.outstanding().into_iter().find(|c| c.cluster == "otel").unwrap();
+    let post = w
+        .outstanding()
+        .into_iter()
+        .find(|c| c.cluster == "otel")
+        .unwrap();
     w.answer(post.token, Answer::json(503, "{}"));
     assert_eq!(p.stat("darklaunch.l.sample.dropped.sink"), 1);
     pair(&mut w, "/a", &[], (200, r#"{"z":1}"#), (200, r#"{"z":2}"#));
     w.doorbell();
-    let post = w.outstanding().into_iter().find(|c| c.cluster == "otel").unwrap();
+    let post = w
+        .outstanding()
+        .into_iter()
+        .find(|c| c.cluster == "otel")
+        .unwrap();
     w.lose(post.token);
     p.advance(11_000);
     w.tick();
@@ -227,17 +336,30 @@ fn an_unknown_collector_cluster_drops_at_the_sink_and_says_so() {
     w.doorbell();
     assert_eq!(p.stat("darklaunch.l.sample.dropped.sink"), 1);
     assert_eq!(p.stat("darklaunch.l.sample.captured"), 1);
-    assert!(p.logs(Level::Warn).iter().any(|l| l.contains("no cluster 'nope'")));
+    assert!(p
+        .logs(Level::Warn)
+        .iter()
+        .any(|l| l.contains("no cluster 'nope'")));
 }
 
 #[test]
 fn the_export_queue_and_slots_are_bounded() {
     let (p, mut w) = worker(r#"{"per_minute":600,"cluster":"otel"}"#, "");
     for i in 0..100 {
-        pair(&mut w, "/a", &[], (200, &format!(r#"{{"k{i}":1}}"#)), (200, &format!(r#"{{"k{i}":2}}"#)));
+        pair(
+            &mut w,
+            "/a",
+            &[],
+            (200, &format!(r#"{{"k{i}":1}}"#)),
+            (200, &format!(r#"{{"k{i}":2}}"#)),
+        );
     }
     w.doorbell();
-    let in_flight = w.outstanding().iter().filter(|c| c.cluster == "otel").count();
+    let in_flight = w
+        .outstanding()
+        .iter()
+        .filter(|c| c.cluster == "otel")
+        .count();
     assert_eq!(in_flight, super::samples::EXPORTS_IN_FLIGHT);
     let dropped = p.stat("darklaunch.l.sample.dropped.sink");
     assert!(dropped > 0, "the queue is bounded");

@@ -72,7 +72,10 @@ impl<H: Host> Engine<H> {
         plugin: &str,
     ) -> Result<Configured, String> {
         self.plugin = plugin.to_string();
-        let gauge = self.host.define_metric(MetricKind::Gauge, CONFIG_INVALID).ok();
+        let gauge = self
+            .host
+            .define_metric(MetricKind::Gauge, CONFIG_INVALID)
+            .ok();
         let outcome = match self.runtime(bytes) {
             Ok(rt) => {
                 self.invalid = None;
@@ -157,7 +160,11 @@ impl<H: Host> Engine<H> {
             .collect();
         self.once(
             "announced",
-            &format!("{what} {} launches: {}", launches.len(), launches.join(", ")),
+            &format!(
+                "{what} {} launches: {}",
+                launches.len(),
+                launches.join(", ")
+            ),
         );
     }
 
@@ -196,9 +203,7 @@ impl<H: Host> Engine<H> {
     pub(super) fn log_every(&self, key: &str, period_ms: u64, now: u64, level: Level, line: &str) {
         let key = format!("darklaunch.logged.{key}");
         let due = cas_update(&self.host, &key, &mut |cur| {
-            let last = cur
-                .and_then(|b| b.try_into().ok())
-                .map(u64::from_le_bytes);
+            let last = cur.and_then(|b| b.try_into().ok()).map(u64::from_le_bytes);
             let due = last.is_none_or(|t| now.saturating_sub(t) >= period_ms);
             (due.then(|| now.to_le_bytes().to_vec()), due)
         });

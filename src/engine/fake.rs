@@ -240,7 +240,12 @@ impl Host for FakeHost {
         })
     }
 
-    fn shared_set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<SetResult, HostError> {
+    fn shared_set(
+        &self,
+        key: &str,
+        value: &[u8],
+        cas: Option<u32>,
+    ) -> Result<SetResult, HostError> {
         let mut p = self.process.0.borrow_mut();
         if p.cas_conflicts > 0 {
             p.cas_conflicts -= 1;
@@ -269,7 +274,10 @@ impl Host for FakeHost {
         let mut w = self.worker.borrow_mut();
         let key = buffer_key(which);
         let bytes = w.buffers.get(key).cloned().unwrap_or_default();
-        let out = bytes.get(..max.min(bytes.len())).unwrap_or_default().to_vec();
+        let out = bytes
+            .get(..max.min(bytes.len()))
+            .unwrap_or_default()
+            .to_vec();
         *w.body_reads.entry(key).or_insert(0) += out.len();
         Ok(out)
     }

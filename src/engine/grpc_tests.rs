@@ -168,21 +168,37 @@ fn messages_compare_only_when_asked() {
         let c = w.outstanding().remove(0);
         let mut trailers = h(&[("grpc-status", "5")]);
         trailers.extend(h(&[("grpc-message", message)]));
-        let headers = h(&[("content-type", "application/grpc"), ("x-envoy-upstream-service-time", "1")]);
-        w.answer(c.token, Answer::WithTrailers(200, headers, Vec::new(), trailers));
+        let headers = h(&[
+            ("content-type", "application/grpc"),
+            ("x-envoy-upstream-service-time", "1"),
+        ]);
+        w.answer(
+            c.token,
+            Answer::WithTrailers(200, headers, Vec::new(), trailers),
+        );
         w.response_headers(
             &mut s,
             200,
-            &[("content-type", "application/grpc"), ("grpc-status", "5"), ("grpc-message", "no such item")],
+            &[
+                ("content-type", "application/grpc"),
+                ("grpc-status", "5"),
+                ("grpc-message", "no such item"),
+            ],
             true,
         );
         w.done(&mut s);
-        (p.stat("darklaunch.g.compared"), p.stat("darklaunch.g.mismatch"))
+        (
+            p.stat("darklaunch.g.compared"),
+            p.stat("darklaunch.g.mismatch"),
+        )
     };
     // A trailers-only primary: its status is in the headers.
     assert_eq!(with("", "gone"), (1, 0));
     assert_eq!(with(r#","compare":{"grpc_message":true}"#, "gone"), (1, 1));
-    assert_eq!(with(r#","compare":{"grpc_message":true}"#, "no such item"), (1, 0));
+    assert_eq!(
+        with(r#","compare":{"grpc_message":true}"#, "no such item"),
+        (1, 0)
+    );
     assert_eq!(with(r#","compare":{"grpc_status":false}"#, "x"), (1, 0));
 }
 
@@ -199,7 +215,8 @@ fn envoy_replies_are_timeouts_and_resets_and_trip_the_breaker() {
             Vec::new(),
         )
     };
-    let (p, mut w) = worker(r#","breaker":{"min_calls":3,"failure_ratio":0.5,"window_s":10,"open_s":30}"#);
+    let (p, mut w) =
+        worker(r#","breaker":{"min_calls":3,"failure_ratio":0.5,"window_s":10,"open_s":30}"#);
     for message in [
         "upstream request timeout",
         "upstream connect error or disconnect/reset before headers. reset reason: connection failure",
@@ -223,7 +240,8 @@ fn envoy_replies_are_timeouts_and_resets_and_trip_the_breaker() {
 
 #[test]
 fn failing_codes_trip_the_breaker() {
-    let (p, mut w) = worker(r#","breaker":{"min_calls":2,"failure_ratio":0.5,"window_s":10,"open_s":30}"#);
+    let (p, mut w) =
+        worker(r#","breaker":{"min_calls":2,"failure_ratio":0.5,"window_s":10,"open_s":30}"#);
     for code in ["13", "2"] {
         let mut s = call(&mut w, "/pkg.Svc/Get");
         w.doorbell();
@@ -258,7 +276,10 @@ fn unnamed_methods_and_http_launches_leave_grpc_alone() {
     assert!(w.sent().is_empty());
     assert!(stats(&p).is_empty());
     // HTTP launches define no gRPC counters.
-    assert!(!p.launch_stats("g").iter().any(|(n, _)| n.contains("_grpc.")));
+    assert!(!p
+        .launch_stats("g")
+        .iter()
+        .any(|(n, _)| n.contains("_grpc.")));
 }
 
 #[test]
@@ -269,8 +290,14 @@ fn a_sample_of_a_grpc_status_mismatch_shows_both_statuses() {
     let c = w.outstanding().remove(0);
     let mut trailers = h(&[("grpc-status", "15")]);
     trailers.extend(h(&[("grpc-message", "lost it")]));
-    let headers = h(&[("content-type", "application/grpc"), ("x-envoy-upstream-service-time", "1")]);
-    w.answer(c.token, Answer::WithTrailers(200, headers, frame(MSG), trailers));
+    let headers = h(&[
+        ("content-type", "application/grpc"),
+        ("x-envoy-upstream-service-time", "1"),
+    ]);
+    w.answer(
+        c.token,
+        Answer::WithTrailers(200, headers, frame(MSG), trailers),
+    );
     primary_ok(&mut w, &mut s);
     let line = p
         .logs(Level::Info)

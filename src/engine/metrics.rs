@@ -61,8 +61,16 @@ impl LaunchStats {
             mismatch_kind: family(Family::MismatchKind)?,
             compare_skipped: family(Family::CompareSkipped)?,
             sample_dropped: family(Family::SampleDropped)?,
-            dark_grpc: if grpc { family(Family::DarkGrpc)? } else { Vec::new() },
-            primary_grpc: if grpc { family(Family::PrimaryGrpc)? } else { Vec::new() },
+            dark_grpc: if grpc {
+                family(Family::DarkGrpc)?
+            } else {
+                Vec::new()
+            },
+            primary_grpc: if grpc {
+                family(Family::PrimaryGrpc)?
+            } else {
+                Vec::new()
+            },
             header_mismatch: headers
                 .iter()
                 .map(|h| {

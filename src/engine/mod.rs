@@ -32,14 +32,14 @@ mod metrics;
 mod samples;
 mod stream;
 
-#[cfg(any(test, feature = "fuzzing"))]
-pub mod fake;
-#[cfg(any(test, feature = "fuzzing"))]
-pub mod sim;
 #[cfg(test)]
 mod capture_tests;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fake;
 #[cfg(test)]
 mod grpc_tests;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod sim;
 #[cfg(test)]
 mod tests;
 
@@ -226,7 +226,10 @@ enum Role {
 /// The primary side of a pair.
 enum Primary {
     Pending,
-    Done { response: Captured, ms: u64 },
+    Done {
+        response: Captured,
+        ms: u64,
+    },
     /// The stream ended without a complete response.
     Incomplete,
 }
@@ -346,7 +349,12 @@ impl<H: Host> Engine<H> {
             .sum()
     }
 
-    fn add_pair(&mut self, pair: Pair, headers: Vec<(String, String)>, body: Rc<Vec<u8>>) -> PairId {
+    fn add_pair(
+        &mut self,
+        pair: Pair,
+        headers: Vec<(String, String)>,
+        body: Rc<Vec<u8>>,
+    ) -> PairId {
         self.next_pair += 1;
         let id = self.next_pair;
         self.pairs.insert(id, pair);
@@ -366,8 +374,10 @@ impl<H: Host> Engine<H> {
             self.doorbell_rung = true;
         } else {
             // Tick sends the jobs all the same.
-            self.host
-                .log(Level::Debug, "darklaunch: doorbell failed, dispatching on tick");
+            self.host.log(
+                Level::Debug,
+                "darklaunch: doorbell failed, dispatching on tick",
+            );
         }
     }
 
@@ -693,7 +703,10 @@ impl<H: Host> Engine<H> {
                 for kind in judgement.kinds.iter() {
                     self.host.increment(l.stats.mismatch_kind(kind), 1);
                 }
-                let per_minute = self.rt.as_ref().map_or(0, |r| r.cfg.mismatch_log_per_minute);
+                let per_minute = self
+                    .rt
+                    .as_ref()
+                    .map_or(0, |r| r.cfg.mismatch_log_per_minute);
                 if self.log_limiter.allow(now, per_minute) {
                     let line = MismatchLog {
                         launch: &l.cfg.name,

@@ -79,7 +79,8 @@ impl<H: Host> Engine<H> {
                 return;
             }
         };
-        self.host.log(Level::Info, &format!("darklaunch sample {json}"));
+        self.host
+            .log(Level::Info, &format!("darklaunch sample {json}"));
         self.host
             .increment(l.stats.scalar(Scalar::SampleCaptured), 1);
         if cap.cluster.is_some() {
@@ -121,8 +122,13 @@ impl<H: Host> Engine<H> {
             };
             match self.host.dispatch(call) {
                 Ok(token) => {
-                    self.export_calls
-                        .insert(token, ExportCall { launch: l, at_ms: now });
+                    self.export_calls.insert(
+                        token,
+                        ExportCall {
+                            launch: l,
+                            at_ms: now,
+                        },
+                    );
                 }
                 Err(e) => {
                     if e == HostError(BAD_ARGUMENT) {
@@ -220,7 +226,9 @@ fn build(
     let differences: Vec<SampleDiff> = examples
         .into_iter()
         .filter(|e| {
-            judgement.kinds.status || judgement.kinds.grpc_status || judgement.real.contains(&e.field)
+            judgement.kinds.status
+                || judgement.kinds.grpc_status
+                || judgement.real.contains(&e.field)
         })
         .map(SampleDiff::from)
         .collect();
@@ -257,7 +265,11 @@ fn build(
             if !grpc {
                 return body_text(b, cap);
             }
-            let side = compare::Side { status: 0, headers: &[], body: b };
+            let side = compare::Side {
+                status: 0,
+                headers: &[],
+                body: b,
+            };
             match compare::grpc_json(rules, &side, &side, None) {
                 Some((json, _)) => body_text(json.as_bytes(), cap),
                 None => "[withheld: not gRPC protobuf messages]".to_string(),

@@ -44,32 +44,68 @@ const LAUNCHES: [(&str, i64); 4] = [("a", 2), ("b", 100), ("c", 100), ("g", 100)
 #[derive(Debug, Clone)]
 pub enum Op {
     /// A client request arrives on a worker: one of the request shapes.
-    Request { worker: u8, shape: u8 },
+    Request {
+        worker: u8,
+        shape: u8,
+    },
     /// A request body chunk (`len` bytes), maybe the last.
-    RequestBody { stream: u8, len: u8, end: bool },
+    RequestBody {
+        stream: u8,
+        len: u8,
+        end: bool,
+    },
     /// Request trailers: the request ends.
-    RequestTrailers { stream: u8 },
+    RequestTrailers {
+        stream: u8,
+    },
     /// The primary's response headers: a status and one of the body
     /// shapes; with `end` the whole body follows at once.
-    Response { stream: u8, status: u8, body: u8, end: bool },
+    Response {
+        stream: u8,
+        status: u8,
+        body: u8,
+        end: bool,
+    },
     /// Response trailers: the response ends.
-    ResponseTrailers { stream: u8 },
+    ResponseTrailers {
+        stream: u8,
+    },
     /// The stream ends, complete or not (`on_log` / `on_done`).
-    Done { stream: u8 },
+    Done {
+        stream: u8,
+    },
     /// The worker's doorbell callback runs.
-    Doorbell { worker: u8 },
+    Doorbell {
+        worker: u8,
+    },
     /// The worker's doorbell stops or starts working.
-    BreakDoorbell { worker: u8, broken: bool },
+    BreakDoorbell {
+        worker: u8,
+        broken: bool,
+    },
     /// The host answers an outstanding call.
-    Answer { call: u8, answer: u8 },
+    Answer {
+        call: u8,
+        answer: u8,
+    },
     /// The host forgets an outstanding call.
-    Lose { call: u8 },
-    Tick { worker: u8 },
-    Advance { ms: u16 },
+    Lose {
+        call: u8,
+    },
+    Tick {
+        worker: u8,
+    },
+    Advance {
+        ms: u16,
+    },
     /// The next `n` shared-data writes lose their CAS race.
-    CasConflicts { n: u8 },
+    CasConflicts {
+        n: u8,
+    },
     /// The worker's root context is torn down (it keeps serving after).
-    Teardown { worker: u8 },
+    Teardown {
+        worker: u8,
+    },
 }
 
 /// Decode a byte string into steps (for the fuzzer): one byte picks the
@@ -130,12 +166,47 @@ const REQUESTS: [(Headers, bool); 9] = [
     (&[(":method", "GET"), (":path", "/a?x=1")], true),
     (&[(":method", "GET"), (":path", "/b/1")], true),
     (&[(":method", "POST"), (":path", "/b/2")], false),
-    (&[(":method", "GET"), (":path", "/ws"), ("upgrade", "websocket")], false),
-    (&[(":method", "GET"), (":path", "/b"), ("x-darklaunch-shadow", "a")], true),
-    (&[(":method", "GET"), (":path", "/b"), ("x-dark-launch", "off")], true),
-    (&[(":method", "PUT"), (":path", "/b"), ("content-length", "100")], false),
+    (
+        &[
+            (":method", "GET"),
+            (":path", "/ws"),
+            ("upgrade", "websocket"),
+        ],
+        false,
+    ),
+    (
+        &[
+            (":method", "GET"),
+            (":path", "/b"),
+            ("x-darklaunch-shadow", "a"),
+        ],
+        true,
+    ),
+    (
+        &[
+            (":method", "GET"),
+            (":path", "/b"),
+            ("x-dark-launch", "off"),
+        ],
+        true,
+    ),
+    (
+        &[
+            (":method", "PUT"),
+            (":path", "/b"),
+            ("content-length", "100"),
+        ],
+        false,
+    ),
     (&[(":method", "CONNECT"), (":path", "/")], false),
-    (&[(":method", "POST"), (":path", "/pkg.Svc/Get"), ("content-type", "application/grpc")], false),
+    (
+        &[
+            (":method", "POST"),
+            (":path", "/pkg.Svc/Get"),
+            ("content-type", "application/grpc"),
+        ],
+        false,
+    ),
 ];
 
 /// Response (and dark answer) bodies: JSON, JSON differing at `/id` and at
@@ -279,7 +350,10 @@ fn step(process: &Process, workers: &mut [Worker], streams: &mut Vec<Open>, op: 
                     vec![
                         ("content-type".to_string(), b"application/grpc".to_vec()),
                         ("grpc-status".to_string(), status.as_bytes().to_vec()),
-                        ("grpc-message".to_string(), b"upstream request timeout".to_vec()),
+                        (
+                            "grpc-message".to_string(),
+                            b"upstream request timeout".to_vec(),
+                        ),
                     ]
                 };
                 let answer = match a % 8 {
@@ -327,7 +401,10 @@ fn check_bounds(process: &Process, workers: &[Worker]) {
         let mut total = 0;
         for w in workers {
             let held = i64::from(w.engine.in_flight(launch));
-            assert!(held <= max, "{launch}: {held} pairs held, max_in_flight {max}");
+            assert!(
+                held <= max,
+                "{launch}: {held} pairs held, max_in_flight {max}"
+            );
             total += held;
         }
         let gauge = process.stat(&format!("darklaunch.{launch}.in_flight"));
@@ -386,13 +463,20 @@ fn check_counts(process: &Process, workers: &[Worker]) {
         .flat_map(|w| w.sent())
         .filter(|c| c.cluster == "otel")
         .count() as i64;
-    assert!(posts <= get("sample.captured") && get("sample.dropped.sink") <= get("sample.captured"));
+    assert!(
+        posts <= get("sample.captured") && get("sample.dropped.sink") <= get("sample.captured")
+    );
     for (launch, _) in [("a", 0), ("c", 0)] {
-        assert_eq!(process.stat(&format!("darklaunch.{launch}.sample.captured")), 0);
+        assert_eq!(
+            process.stat(&format!("darklaunch.{launch}.sample.captured")),
+            0
+        );
     }
     // Histograms: one dark latency per shadowed pair.
     for (launch, _) in LAUNCHES {
-        let n = process.histogram(&format!("darklaunch.{launch}.dark_ms")).len() as i64;
+        let n = process
+            .histogram(&format!("darklaunch.{launch}.dark_ms"))
+            .len() as i64;
         assert_eq!(n, process.stat(&format!("darklaunch.{launch}.shadowed")));
     }
 }

@@ -8,7 +8,7 @@ use super::{Engine, LaunchState, Pair, PairId, Primary, RequestInfo, Role, Runti
 use crate::compare::BodyMode;
 use crate::decision::{self, Decision, RequestView};
 use crate::headermap;
-use crate::host::{Body, Host, Headers};
+use crate::host::{Body, Headers, Host};
 use crate::murmur3;
 use crate::outcome::Captured;
 use crate::shadow;
@@ -421,7 +421,10 @@ fn capture_parts(
         .filter(|q| !q.is_empty());
     let mut kept: Vec<(String, String)> = Vec::new();
     for (name, value) in headers {
-        if !capturing.iter().any(|c| c.request_headers.iter().any(|h| h == name)) {
+        if !capturing
+            .iter()
+            .any(|c| c.request_headers.iter().any(|h| h == name))
+        {
             continue;
         }
         let value = String::from_utf8_lossy(value);

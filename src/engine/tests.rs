@@ -78,7 +78,11 @@ fn dark_answers_first_then_primary_matches() {
     assert_eq!(call.timeout_ms, 1000);
     p.advance(7);
     w.answer(call.token, Answer::json(200, r#"{"a":1}"#));
-    assert_eq!(p.stat("darklaunch.l.in_flight"), 1, "held until both are in");
+    assert_eq!(
+        p.stat("darklaunch.l.in_flight"),
+        1,
+        "held until both are in"
+    );
     w.respond_json(&mut s, 200, r#"{"a":1.0}"#);
     w.done(&mut s);
     expect(
@@ -99,7 +103,12 @@ fn dark_answers_first_then_primary_matches() {
 fn primary_first_then_dark_mismatch_counts_fields_kinds_and_logs() {
     let (p, mut w) = worker(r#","compare":{"headers":["x-v"]}"#);
     let mut s = w.get("/a?secret=1", &[]);
-    w.response_headers(&mut s, 200, &[("content-type", "application/json"), ("x-v", "1")], false);
+    w.response_headers(
+        &mut s,
+        200,
+        &[("content-type", "application/json"), ("x-v", "1")],
+        false,
+    );
     w.response_body(&mut s, br#"{"price":10,"#, false);
     w.response_body(&mut s, br#""n":[1,2]}"#, true);
     w.done(&mut s);
@@ -165,12 +174,16 @@ fn a_status_mismatch_counts_once_and_leaves_fields_and_headers_alone() {
     );
     let line = &mismatch_lines(&p)[0];
     assert!(line.contains(r#""kinds":["status"]"#), "{line}");
-    assert!(line.contains(r#""paths":[]"#) && line.contains(r#""headers":[]"#), "{line}");
+    assert!(
+        line.contains(r#""paths":[]"#) && line.contains(r#""headers":[]"#),
+        "{line}"
+    );
 }
 
 #[test]
 fn dark_timeout_and_reset_are_not_compared_and_feed_the_breaker() {
-    let (p, mut w) = worker(r#","breaker":{"min_calls":2,"failure_ratio":1.0,"window_s":10,"open_s":30}"#);
+    let (p, mut w) =
+        worker(r#","breaker":{"min_calls":2,"failure_ratio":1.0,"window_s":10,"open_s":30}"#);
     for answer in [Answer::timeout(), Answer::Reset] {
         let mut s = w.get("/a", &[]);
         w.doorbell();
@@ -264,7 +277,14 @@ fn upgrade_and_connect_are_skipped_and_nothing_is_buffered() {
     w.response_headers(&mut ws, 101, &[], false);
     w.response_body(&mut ws, b"more tunnel bytes", false);
     w.done(&mut ws);
-    let mut tunnel = w.request(&[(":method", "CONNECT"), (":path", "/"), (":authority", "db:5432")], false);
+    let mut tunnel = w.request(
+        &[
+            (":method", "CONNECT"),
+            (":path", "/"),
+            (":authority", "db:5432"),
+        ],
+        false,
+    );
     w.request_body(&mut tunnel, b"bytes", false);
     w.done(&mut tunnel);
     w.doorbell();
@@ -292,7 +312,11 @@ fn request_body_is_copied_up_to_the_limit_and_over_it_skipped() {
     w.request_body(&mut big, b"6789", true);
     w.doorbell();
     assert_eq!(w.outstanding().len(), 0);
-    assert_eq!(w.body_reads(Body::Request), 8 + 8, "stops copying at the cap");
+    assert_eq!(
+        w.body_reads(Body::Request),
+        8 + 8,
+        "stops copying at the cap"
+    );
     w.done(&mut big);
     assert_eq!(p.stat("darklaunch.l.skipped.body_too_large"), 1);
     assert_eq!(p.stat("darklaunch.l.compared"), 1);
@@ -301,7 +325,10 @@ fn request_body_is_copied_up_to_the_limit_and_over_it_skipped() {
 #[test]
 fn a_request_that_never_ends_counts_dispatch_failed() {
     let (p, mut w) = worker(r#","unsafe_methods":true"#);
-    let mut s = w.request(&[(":method", "POST"), (":path", "/o"), (":authority", "a")], false);
+    let mut s = w.request(
+        &[(":method", "POST"), (":path", "/o"), (":authority", "a")],
+        false,
+    );
     w.request_body(&mut s, b"part", false);
     w.done(&mut s);
     expect(&p, &[("matched", 1), ("skipped.dispatch_failed", 1)]);
@@ -319,8 +346,10 @@ fn unknown_cluster_counts_and_warns_once_a_minute() {
     let warn = p.logs(Level::Warn);
     assert_eq!(
         warn,
-        ["darklaunch: launch 'l': Envoy has no cluster 'dark': no shadow call can leave \
-          (skipped.unknown_cluster)"]
+        [
+            "darklaunch: launch 'l': Envoy has no cluster 'dark': no shadow call can leave \
+          (skipped.unknown_cluster)"
+        ]
     );
     // Once a minute for the whole process, whatever the traffic.
     let mut w2 = Worker::new(&p, 2, &config(""));
@@ -373,7 +402,11 @@ fn sweep_settles_lost_calls_and_slow_primaries() {
     w.done(&mut lost);
     p.advance(5_000);
     w.tick();
-    assert_eq!(p.stat("darklaunch.l.dark_response.reset"), 0, "within the grace");
+    assert_eq!(
+        p.stat("darklaunch.l.dark_response.reset"),
+        0,
+        "within the grace"
+    );
     p.advance(200);
     w.tick();
     assert_eq!(p.stat("darklaunch.l.dark_response.reset"), 1);
@@ -500,7 +533,11 @@ fn another_workers_trip_is_seen_within_the_breaker_cache_period() {
     p.advance(1);
     let mut s2 = workers[1].get("/a", &[]);
     workers[1].doorbell();
-    assert_eq!(workers[1].outstanding().len(), 1, "no new call once the period is over");
+    assert_eq!(
+        workers[1].outstanding().len(),
+        1,
+        "no new call once the period is over"
+    );
     assert_eq!(p.stat("darklaunch.l.skipped.breaker_open"), 2);
     for call in workers[1].outstanding() {
         workers[1].answer(call.token, Answer::json(200, "{}"));
@@ -544,8 +581,14 @@ fn aa_copies_teach_noise_and_then_cancel_it() {
         let calls = w.outstanding();
         assert_eq!(calls.len(), 2);
         assert_eq!(calls[1].cluster, "copy");
-        w.answer(calls[0].token, Answer::json(200, &format!(r#"{{"a":1,"ts":{}}}"#, i + 100)));
-        w.answer(calls[1].token, Answer::json(200, &format!(r#"{{"a":1,"ts":{}}}"#, i + 200)));
+        w.answer(
+            calls[0].token,
+            Answer::json(200, &format!(r#"{{"a":1,"ts":{}}}"#, i + 100)),
+        );
+        w.answer(
+            calls[1].token,
+            Answer::json(200, &format!(r#"{{"a":1,"ts":{}}}"#, i + 200)),
+        );
         w.respond_json(&mut s, 200, &format!(r#"{{"a":1,"ts":{i}}}"#));
         w.done(&mut s);
         p.advance(1_000);
@@ -603,7 +646,9 @@ fn streams_keep_the_configuration_they_started_under() {
 
 #[test]
 fn simulator_smoke() {
-    sim::run(&sim::ops_from_bytes(&[0, 0, 0, 7, 0, 9, 0, 3, 4, 0, 1, 2, 1, 6, 0]));
+    sim::run(&sim::ops_from_bytes(&[
+        0, 0, 0, 7, 0, 9, 0, 3, 4, 0, 1, 2, 1, 6, 0,
+    ]));
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -661,7 +706,10 @@ fn bare_worker(p: &Process, seed: u64) -> Worker {
 #[test]
 fn invalid_config_policy_comes_from_the_environment() {
     assert_eq!(InvalidConfig::from_env(None), Ok(InvalidConfig::Refuse));
-    assert_eq!(InvalidConfig::from_env(Some("refuse")), Ok(InvalidConfig::Refuse));
+    assert_eq!(
+        InvalidConfig::from_env(Some("refuse")),
+        Ok(InvalidConfig::Refuse)
+    );
     assert_eq!(
         InvalidConfig::from_env(Some(" keep_last_good ")),
         Ok(InvalidConfig::KeepLastGood)
@@ -705,25 +753,40 @@ fn keep_last_good_passes_through_until_a_valid_config_then_keeps_it() {
     let errors = p.logs(Level::Error);
     assert_eq!(
         errors,
-        ["darklaunch: invalid configuration: launches[0].sample.percent: must be between 0 \
+        [
+            "darklaunch: invalid configuration: launches[0].sample.percent: must be between 0 \
           and 100; running no configuration: every request passes through untouched \
-          (DARKLAUNCH_INVALID_CONFIG=keep_last_good)"]
+          (DARKLAUNCH_INVALID_CONFIG=keep_last_good)"
+        ]
     );
-    assert!(p
-        .logs(Level::Info)
-        .contains(&"darklaunch: no valid configuration yet: every request passes through untouched".to_string()));
+    assert!(p.logs(Level::Info).contains(
+        &"darklaunch: no valid configuration yet: every request passes through untouched"
+            .to_string()
+    ));
     // A valid configuration: runs, gauge down, the launches listed once.
-    assert_eq!(w.engine.configure(GOOD.as_bytes(), keep, "dl"), Ok(Configured::Valid));
+    assert_eq!(
+        w.engine.configure(GOOD.as_bytes(), keep, "dl"),
+        Ok(Configured::Valid)
+    );
     assert_eq!(p.stat("darklaunch.config_invalid"), 0);
     let listed = "darklaunch: configured 1 launches: l (dark cluster dark, 5%)";
     assert_eq!(p.logs(Level::Info).last().map(String::as_str), Some(listed));
     // Another worker of the process gets the same one: not listed again.
     let mut w2 = bare_worker(&p, 2);
-    assert_eq!(w2.engine.configure(GOOD.as_bytes(), keep, "dl"), Ok(Configured::Valid));
-    assert_eq!(p.logs(Level::Info).iter().filter(|l| *l == listed).count(), 1);
+    assert_eq!(
+        w2.engine.configure(GOOD.as_bytes(), keep, "dl"),
+        Ok(Configured::Valid)
+    );
+    assert_eq!(
+        p.logs(Level::Info).iter().filter(|l| *l == listed).count(),
+        1
+    );
     // An invalid update: the last valid configuration keeps running.
     let mut w3 = bare_worker(&p, 3);
-    assert_eq!(w3.engine.configure(BAD.as_bytes(), keep, "dl"), Ok(Configured::LastGood));
+    assert_eq!(
+        w3.engine.configure(BAD.as_bytes(), keep, "dl"),
+        Ok(Configured::LastGood)
+    );
     assert_eq!(p.stat("darklaunch.config_invalid"), 1);
     let mut s = w3.get("/a", &[("x-dark-launch", "on")]);
     w3.doorbell();
@@ -750,12 +813,22 @@ fn a_configuration_that_is_not_json_text_says_what_it_must_be() {
     let mut w = bare_worker(&p, 1);
     let want = "the plugin `configuration` must be a google.protobuf.StringValue whose value is \
                 the JSON configuration";
-    let e = w.engine.configure(b"", InvalidConfig::Refuse, "dl").unwrap_err();
-    assert_eq!(e, format!("invalid configuration: the configuration is empty: {want}"));
+    let e = w
+        .engine
+        .configure(b"", InvalidConfig::Refuse, "dl")
+        .unwrap_err();
+    assert_eq!(
+        e,
+        format!("invalid configuration: the configuration is empty: {want}")
+    );
     // What Envoy hands over for a google.protobuf.Struct: its serialized bytes.
     let e = w
         .engine
-        .configure(b"\n\x1e\n\x08launches\x12\x12\x32\x10", InvalidConfig::Refuse, "dl")
+        .configure(
+            b"\n\x1e\n\x08launches\x12\x12\x32\x10",
+            InvalidConfig::Refuse,
+            "dl",
+        )
         .unwrap_err();
     assert_eq!(
         e,

@@ -120,9 +120,9 @@
 
 mod render;
 mod schema;
-mod wire;
 #[cfg(test)]
 mod tests;
+mod wire;
 
 use std::borrow::Cow;
 
@@ -164,13 +164,11 @@ pub fn split_frames<'a>(
         rest = next;
         let message = match flag {
             0 => Cow::Borrowed(data),
-            1 if coding_known => {
-                match decode::decode(encoding, data, max.saturating_sub(total)) {
-                    Ok(m) => m,
-                    Err(DecodeError::TooLarge) => return Err(FrameError::TooLarge),
-                    Err(_) => return Err(FrameError::Malformed),
-                }
-            }
+            1 if coding_known => match decode::decode(encoding, data, max.saturating_sub(total)) {
+                Ok(m) => m,
+                Err(DecodeError::TooLarge) => return Err(FrameError::TooLarge),
+                Err(_) => return Err(FrameError::Malformed),
+            },
             _ => return Err(FrameError::Malformed),
         };
         total += message.len();

@@ -127,7 +127,8 @@ pub(super) fn plan(
         let typed = schema
             .zip(declared)
             .and_then(|(s, f)| typed(s, f, group, split, depth));
-        fields.push(typed.unwrap_or_else(|| untyped(schema, number, group, pool_len, split, depth)));
+        fields
+            .push(typed.unwrap_or_else(|| untyped(schema, number, group, pool_len, split, depth)));
     }
     Plan { fields, id: 0 }
 }
@@ -280,7 +281,17 @@ fn len_kind(schema: Option<&Schema>, group: &[Occ], split: u32, depth: usize) ->
     if depth < MAX_NESTING {
         if let Some(c) = children(group, split) {
             let map = is_map(&c);
-            return (Len::Message(plan(schema, c.occs, c.len as usize, c.split, depth + 1, None)), map);
+            return (
+                Len::Message(plan(
+                    schema,
+                    c.occs,
+                    c.len as usize,
+                    c.split,
+                    depth + 1,
+                    None,
+                )),
+                map,
+            );
         }
     }
     let utf8 = lens().all(|b| std::str::from_utf8(b).is_ok());
@@ -310,10 +321,13 @@ struct Children<'a> {
 /// `None` when an occurrence is not a message. The messages before `split`
 /// in the group's pool are the first side's.
 fn children<'a>(group: &[Occ<'a>], split: u32) -> Option<Children<'a>> {
-    let bytes: usize = group.iter().map(|o| match o.2 {
-        Val::Len(b) => b.len(),
-        _ => 0,
-    }).sum();
+    let bytes: usize = group
+        .iter()
+        .map(|o| match o.2 {
+            Val::Len(b) => b.len(),
+            _ => 0,
+        })
+        .sum();
     let mut occs = Vec::with_capacity(wire::room(bytes));
     let mut of = Vec::with_capacity(group.len());
     // The first side's values in order, and their messages; how many of
@@ -359,7 +373,10 @@ fn children<'a>(group: &[Occ<'a>], split: u32) -> Option<Children<'a>> {
 type Key<'a> = (u64, &'a [u8]);
 
 fn entry_key<'a>(entry: &[Field<'a>]) -> Key<'a> {
-    entry.iter().find(|f| f.0 == 1).map_or((0, &[]), |f| key(f.1))
+    entry
+        .iter()
+        .find(|f| f.0 == 1)
+        .map_or((0, &[]), |f| key(f.1))
 }
 
 fn key(v: Val<'_>) -> Key<'_> {
@@ -377,7 +394,9 @@ fn is_map(children: &Children) -> bool {
     // Bit 0: has field 1, bit 1: has field 2.
     let mut seen = vec![0u8; keys.len()];
     for &(n, child, v) in &children.occs {
-        let (Some(entry), Some(seen)) = (keys.get_mut(child as usize), seen.get_mut(child as usize)) else {
+        let (Some(entry), Some(seen)) =
+            (keys.get_mut(child as usize), seen.get_mut(child as usize))
+        else {
             return false;
         };
         let bit = match n {
@@ -397,7 +416,12 @@ fn is_map(children: &Children) -> bool {
     let keys: Vec<(u32, Key)> = children
         .of
         .iter()
-        .map(|&(parent, child)| (parent, keys.get(child as usize).copied().unwrap_or((0, &[]))))
+        .map(|&(parent, child)| {
+            (
+                parent,
+                keys.get(child as usize).copied().unwrap_or((0, &[])),
+            )
+        })
         .collect();
     let order = wire::order(keys.len(), &|i, j| keys.get(i) <= keys.get(j));
     order.windows(2).all(|w| match w {
@@ -420,7 +444,13 @@ fn wire_of(ty: u8) -> Option<u8> {
 
 /// The plan of a declared field; `None` when an occurrence does not fit
 /// the declaration (wire type, not UTF-8, not a message, too deep).
-fn typed(schema: &Schema, f: &FieldDesc, group: &[Occ], split: u32, depth: usize) -> Option<FieldPlan> {
+fn typed(
+    schema: &Schema,
+    f: &FieldDesc,
+    group: &[Occ],
+    split: u32,
+    depth: usize,
+) -> Option<FieldPlan> {
     let wire = wire_of(f.ty)?;
     let mut fp = FieldPlan {
         number: f.number,
@@ -451,7 +481,14 @@ fn typed(schema: &Schema, f: &FieldDesc, group: &[Occ], split: u32, depth: usize
                     return None;
                 }
                 fp.map = f.repeated && schema.desc(target)?.map_entry;
-                fp.len = Len::Message(plan(Some(schema), c.occs, c.len as usize, c.split, depth + 1, Some(target)));
+                fp.len = Len::Message(plan(
+                    Some(schema),
+                    c.occs,
+                    c.len as usize,
+                    c.split,
+                    depth + 1,
+                    Some(target),
+                ));
             }
             9 => {
                 for b in lens {
@@ -689,7 +726,10 @@ fn map_object<'a>(w: &mut Writer<'a, '_>, group: &[Field<'a>], fp: &FieldPlan) {
         let Some(entry) = entries.get(i) else {
             continue;
         };
-        if order.get(at + 1).is_some_and(|&j| keys.get(j) == keys.get(i)) {
+        if order
+            .get(at + 1)
+            .is_some_and(|&j| keys.get(j) == keys.get(i))
+        {
             continue;
         }
         if !first {
@@ -762,7 +802,13 @@ fn value<'a>(w: &mut Writer<'a, '_>, v: Val<'a>, fp: &FieldPlan) {
 
 /// A scalar of declared type `ty`; false (nothing written) when the value
 /// is not of its wire type or is a LEN (rendered by the plan's [`Len`]).
-fn typed_value(out: &mut String, v: Val, ty: u8, target: Option<usize>, schema: Option<&Schema>) -> bool {
+fn typed_value(
+    out: &mut String,
+    v: Val,
+    ty: u8,
+    target: Option<usize>,
+    schema: Option<&Schema>,
+) -> bool {
     let n = match v {
         _ if wire_of(ty) != Some(v.wire()) => return false,
         Val::Varint(n) | Val::I64(n) => n,
@@ -782,7 +828,10 @@ fn typed_value(out: &mut String, v: Val, ty: u8, target: Option<usize>, schema: 
             return true;
         }
         ENUM => {
-            match target.zip(schema).and_then(|(e, s)| s.enum_name(e, n as i32)) {
+            match target
+                .zip(schema)
+                .and_then(|(e, s)| s.enum_name(e, n as i32))
+            {
                 Some(name) => wire::json_string(out, name),
                 None => wire::json_i64(out, i64::from(n as i32)),
             }
@@ -808,7 +857,11 @@ fn float_text(out: &mut String, v: f64, is_f32: bool) -> bool {
     if v.is_nan() {
         out.push_str("\"NaN\"");
     } else if v.is_infinite() {
-        out.push_str(if v > 0.0 { "\"Infinity\"" } else { "\"-Infinity\"" });
+        out.push_str(if v > 0.0 {
+            "\"Infinity\""
+        } else {
+            "\"-Infinity\""
+        });
     } else if is_f32 {
         wire::json_f32(out, v as f32);
     } else {

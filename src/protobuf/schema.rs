@@ -89,7 +89,11 @@ impl Schema {
             // protoc always sets the type; a parser's unresolved
             // descriptor may leave it to the name.
             if f.ty == 0 {
-                f.ty = if matches!(found, Some(Type::Message(_))) { MESSAGE } else { ENUM };
+                f.ty = if matches!(found, Some(Type::Message(_))) {
+                    MESSAGE
+                } else {
+                    ENUM
+                };
             }
             f.target = match (f.ty, found) {
                 (MESSAGE, Some(Type::Message(i))) | (ENUM, Some(Type::Enum(i))) => Some(i),

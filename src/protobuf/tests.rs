@@ -87,7 +87,11 @@ fn cows(messages: &[&[u8]]) -> Vec<Cow<'static, [u8]>> {
 /// Render streams, checking the invariants every rendering must keep: both
 /// texts parse as JSON, and each side renders alone against itself the same
 /// way as it does against itself twice (determinism).
-fn render_streams(a: &[&[u8]], b: &[&[u8]], schema: Option<(&Schema, MessageRef)>) -> Option<(String, String)> {
+fn render_streams(
+    a: &[&[u8]],
+    b: &[&[u8]],
+    schema: Option<(&Schema, MessageRef)>,
+) -> Option<(String, String)> {
     let out = render_pair(&cows(a), &cows(b), schema);
     if let Some((x, y)) = &out {
         json::parse(x.as_bytes()).unwrap_or_else(|e| panic!("{e}: {x}"));
@@ -151,13 +155,17 @@ fn frames_split() {
 fn frames_malformed() {
     let ok = frame(0, b"abc");
     for bad in [
-        &ok[..3],                                 // truncated prefix
-        &ok[..7],                                 // truncated message
-        &cat(&[ok.clone(), vec![0, 0]])[..],      // trailing bytes
-        &frame(2, b"abc")[..],                    // flag 2
-        &frame(0x80, b"")[..],                    // flag 128
+        &ok[..3],                            // truncated prefix
+        &ok[..7],                            // truncated message
+        &cat(&[ok.clone(), vec![0, 0]])[..], // trailing bytes
+        &frame(2, b"abc")[..],               // flag 2
+        &frame(0x80, b"")[..],               // flag 128
     ] {
-        assert_eq!(split_frames(bad, b"gzip", 100), Err(FrameError::Malformed), "{bad:?}");
+        assert_eq!(
+            split_frames(bad, b"gzip", 100),
+            Err(FrameError::Malformed),
+            "{bad:?}"
+        );
     }
     // Flag 1 needs gzip or deflate.
     let z = frame(1, &gzip(b"hello"));
@@ -179,7 +187,10 @@ fn frames_compressed() {
         vec![&b"hello"[..], b"plain"]
     );
     let body = frame(1, &zlib(b"deflated"));
-    assert_eq!(split_frames(&body, b"deflate", 100).unwrap(), vec![&b"deflated"[..]]);
+    assert_eq!(
+        split_frames(&body, b"deflate", 100).unwrap(),
+        vec![&b"deflated"[..]]
+    );
 }
 
 #[test]
@@ -193,7 +204,10 @@ fn frames_too_large() {
     assert!(split_frames(&frame(1, &gzip(&big)), b"gzip", 1000).is_ok());
     // The total counts, uncompressed messages included.
     let body = cat(&[frame(0, &big[..600]), frame(1, &gzip(&big[..600]))]);
-    assert_eq!(split_frames(&body, b"gzip", 1199), Err(FrameError::TooLarge));
+    assert_eq!(
+        split_frames(&body, b"gzip", 1199),
+        Err(FrameError::TooLarge)
+    );
     assert_eq!(split_frames(&body, b"gzip", 1200).unwrap().len(), 2);
     let body = cat(&[frame(0, &big[..600]), frame(0, &big[..600])]);
     assert_eq!(split_frames(&body, b"", 1199), Err(FrameError::TooLarge));
@@ -213,7 +227,10 @@ fn keys_are_numbers_in_order() {
     assert_eq!(x, y);
     // The order within one number counts.
     let c = cat(&[v(1, 2), l(2, b"a"), v(1, 1)]);
-    assert_eq!(diffs(&pair(&a, &c).0, &pair(&a, &c).1), [d("/1/*", DiffKind::Value)]);
+    assert_eq!(
+        diffs(&pair(&a, &c).0, &pair(&a, &c).1),
+        [d("/1/*", DiffKind::Value)]
+    );
 }
 
 #[test]
@@ -229,7 +246,10 @@ fn keys_in_order_across_messages() {
         assert_eq!(y, format!(r#"[{{"1":7,"3":[5],"{big}":6}}]"#));
         // Nested: the same at a location one level down.
         let (x, _) = pair(&cat(&[l(2, &a), l(2, &b)]), &l(2, &b));
-        assert_eq!(x, format!(r#"{{"2":[{{"1":3,"3":[2,4],"{big}":1}},{{"1":7,"3":[5],"{big}":6}}]}}"#));
+        assert_eq!(
+            x,
+            format!(r#"{{"2":[{{"1":3,"3":[2,4],"{big}":1}},{{"1":7,"3":[5],"{big}":6}}]}}"#)
+        );
     }
 }
 
@@ -238,7 +258,10 @@ fn repeated_on_either_side_is_an_array_on_both() {
     let a = l(3, b"x");
     let b = cat(&[l(3, b"x"), l(3, b"y")]);
     let (x, y) = pair(&a, &b);
-    assert_eq!((x.as_str(), y.as_str()), (r#"{"3":["x"]}"#, r#"{"3":["x","y"]}"#));
+    assert_eq!(
+        (x.as_str(), y.as_str()),
+        (r#"{"3":["x"]}"#, r#"{"3":["x","y"]}"#)
+    );
     assert_eq!(diffs(&x, &y), [d("/3", DiffKind::ArrayLength)]);
     // Once on both sides: a single value.
     let (x, y) = pair(&a, &l(3, b"z"));
@@ -261,17 +284,35 @@ fn packed_equals_unpacked() {
     let (x, _) = pair(&mixed, &v(1, 9));
     assert_eq!(x, r#"{"1":9,"5":[1,300,2]}"#);
     // One element, packed against unpacked.
-    assert_eq!(pair(&l(5, &packed(&[7])), &v(5, 7)), (r#"{"5":[7]}"#.into(), r#"{"5":[7]}"#.into()));
+    assert_eq!(
+        pair(&l(5, &packed(&[7])), &v(5, 7)),
+        (r#"{"5":[7]}"#.into(), r#"{"5":[7]}"#.into())
+    );
     // Fixed-width.
     let bits = [2.5f64.to_bits(), 0, (-1.0f64).to_bits()];
     let unpacked: Vec<u8> = cat(&bits.map(|b| f64b(2, b)));
-    let packed64: Vec<u8> = l(2, &bits.iter().flat_map(|b| b.to_le_bytes()).collect::<Vec<_>>());
+    let packed64: Vec<u8> = l(
+        2,
+        &bits
+            .iter()
+            .flat_map(|b| b.to_le_bytes())
+            .collect::<Vec<_>>(),
+    );
     assert_eq!(pair(&unpacked, &packed64).1, r#"{"2":[2.5,0,-1.0]}"#);
     let bits = [10.5f32.to_bits(), 1];
     let unpacked: Vec<u8> = cat(&bits.map(|b| f32b(2, b)));
-    let packed32: Vec<u8> = l(2, &bits.iter().flat_map(|b| b.to_le_bytes()).collect::<Vec<_>>());
+    let packed32: Vec<u8> = l(
+        2,
+        &bits
+            .iter()
+            .flat_map(|b| b.to_le_bytes())
+            .collect::<Vec<_>>(),
+    );
     // 1 is not a normal float: the field is integers.
-    assert_eq!(pair(&unpacked, &packed32).1, format!(r#"{{"2":[{},1]}}"#, bits[0]));
+    assert_eq!(
+        pair(&unpacked, &packed32).1,
+        format!(r#"{{"2":[{},1]}}"#, bits[0])
+    );
 }
 
 #[test]
@@ -289,7 +330,10 @@ fn not_packed_renders_by_wire_type() {
 fn absent_equals_zero() {
     for zero in [v(1, 0), f64b(1, 0), f32b(1, 0), l(1, b"")] {
         let with = cat(&[zero.clone(), v(2, 5)]);
-        assert_eq!(pair(&with, &v(2, 5)), (r#"{"2":5}"#.into(), r#"{"2":5}"#.into()));
+        assert_eq!(
+            pair(&with, &v(2, 5)),
+            (r#"{"2":5}"#.into(), r#"{"2":5}"#.into())
+        );
         // Present on both sides: kept, equal.
         let (x, y) = pair(&with, &with);
         assert!(x.starts_with(r#"{"1":"#), "{x}");
@@ -303,7 +347,10 @@ fn absent_equals_zero() {
     assert_eq!((x.as_str(), y.as_str()), (r#"{"1":[0,0]}"#, r#"{"2":1}"#));
     // Nested: the rule holds one level down, in the message rendered together.
     let (x, y) = pair(&l(4, &cat(&[v(1, 0), v(2, 1)])), &l(4, &v(2, 1)));
-    assert_eq!((x.as_str(), y.as_str()), (r#"{"4":{"2":1}}"#, r#"{"4":{"2":1}}"#));
+    assert_eq!(
+        (x.as_str(), y.as_str()),
+        (r#"{"4":{"2":1}}"#, r#"{"4":{"2":1}}"#)
+    );
 }
 
 #[test]
@@ -322,13 +369,22 @@ fn fixed64_as_double_or_integer() {
     assert_eq!(one(&f64b(1, 12345.678f64.to_bits())), r#"{"1":12345.678}"#);
     // Exponent bits all 0 (small integers, subnormals, -0) or all 1 (NaN,
     // infinities): integers.
-    for bits in [1, 42, 1u64 << 63, f64::NAN.to_bits(), f64::INFINITY.to_bits()] {
+    for bits in [
+        1,
+        42,
+        1u64 << 63,
+        f64::NAN.to_bits(),
+        f64::INFINITY.to_bits(),
+    ] {
         assert_eq!(one(&f64b(1, bits)), format!(r#"{{"1":{bits}}}"#));
     }
     // Per location: 1.0 on one side and the integer 1 on the other are two
     // integers, not equal numbers.
     let (x, y) = pair(&f64b(1, 1.0f64.to_bits()), &f64b(1, 1));
-    assert_eq!((x.as_str(), y.as_str()), (r#"{"1":4607182418800017408}"#, r#"{"1":1}"#));
+    assert_eq!(
+        (x.as_str(), y.as_str()),
+        (r#"{"1":4607182418800017408}"#, r#"{"1":1}"#)
+    );
     assert_eq!(diffs(&x, &y), [d("/1", DiffKind::Value)]);
 }
 
@@ -338,7 +394,10 @@ fn fixed32_as_float_or_integer() {
     assert_eq!(one(&f32b(1, 0.1f32.to_bits())), r#"{"1":0.1}"#);
     assert_eq!(one(&f32b(1, 3.4e38f32.to_bits())), r#"{"1":3.4e+38}"#);
     assert_eq!(one(&f32b(1, 7)), r#"{"1":7}"#);
-    assert_eq!(one(&f32b(1, f32::NAN.to_bits())), format!(r#"{{"1":{}}}"#, f32::NAN.to_bits()));
+    assert_eq!(
+        one(&f32b(1, f32::NAN.to_bits())),
+        format!(r#"{{"1":{}}}"#, f32::NAN.to_bits())
+    );
     // Close floats stay different.
     let (x, y) = pair(&f32b(1, 0.1f32.to_bits()), &f32b(1, 0.1f32.to_bits() + 1));
     assert_eq!(diffs(&x, &y), [d("/1", DiffKind::Value)]);
@@ -347,7 +406,10 @@ fn fixed32_as_float_or_integer() {
 #[test]
 fn len_message_string_or_bytes() {
     // A message.
-    assert_eq!(one(&l(1, &cat(&[v(1, 1), l(2, b"hi")]))), r#"{"1":{"1":1,"2":"hi"}}"#);
+    assert_eq!(
+        one(&l(1, &cat(&[v(1, 1), l(2, b"hi")]))),
+        r#"{"1":{"1":1,"2":"hi"}}"#
+    );
     // Text that is not a message.
     assert_eq!(one(&l(1, b"hello")), r#"{"1":"hello"}"#);
     // Printable text that parses as a message (field 4 = 65) stays text.
@@ -358,24 +420,39 @@ fn len_message_string_or_bytes() {
     assert_eq!(one(&l(1, b"\x07\"\\")), r#"{"1":"\u0007\"\\"}"#);
     // Jointly: a message on one side, text on the other: both strings.
     let (x, y) = pair(&l(1, &v(1, 1)), &l(1, b"hello"));
-    assert_eq!((x.as_str(), y.as_str()), (r#"{"1":"\u0008\u0001"}"#, r#"{"1":"hello"}"#));
+    assert_eq!(
+        (x.as_str(), y.as_str()),
+        (r#"{"1":"\u0008\u0001"}"#, r#"{"1":"hello"}"#)
+    );
     // A message on one side, non-UTF-8 on the other: both bytes.
     let (x, y) = pair(&l(1, &v(1, 1)), &l(1, &[0xff]));
-    assert_eq!((x.as_str(), y.as_str()), (r#"{"1":"CAE="}"#, r#"{"1":"/w=="}"#));
+    assert_eq!(
+        (x.as_str(), y.as_str()),
+        (r#"{"1":"CAE="}"#, r#"{"1":"/w=="}"#)
+    );
     // Messages nested in messages are rendered together too.
     let a = l(1, &l(2, &cat(&[v(1, 1), v(1, 2)])));
     let b = l(1, &l(2, &v(1, 1)));
     let (x, y) = pair(&a, &b);
-    assert_eq!((x.as_str(), y.as_str()), (r#"{"1":{"2":{"1":[1,2]}}}"#, r#"{"1":{"2":{"1":[1]}}}"#));
+    assert_eq!(
+        (x.as_str(), y.as_str()),
+        (r#"{"1":{"2":{"1":[1,2]}}}"#, r#"{"1":{"2":{"1":[1]}}}"#)
+    );
     assert_eq!(diffs(&x, &y), [d("/1/2/1", DiffKind::ArrayLength)]);
 }
 
 #[test]
 fn empty_len_follows_the_others() {
     let (x, y) = pair(&l(3, b""), &l(3, &v(1, 1)));
-    assert_eq!((x.as_str(), y.as_str()), (r#"{"3":{}}"#, r#"{"3":{"1":1}}"#));
+    assert_eq!(
+        (x.as_str(), y.as_str()),
+        (r#"{"3":{}}"#, r#"{"3":{"1":1}}"#)
+    );
     let (x, y) = pair(&l(3, b""), &l(3, b"hello"));
-    assert_eq!((x.as_str(), y.as_str()), (r#"{"3":""}"#, r#"{"3":"hello"}"#));
+    assert_eq!(
+        (x.as_str(), y.as_str()),
+        (r#"{"3":""}"#, r#"{"3":"hello"}"#)
+    );
     let (x, y) = pair(&l(3, b""), &l(3, &[0xff]));
     assert_eq!((x.as_str(), y.as_str()), (r#"{"3":""}"#, r#"{"3":"/w=="}"#));
     assert_eq!(one(&l(3, b"")), r#"{"3":""}"#);
@@ -387,20 +464,47 @@ fn entry(key: &[u8], value: u64) -> Vec<u8> {
 
 #[test]
 fn maps_reordered_are_equal() {
-    let a = cat(&[l(7, &entry(b"b", 2)), l(7, &entry(b"a", 1)), l(7, &entry(b"c", 3))]);
-    let b = cat(&[l(7, &entry(b"c", 3)), l(7, &entry(b"a", 1)), l(7, &entry(b"b", 2))]);
+    let a = cat(&[
+        l(7, &entry(b"b", 2)),
+        l(7, &entry(b"a", 1)),
+        l(7, &entry(b"c", 3)),
+    ]);
+    let b = cat(&[
+        l(7, &entry(b"c", 3)),
+        l(7, &entry(b"a", 1)),
+        l(7, &entry(b"b", 2)),
+    ]);
     let (x, y) = pair(&a, &b);
-    assert_eq!(x, r#"{"7":[{"1":"a","2":1},{"1":"b","2":2},{"1":"c","2":3}]}"#);
+    assert_eq!(
+        x,
+        r#"{"7":[{"1":"a","2":1},{"1":"b","2":2},{"1":"c","2":3}]}"#
+    );
     assert_eq!(x, y);
     // Integer keys; an entry without its key has key 0.
     let int_entry = |k: u64, val: u64| cat(&[v(1, k), v(2, val)]);
-    let a = cat(&[l(7, &int_entry(300, 1)), l(7, &v(2, 5)), l(7, &int_entry(2, 1))]);
-    let b = cat(&[l(7, &int_entry(2, 1)), l(7, &int_entry(300, 1)), l(7, &v(2, 5))]);
+    let a = cat(&[
+        l(7, &int_entry(300, 1)),
+        l(7, &v(2, 5)),
+        l(7, &int_entry(2, 1)),
+    ]);
+    let b = cat(&[
+        l(7, &int_entry(2, 1)),
+        l(7, &int_entry(300, 1)),
+        l(7, &v(2, 5)),
+    ]);
     let (x, y) = pair(&a, &b);
     assert_eq!(x, y);
     // A different value is found at the entry's value.
-    let a = cat(&[l(7, &entry(b"b", 2)), l(7, &entry(b"a", 1)), l(7, &entry(b"c", 3))]);
-    let c = cat(&[l(7, &entry(b"a", 1)), l(7, &entry(b"b", 9)), l(7, &entry(b"c", 3))]);
+    let a = cat(&[
+        l(7, &entry(b"b", 2)),
+        l(7, &entry(b"a", 1)),
+        l(7, &entry(b"c", 3)),
+    ]);
+    let c = cat(&[
+        l(7, &entry(b"a", 1)),
+        l(7, &entry(b"b", 9)),
+        l(7, &entry(b"c", 3)),
+    ]);
     let (x, y) = pair(&a, &c);
     assert_eq!(diffs(&x, &y), [d("/7/*/2", DiffKind::Value)]);
 }
@@ -408,27 +512,62 @@ fn maps_reordered_are_equal() {
 #[test]
 fn not_maps_keep_their_order() {
     // A key twice.
-    let a = cat(&[l(7, &entry(b"b", 2)), l(7, &entry(b"a", 1)), l(7, &entry(b"a", 3))]);
-    assert_eq!(one(&a), r#"{"7":[{"1":"b","2":2},{"1":"a","2":1},{"1":"a","2":3}]}"#);
+    let a = cat(&[
+        l(7, &entry(b"b", 2)),
+        l(7, &entry(b"a", 1)),
+        l(7, &entry(b"a", 3)),
+    ]);
+    assert_eq!(
+        one(&a),
+        r#"{"7":[{"1":"b","2":2},{"1":"a","2":1},{"1":"a","2":3}]}"#
+    );
     // A third field.
-    let a = cat(&[l(7, &cat(&[entry(b"b", 2), v(3, 1)])), l(7, &entry(b"a", 1))]);
+    let a = cat(&[
+        l(7, &cat(&[entry(b"b", 2), v(3, 1)])),
+        l(7, &entry(b"a", 1)),
+    ]);
     assert_eq!(one(&a), r#"{"7":[{"1":"b","2":2,"3":1},{"1":"a","2":1}]}"#);
     // A key twice on the second side only, in entries the same as the first
     // side's (which the plan takes for both): not a map, wire order.
     let a = cat(&[l(7, &entry(b"b", 2)), l(7, &entry(b"a", 1))]);
     let twice = [
-        (cat(&[l(7, &entry(b"b", 2)), l(7, &entry(b"b", 2))]), r#"[{"1":"b","2":2},{"1":"b","2":2}]"#),
-        (cat(&[l(7, &entry(b"b", 2)), l(7, &entry(b"b", 5))]), r#"[{"1":"b","2":2},{"1":"b","2":5}]"#),
-        (cat(&[l(7, &entry(b"b", 2)), l(7, &entry(b"a", 1)), l(7, &entry(b"a", 1))]), r#"[{"1":"b","2":2},{"1":"a","2":1},{"1":"a","2":1}]"#),
+        (
+            cat(&[l(7, &entry(b"b", 2)), l(7, &entry(b"b", 2))]),
+            r#"[{"1":"b","2":2},{"1":"b","2":2}]"#,
+        ),
+        (
+            cat(&[l(7, &entry(b"b", 2)), l(7, &entry(b"b", 5))]),
+            r#"[{"1":"b","2":2},{"1":"b","2":5}]"#,
+        ),
+        (
+            cat(&[
+                l(7, &entry(b"b", 2)),
+                l(7, &entry(b"a", 1)),
+                l(7, &entry(b"a", 1)),
+            ]),
+            r#"[{"1":"b","2":2},{"1":"a","2":1},{"1":"a","2":1}]"#,
+        ),
     ];
     let a_wire = r#"[{"1":"b","2":2},{"1":"a","2":1}]"#;
     for (b, b_wire) in twice {
-        assert_eq!(pair(&a, &b), (format!(r#"{{"7":{a_wire}}}"#), format!(r#"{{"7":{b_wire}}}"#)));
+        assert_eq!(
+            pair(&a, &b),
+            (
+                format!(r#"{{"7":{a_wire}}}"#),
+                format!(r#"{{"7":{b_wire}}}"#)
+            )
+        );
         let (x, y) = render_streams(&[&a, &a], &[&a, &b], None).unwrap();
         assert_eq!(x, format!(r#"[{{"7":{a_wire}}},{{"7":{a_wire}}}]"#));
         assert_eq!(y, format!(r#"[{{"7":{a_wire}}},{{"7":{b_wire}}}]"#));
         let (x, y) = pair(&l(3, &a), &l(3, &b));
-        assert_eq!((x, y), (format!(r#"{{"3":{{"7":{a_wire}}}}}"#), format!(r#"{{"3":{{"7":{b_wire}}}}}"#)));
+        assert_eq!(
+            (x, y),
+            (
+                format!(r#"{{"3":{{"7":{a_wire}}}}}"#),
+                format!(r#"{{"3":{{"7":{b_wire}}}}}"#)
+            )
+        );
     }
     // The same entries on both sides, a message reordered: a map.
     let b = cat(&[l(7, &entry(b"a", 1)), l(7, &entry(b"b", 2))]);
@@ -441,14 +580,16 @@ fn not_maps_keep_their_order() {
 fn invalid_messages() {
     let too_big = cat(&[tag(1 << 29, VARINT), vec![1]]);
     let bad: [&[u8]; 8] = [
-        &[0x0b, 0x0c],               // group start/end (field 1)
-        &[0x0e, 0],                  // wire type 6
-        &[0x00, 0x01],               // field 0
-        &[0x08],                     // missing varint
-        &[0x08, 0x80],               // truncated varint
-        &[0x0a, 0x05, b'a'],         // truncated length
-        &too_big[..],                // field number 2^29
-        &[0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02], // varint beyond 64 bits
+        &[0x0b, 0x0c],       // group start/end (field 1)
+        &[0x0e, 0],          // wire type 6
+        &[0x00, 0x01],       // field 0
+        &[0x08],             // missing varint
+        &[0x08, 0x80],       // truncated varint
+        &[0x0a, 0x05, b'a'], // truncated length
+        &too_big[..],        // field number 2^29
+        &[
+            0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02,
+        ], // varint beyond 64 bits
     ];
     for m in bad {
         assert_eq!(render_streams(&[m], &[b""], None), None, "{m:?}");
@@ -458,7 +599,10 @@ fn invalid_messages() {
         assert!(one(&wrapped).starts_with(r#"{"1":""#), "{}", one(&wrapped));
     }
     // The largest field number and a 10-byte varint are fine.
-    assert_eq!(one(&v((1 << 29) - 1, u64::MAX)), r#"{"536870911":18446744073709551615}"#);
+    assert_eq!(
+        one(&v((1 << 29) - 1, u64::MAX)),
+        r#"{"536870911":18446744073709551615}"#
+    );
     // An empty message is an empty object.
     assert_eq!(one(b""), "{}");
 }
@@ -468,18 +612,33 @@ fn streams() {
     let m1 = v(1, 1);
     let m2 = v(1, 2);
     // One on each side: the object.
-    assert_eq!(render_streams(&[&m1], &[&m2], None).unwrap().0, r#"{"1":1}"#);
+    assert_eq!(
+        render_streams(&[&m1], &[&m2], None).unwrap().0,
+        r#"{"1":1}"#
+    );
     // Otherwise arrays of messages.
     let (x, y) = render_streams(&[&m1, &m2], &[&m1], None).unwrap();
-    assert_eq!((x.as_str(), y.as_str()), (r#"[{"1":1},{"1":2}]"#, r#"[{"1":1}]"#));
+    assert_eq!(
+        (x.as_str(), y.as_str()),
+        (r#"[{"1":1},{"1":2}]"#, r#"[{"1":1}]"#)
+    );
     assert_eq!(diffs(&x, &y), [d("", DiffKind::ArrayLength)]);
     let (x, y) = render_streams(&[&m1, &m2], &[&m1, &l(4, &v(1, 3))], None).unwrap();
-    assert_eq!(diffs(&x, &y), [d("/*/1", DiffKind::Missing), d("/*/4", DiffKind::Extra)]);
+    assert_eq!(
+        diffs(&x, &y),
+        [d("/*/1", DiffKind::Missing), d("/*/4", DiffKind::Extra)]
+    );
     // The message index comes first in pointers.
     let (x, y) = render_streams(&[&l(4, &v(1, 1)), b""], &[&l(4, &v(1, 2)), b""], None).unwrap();
     assert_eq!(diffs(&x, &y), [d("/*/4/1", DiffKind::Value)]);
-    assert_eq!(render_streams(&[], &[], None), Some(("[]".into(), "[]".into())));
-    assert_eq!(render_streams(&[], &[&m1], None), Some(("[]".into(), r#"[{"1":1}]"#.into())));
+    assert_eq!(
+        render_streams(&[], &[], None),
+        Some(("[]".into(), "[]".into()))
+    );
+    assert_eq!(
+        render_streams(&[], &[&m1], None),
+        Some(("[]".into(), r#"[{"1":1}]"#.into()))
+    );
     // Shapes are decided over all messages of the stream: repeated in one
     // makes it an array in all.
     let (x, _) = render_streams(&[&m1, &cat(&[m1.clone(), m2.clone()])], &[], None).unwrap();
@@ -563,14 +722,22 @@ fn schema_from_base64() {
         .map(|c| std::str::from_utf8(c).unwrap().to_string() + "\n")
         .collect();
     assert!(Schema::from_base64(&wrapped).is_ok());
-    assert_eq!(Schema::from_base64("not base64!").unwrap_err(), "not base64");
+    assert_eq!(
+        Schema::from_base64("not base64!").unwrap_err(),
+        "not base64"
+    );
     assert_eq!(Schema::from_base64("A").unwrap_err(), "not base64");
     let err = Schema::from_base64("aGVsbG8gd29ybGQ=").unwrap_err();
     assert!(err.starts_with("not a FileDescriptorSet: "), "{err}");
-    assert_eq!(Schema::parse(b"").unwrap_err(), "not a FileDescriptorSet: no file");
+    assert_eq!(
+        Schema::parse(b"").unwrap_err(),
+        "not a FileDescriptorSet: no file"
+    );
     // A FileDescriptorProto is not a set.
     let file = wire::parse(SHOP_PB).unwrap();
-    let Some((_, wire::Val::Len(file))) = file.first() else { panic!() };
+    let Some((_, wire::Val::Len(file))) = file.first() else {
+        panic!()
+    };
     assert!(Schema::parse(file).is_err());
 }
 
@@ -639,14 +806,20 @@ fn schema_maps_are_objects() {
     // Message values, integer keys.
     let by_id = |k: u64, name: &[u8]| l(22, &cat(&[v(1, k), l(2, &l(1, name))]));
     let a = cat(&[by_id(2, b"two"), by_id(10, b"ten")]);
-    assert_eq!(typed_one(&a), r#"{"by_id":{"2":{"name":"two"},"10":{"name":"ten"}}}"#);
+    assert_eq!(
+        typed_one(&a),
+        r#"{"by_id":{"2":{"name":"two"},"10":{"name":"ten"}}}"#
+    );
     // A missing value is the default where other entries have one, null
     // where none has.
     let a = cat(&[l(22, &v(1, 3)), by_id(2, b"two")]);
     assert_eq!(typed_one(&a), r#"{"by_id":{"2":{"name":"two"},"3":{}}}"#);
     assert_eq!(typed_one(&l(22, &v(1, 3))), r#"{"by_id":{"3":null}}"#);
     let (x, y) = typed(&l(22, &v(1, 3)), &l(22, &cat(&[v(1, 3), l(2, b"")])));
-    assert_eq!((x.as_str(), y.as_str()), (r#"{"by_id":{"3":{}}}"#, r#"{"by_id":{"3":{}}}"#));
+    assert_eq!(
+        (x.as_str(), y.as_str()),
+        (r#"{"by_id":{"3":{}}}"#, r#"{"by_id":{"3":{}}}"#)
+    );
 }
 
 #[test]
@@ -671,8 +844,14 @@ fn schema_scalars() {
     assert_eq!(typed_one(&v(8, 4)), r#"{"s64":2}"#);
     assert_eq!(typed_one(&v(13, 2)), r#"{"b":true}"#);
     assert_eq!(typed_one(&f64b(1, f64::NAN.to_bits())), r#"{"d":"NaN"}"#);
-    assert_eq!(typed_one(&f64b(1, f64::NEG_INFINITY.to_bits())), r#"{"d":"-Infinity"}"#);
-    assert_eq!(typed_one(&f32b(2, f32::INFINITY.to_bits())), r#"{"f":"Infinity"}"#);
+    assert_eq!(
+        typed_one(&f64b(1, f64::NEG_INFINITY.to_bits())),
+        r#"{"d":"-Infinity"}"#
+    );
+    assert_eq!(
+        typed_one(&f32b(2, f32::INFINITY.to_bits())),
+        r#"{"f":"Infinity"}"#
+    );
     assert_eq!(typed_one(&f64b(1, 1)), r#"{"d":5e-324}"#);
     assert_eq!(typed_one(&f32b(2, 0.1f32.to_bits())), r#"{"f":0.1}"#);
 }
@@ -681,14 +860,23 @@ fn schema_scalars() {
 fn schema_nested_types() {
     // .darklaunch.test.Reply.Inner, recursively.
     let inner = l(23, &cat(&[v(1, 1), l(2, &cat(&[v(1, 4), l(2, &v(1, 5))]))]));
-    assert_eq!(typed_one(&inner), r#"{"inner":{"delta":-1,"next":{"delta":2,"next":{"delta":-3}}}}"#);
+    assert_eq!(
+        typed_one(&inner),
+        r#"{"inner":{"delta":-1,"next":{"delta":2,"next":{"delta":-3}}}}"#
+    );
 }
 
 #[test]
 fn schema_unknown_and_misfit_fields_by_number() {
     // Not declared: schema-less, by number.
-    let (x, y) = typed(&cat(&[v(6, 1), v(99, 5)]), &cat(&[v(6, 1), v(99, 5), v(99, 6)]));
-    assert_eq!((x.as_str(), y.as_str()), (r#"{"u64":1,"99":[5]}"#, r#"{"u64":1,"99":[5,6]}"#));
+    let (x, y) = typed(
+        &cat(&[v(6, 1), v(99, 5)]),
+        &cat(&[v(6, 1), v(99, 5), v(99, 6)]),
+    );
+    assert_eq!(
+        (x.as_str(), y.as_str()),
+        (r#"{"u64":1,"99":[5]}"#, r#"{"u64":1,"99":[5,6]}"#)
+    );
     // Declared double, sent as a varint.
     assert_eq!(typed_one(&v(1, 5)), r#"{"1":5}"#);
     // Declared string, not UTF-8.
@@ -704,8 +892,16 @@ fn schema_unknown_and_misfit_fields_by_number() {
 fn schema_streams() {
     let s = shop();
     let item = s.output_of("/darklaunch.test.Shop/List").unwrap();
-    let (x, y) = render_streams(&[&l(1, b"a"), &l(1, b"b")], &[&l(1, b"a")], Some((&s, item))).unwrap();
-    assert_eq!((x.as_str(), y.as_str()), (r#"[{"name":"a"},{"name":"b"}]"#, r#"[{"name":"a"}]"#));
+    let (x, y) = render_streams(
+        &[&l(1, b"a"), &l(1, b"b")],
+        &[&l(1, b"a")],
+        Some((&s, item)),
+    )
+    .unwrap();
+    assert_eq!(
+        (x.as_str(), y.as_str()),
+        (r#"[{"name":"a"},{"name":"b"}]"#, r#"[{"name":"a"}]"#)
+    );
 }
 
 // ---------------------------------------------------------------- properties
@@ -729,8 +925,10 @@ fn leaf() -> impl Strategy<Value = (u32, Node)> {
         any::<u64>().prop_map(|x| (1, Node::Varint(x))),
         (0u64..3).prop_map(|x| (6, Node::Varint(x))),
         proptest::collection::vec(any::<u8>(), 0..6).prop_map(|b| (3, Node::Bytes(b))),
-        prop_oneof![any::<u64>(), any::<f64>().prop_map(f64::to_bits)].prop_map(|x| (4, Node::Fixed64(x))),
-        prop_oneof![any::<u32>(), any::<f32>().prop_map(f32::to_bits)].prop_map(|x| (5, Node::Fixed32(x))),
+        prop_oneof![any::<u64>(), any::<f64>().prop_map(f64::to_bits)]
+            .prop_map(|x| (4, Node::Fixed64(x))),
+        prop_oneof![any::<u32>(), any::<f32>().prop_map(f32::to_bits)]
+            .prop_map(|x| (5, Node::Fixed32(x))),
     ]
 }
 
@@ -759,7 +957,14 @@ fn encode(fields: &[(u32, Node)], order: Option<&[usize]>) -> Vec<u8> {
     if let Some(seeds) = order {
         // Permute positions by the seeds, then give each number's
         // positions back to its occurrences in their original order.
-        idx.sort_by_key(|&i| seeds.get(i % seeds.len().max(1)).copied().unwrap_or(0).wrapping_mul(i + 1) % 97);
+        idx.sort_by_key(|&i| {
+            seeds
+                .get(i % seeds.len().max(1))
+                .copied()
+                .unwrap_or(0)
+                .wrapping_mul(i + 1)
+                % 97
+        });
         let mut by_number: Vec<(u32, Vec<usize>)> = Vec::new();
         for (i, (n, _)) in fields.iter().enumerate() {
             match by_number.iter_mut().find(|(m, _)| m == n) {
@@ -793,7 +998,11 @@ fn encode(fields: &[(u32, Node)], order: Option<&[usize]>) -> Vec<u8> {
 fn significant(text: &str) -> usize {
     let mantissa = text.split(['e', 'E']).next().unwrap_or_default();
     let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
-    digits.trim_start_matches('0').trim_end_matches('0').len().max(1)
+    digits
+        .trim_start_matches('0')
+        .trim_end_matches('0')
+        .len()
+        .max(1)
 }
 
 /// Bytes that are mostly text: printable ASCII with quotes, backslashes,
@@ -1043,7 +1252,10 @@ struct OracleUnpacked {
 }
 
 fn member<'a>(v: json::Value<'a>, key: &str) -> Option<json::Value<'a>> {
-    v.members().filter(|(k, _)| k.str().as_deref() == Some(key)).map(|(_, v)| v).last()
+    v.members()
+        .filter(|(k, _)| k.str().as_deref() == Some(key))
+        .map(|(_, v)| v)
+        .last()
 }
 
 fn text(v: json::Value<'_>) -> String {
@@ -1069,7 +1281,14 @@ fn oracle() -> impl Strategy<Value = Oracle> {
         proptest::collection::vec(any::<i64>(), 0..8),
         proptest::collection::hash_map(word, word, 0..6),
     )
-        .prop_map(|(id, name, score, inner, nums, labels)| Oracle { id, name, score, inner, nums, labels })
+        .prop_map(|(id, name, score, inner, nums, labels)| Oracle {
+            id,
+            name,
+            score,
+            inner,
+            nums,
+            labels,
+        })
 }
 
 proptest! {

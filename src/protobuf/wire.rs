@@ -206,7 +206,9 @@ pub fn packed<'a>(mut data: &'a [u8], wire: u8, each: &mut dyn FnMut(Val<'a>)) -
 pub fn printable(b: &[u8]) -> bool {
     // Printable ASCII, the common case, is all of it; the first control
     // byte ends the scan (a message's first tag byte mostly is one).
-    let mut at = words_while(b, |x| (x.wrapping_sub(ONES * 0x20) | x.wrapping_add(ONES) | x) & HIGH == 0);
+    let mut at = words_while(b, |x| {
+        (x.wrapping_sub(ONES * 0x20) | x.wrapping_add(ONES) | x) & HIGH == 0
+    });
     while let Some(&c) = b.get(at) {
         match c {
             0x20..=0x7e => at += 1,
@@ -247,7 +249,9 @@ pub fn json_string(out: &mut String, s: &str) {
     // 0x20, none equal to '"' or '\\'), copied at once.
     let zero = |y: u64| y.wrapping_sub(ONES) & !y;
     let mut i = words_while(bytes, |x| {
-        ((x.wrapping_sub(ONES * 0x20) & !x) | zero(x ^ (ONES * 0x22)) | zero(x ^ (ONES * 0x5c))) & HIGH == 0
+        ((x.wrapping_sub(ONES * 0x20) & !x) | zero(x ^ (ONES * 0x22)) | zero(x ^ (ONES * 0x5c)))
+            & HIGH
+            == 0
     });
     let mut start = 0;
     while let Some(&b) = bytes.get(i) {
@@ -257,7 +261,9 @@ pub fn json_string(out: &mut String, s: &str) {
             if b < 0x20 {
                 out.push_str("u00");
                 out.push(char::from(b'0' + (b >> 4)));
-                out.push(char::from(HEX.get(usize::from(b & 15)).copied().unwrap_or(b'0')));
+                out.push(char::from(
+                    HEX.get(usize::from(b & 15)).copied().unwrap_or(b'0'),
+                ));
             } else {
                 out.push(char::from(b));
             }
