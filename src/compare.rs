@@ -66,6 +66,7 @@ use crate::decision::path_only;
 use crate::decode;
 use crate::grpc;
 use crate::json::{self, Doc, Integer, Kind, Value};
+use crate::memeq::same_bytes;
 use crate::pointer::{render, render_folded, PathSeg, PointerPattern};
 use crate::protobuf;
 use crate::redact;
@@ -427,7 +428,7 @@ fn compare_body(
     }
     let (coding_a, coding_b) = (content_encoding(primary), content_encoding(dark));
     // Identical bytes under the identical coding are equal under every mode.
-    if primary.body == dark.body && coding_a == coding_b {
+    if same_bytes(primary.body, dark.body) && coding_a == coding_b {
         return same;
     }
     let as_protobuf = match rules.body {
@@ -442,9 +443,9 @@ fn compare_body(
     let b = decoded(dark, &coding_b, rules.max_body_bytes)?;
     let (Some(a), Some(b)) = (a, b) else {
         // Something could not be decoded: the bytes as received, as bytes.
-        return Ok((primary.body != dark.body, Vec::new(), Vec::new()));
+        return Ok((!same_bytes(primary.body, dark.body), Vec::new(), Vec::new()));
     };
-    if a == b {
+    if same_bytes(&a, &b) {
         return same;
     }
     let as_json = match rules.body {
@@ -476,7 +477,7 @@ fn compare_protobuf(
     let rendered = render_grpc(rules, primary, dark, Some(path))?;
     match rendered.and_then(|(a, b)| compare_json(rules, a.as_bytes(), b.as_bytes(), redact)) {
         Some(result) => Ok(result),
-        None => Ok((primary.body != dark.body, Vec::new(), Vec::new())),
+        None => Ok((!same_bytes(primary.body, dark.body), Vec::new(), Vec::new())),
     }
 }
 
@@ -722,7 +723,7 @@ impl<'r, 'a> Walker<'r, 'a> {
     }
 
     fn values(&mut self, a: Value<'a>, b: Value<'a>) {
-        if a.raw() == b.raw() {
+        if a.same_text(&b) {
             return;
         }
         match (a.kind(), b.kind()) {
@@ -766,11 +767,11 @@ impl<'r, 'a> Walker<'r, 'a> {
         }
         let base = self.members.len();
         for ((ka, va), (kb, vb)) in a.members().zip(b.members()) {
-            if ka.raw() != kb.raw() || self.members.len() - base > FEW_MEMBERS {
+            if !ka.same_text(&kb) || self.members.len() - base > FEW_MEMBERS {
                 self.members.truncate(base);
                 return false;
             }
-            if va.raw() != vb.raw() {
+            if !va.same_text(&vb) {
                 self.members.push([ka.id(), va.id(), vb.id()]);
             }
         }
@@ -890,7 +891,7 @@ impl<'r, 'a> Walker<'r, 'a> {
                 },
             };
             if let (Some(va), Some(vb)) = (va, vb) {
-                if va.raw() == vb.raw() {
+                if va.same_text(&vb) {
                     continue;
                 }
             }
@@ -920,7 +921,7 @@ impl<'r, 'a> Walker<'r, 'a> {
             if self.done() {
                 break;
             }
-            if x.raw() == y.raw() {
+            if x.same_text(&y) {
                 continue;
             }
             self.push(PathSeg::Index(i));
@@ -1052,7 +1053,7 @@ impl Canonical {
                 .items
                 .iter()
                 .zip(&other.items)
-                .all(|(x, y)| self.item(*x) == other.item(*y))
+                .all(|(x, y)| same_bytes(self.item(*x), other.item(*y)))
     }
 }
 

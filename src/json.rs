@@ -40,6 +40,8 @@
 use std::borrow::Cow;
 use std::cmp::Ordering;
 
+use crate::memeq::same_bytes;
+
 /// Arrays and objects nested deeper than this are an error, as in
 /// serde_json (whose recursion limit of 128 admits 127 levels).
 pub const MAX_DEPTH: usize = 127;
@@ -196,6 +198,13 @@ impl<'a> Value<'a> {
             .unwrap_or_default()
     }
 
+    /// Whether two values (of any documents) have the same exact text, so
+    /// the same value: [`same_bytes`] on their [`raw`](Self::raw) texts.
+    #[inline]
+    pub fn same_text(&self, other: &Value<'_>) -> bool {
+        same_bytes(self.raw(), other.raw())
+    }
+
     /// The value's exact text as a string.
     pub fn text(&self) -> &'a str {
         self.doc
@@ -304,7 +313,7 @@ impl<'a> Value<'a> {
     #[inline]
     pub fn str_eq(&self, other: &Value<'_>) -> bool {
         if !self.has_escapes() && !other.has_escapes() {
-            return self.raw() == other.raw();
+            return self.same_text(other);
         }
         self.str_bytes().eq(other.str_bytes())
     }
@@ -697,7 +706,7 @@ fn copy_same(
         .as_bytes()
         .get(node.start as usize..node.end as usize)?;
     let end = pos.checked_add(text.len())?;
-    if bytes.get(pos..end)? != text || depth + like.depth > MAX_DEPTH {
+    if !same_bytes(bytes.get(pos..end)?, text) || depth + like.depth > MAX_DEPTH {
         return None;
     }
     if node.kind == Kind::Number

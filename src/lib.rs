@@ -30,7 +30,7 @@ macro_rules! internal {
 
 internal!(
     capture, compare, config, decision, decode, engine, fields, headermap, host, json, limits,
-    murmur3, noise, outcome, pointer, protobuf, redact, sample, shadow, grpc, utc,
+    memeq, murmur3, noise, outcome, pointer, protobuf, redact, sample, shadow, grpc, utc,
 );
 
 #[cfg(target_arch = "wasm32")]

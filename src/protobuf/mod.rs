@@ -127,6 +127,7 @@ mod wire;
 use std::borrow::Cow;
 
 use crate::decode::{self, DecodeError};
+use crate::memeq::same_bytes;
 
 #[cfg(test)]
 use render::MAX_NESTING;
@@ -202,7 +203,12 @@ pub fn render_pair(
     let mut pool_len = 0;
     for (i, m) in pool.iter().enumerate() {
         let j = i.wrapping_sub(primary.len());
-        if i >= primary.len() && primary.get(j).is_some_and(|p| dark.get(j) == Some(p)) {
+        if i >= primary.len()
+            && primary
+                .get(j)
+                .zip(dark.get(j))
+                .is_some_and(|(p, d)| same_bytes(p, d))
+        {
             continue;
         }
         pool_len += 1;

@@ -14,6 +14,7 @@
 
 use super::schema::{FieldDesc, Schema, ENUM, MESSAGE};
 use super::wire::{self, Field, Val, I32, I64, LEN, VARINT};
+use crate::memeq::same_bytes;
 
 /// Messages nested deeper than this (the top-level ones are at depth 1) are
 /// not looked into: their bytes render as a string or bytes. With an array
@@ -341,7 +342,7 @@ fn children<'a>(group: &[Occ<'a>], split: u32) -> Option<Children<'a>> {
             continue;
         };
         if o.1 >= split {
-            let same = firsts.get(seconds).filter(|f| f.0 == bytes);
+            let same = firsts.get(seconds).filter(|f| same_bytes(f.0, bytes));
             seconds += 1;
             if let Some(&(_, child)) = same {
                 of.push((o.1, child));
@@ -616,7 +617,7 @@ impl<'a, 's> Writer<'a, 's> {
         };
         *at += 1;
         match text.get(start..end) {
-            Some(text) if was == bytes => {
+            Some(text) if same_bytes(was, bytes) => {
                 self.out.push_str(text);
                 true
             }
