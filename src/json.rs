@@ -17,7 +17,8 @@
 //!   value is an error; so is empty input;
 //! - at most [`MAX_DEPTH`] arrays and objects nested (serde_json's recursion
 //!   limit);
-//! - the whole input must be UTF-8; control characters (below U+0020) inside
+//! - the whole input must be UTF-8 (checked inside strings: outside them
+//!   only ASCII is valid JSON anyway); control characters (below U+0020) inside
 //!   strings, unknown escapes and `\u` escapes naming an unpaired surrogate
 //!   are errors;
 //! - numbers follow the JSON grammar (no `+`, no leading zero, no `.5`, no
@@ -93,7 +94,9 @@ struct Slot {
 /// A parsed document: the input and its nodes. The root is node 0.
 #[derive(Debug)]
 pub struct Doc<'a> {
-    text: &'a str,
+    /// Valid UTF-8 once parsed: strings are checked, and everything
+    /// outside them is ASCII or a syntax error.
+    text: &'a [u8],
     slots: Vec<Slot>,
     /// At least the deepest nesting of arrays and objects (0 for a
     /// scalar): [`parse_like`] may count a copied value as deep as its source.
@@ -117,10 +120,6 @@ pub fn parse_like<'a>(input: &'a [u8], like: &Doc<'_>) -> Result<Doc<'a>, Error>
 }
 
 fn parse_with<'a>(input: &'a [u8], like: Option<&Doc<'_>>) -> Result<Doc<'a>, Error> {
-    let text = std::str::from_utf8(input).map_err(|e| Error {
-        offset: e.valid_up_to(),
-        reason: "invalid UTF-8",
-    })?;
     if u32::try_from(input.len()).is_err() {
         return Err(Error {
             offset: 0,
@@ -130,7 +129,11 @@ fn parse_with<'a>(input: &'a [u8], like: Option<&Doc<'_>>) -> Result<Doc<'a>, Er
     // A rough guess: most values take several bytes.
     let mut slots = Vec::with_capacity(input.len() / 6 + 1);
     let depth = document(input, &mut slots, like)?;
-    Ok(Doc { text, slots, depth })
+    Ok(Doc {
+        text: input,
+        slots,
+        depth,
+    })
 }
 
 impl<'a> Doc<'a> {
@@ -193,7 +196,6 @@ impl<'a> Value<'a> {
     pub fn raw(&self) -> &'a [u8] {
         self.doc
             .text
-            .as_bytes()
             .get(self.slot.start as usize..self.slot.end as usize)
             .unwrap_or_default()
     }
@@ -205,12 +207,10 @@ impl<'a> Value<'a> {
         same_bytes(self.raw(), other.raw())
     }
 
-    /// The value's exact text as a string.
+    /// The value's exact text as a string (checked again: the document is
+    /// UTF-8, but only the parser knows it).
     pub fn text(&self) -> &'a str {
-        self.doc
-            .text
-            .get(self.slot.start as usize..self.slot.end as usize)
-            .unwrap_or_default()
+        std::str::from_utf8(self.raw()).unwrap_or_default()
     }
 
     pub fn as_bool(&self) -> Option<bool> {
@@ -263,8 +263,13 @@ impl<'a> Value<'a> {
     /// A string's text between the quotes, escapes not decoded (empty for
     /// other kinds).
     pub fn str_raw(&self) -> &'a str {
+        std::str::from_utf8(self.str_raw_bytes()).unwrap_or_default()
+    }
+
+    /// [`str_raw`](Self::str_raw) as bytes, not checked again.
+    fn str_raw_bytes(&self) -> &'a [u8] {
         if self.slot.kind != Kind::String {
-            return "";
+            return b"";
         }
         let (start, end) = (self.slot.start as usize, self.slot.end as usize);
         self.doc
@@ -276,7 +281,7 @@ impl<'a> Value<'a> {
     /// A string's decoded UTF-8 bytes (nothing for other kinds).
     pub fn str_bytes(&self) -> Unescape<'a> {
         Unescape {
-            rest: self.str_raw().as_bytes(),
+            rest: self.str_raw_bytes(),
             buf: [0; 4],
             buf_pos: 0,
             buf_len: 0,
@@ -304,7 +309,7 @@ impl<'a> Value<'a> {
     #[inline]
     pub fn str_cmp(&self, other: &Value<'_>) -> Ordering {
         if !self.has_escapes() && !other.has_escapes() {
-            return self.str_raw().as_bytes().cmp(other.str_raw().as_bytes());
+            return self.str_raw_bytes().cmp(other.str_raw_bytes());
         }
         self.str_bytes().cmp(other.str_bytes())
     }
@@ -701,10 +706,7 @@ fn copy_same(
 ) -> Option<usize> {
     let first = slots.len();
     let node = *like.slots.get(first)?;
-    let text = like
-        .text
-        .as_bytes()
-        .get(node.start as usize..node.end as usize)?;
+    let text = like.text.get(node.start as usize..node.end as usize)?;
     let end = pos.checked_add(text.len())?;
     if !same_bytes(bytes.get(pos..end)?, text) || depth + like.depth > MAX_DEPTH {
         return None;
@@ -770,16 +772,23 @@ fn literal(
 }
 
 /// A string whose opening quote is at `pos`: the position after its closing
-/// quote, and whether it has escapes. (UTF-8 was checked for the whole
-/// input.)
+/// quote, and whether it has escapes. Its text must be UTF-8, checked only
+/// when a byte of it is not ASCII (escapes are ASCII).
 #[inline(always)]
 fn string(bytes: &[u8], pos: usize) -> Result<(usize, bool), Error> {
-    let mut pos = pos + 1;
+    let start = pos + 1;
+    let mut pos = start;
     let mut escaped = false;
+    let mut seen = 0;
     loop {
-        pos = skip_plain(bytes, pos);
+        pos = skip_plain(bytes, pos, &mut seen);
         match bytes.get(pos) {
-            Some(b'"') => return Ok((pos + 1, escaped)),
+            Some(b'"') => {
+                if seen & HIGH_BITS != 0 {
+                    utf8(bytes, start, pos)?;
+                }
+                return Ok((pos + 1, escaped));
+            }
             Some(b'\\') => {
                 escaped = true;
                 pos = escape(bytes, pos)?;
@@ -787,6 +796,15 @@ fn string(bytes: &[u8], pos: usize) -> Result<(usize, bool), Error> {
             Some(_) => return Err(error(pos, "control character in string")),
             None => return Err(error(pos, "EOF while parsing a string")),
         }
+    }
+}
+
+/// `bytes[start..end]` (a string's text) must be UTF-8.
+#[cold]
+fn utf8(bytes: &[u8], start: usize, end: usize) -> Result<(), Error> {
+    match std::str::from_utf8(bytes.get(start..end).unwrap_or_default()) {
+        Ok(_) => Ok(()),
+        Err(e) => Err(error(start + e.valid_up_to(), "invalid UTF-8")),
     }
 }
 
@@ -886,20 +904,25 @@ fn number(bytes: &[u8], start: usize) -> Result<(usize, bool), Error> {
     Ok((pos, !fraction && !exponent))
 }
 
-/// The first index at or after `pos` holding `"`, `\` or a control
-/// character (or the end), eight bytes at a time.
+/// Each byte's high bit: set in a word where some byte is not ASCII.
+const HIGH_BITS: u64 = (u64::MAX / 255) << 7;
+
+/// The first index at or after `pos` holding `"`, `\\` or a control
+/// character (or the end), eight bytes at a time. Every byte read is or-ed
+/// into `seen` (a few past the stop too), so that `seen & HIGH_BITS == 0`
+/// says the skipped text is ASCII.
 #[inline(always)]
-fn skip_plain(bytes: &[u8], mut pos: usize) -> usize {
+fn skip_plain(bytes: &[u8], mut pos: usize, seen: &mut u64) -> usize {
     const ONES: u64 = u64::MAX / 255;
-    const HIGH: u64 = ONES << 7;
     while let Some((chunk, _)) = bytes.get(pos..).and_then(<[u8]>::split_first_chunk::<8>) {
         let w = u64::from_le_bytes(*chunk);
+        *seen |= w;
         let ctrl = w.wrapping_sub(ONES * 0x20) & !w;
         let q = w ^ (ONES * u64::from(b'"'));
         let quote = q.wrapping_sub(ONES) & !q;
         let bs = w ^ (ONES * u64::from(b'\\'));
         let backslash = bs.wrapping_sub(ONES) & !bs;
-        let hit = (ctrl | quote | backslash) & HIGH;
+        let hit = (ctrl | quote | backslash) & HIGH_BITS;
         if hit != 0 {
             return pos + (hit.trailing_zeros() / 8) as usize;
         }
@@ -909,6 +932,7 @@ fn skip_plain(bytes: &[u8], mut pos: usize) -> usize {
         if b == b'"' || b == b'\\' || b < 0x20 {
             break;
         }
+        *seen |= u64::from(b);
         pos += 1;
     }
     pos

@@ -93,6 +93,8 @@ fn check(input: &[u8]) -> bool {
                 "{:?}: ours {mine:?}, serde_json {v:?}",
                 String::from_utf8_lossy(input)
             );
+            // Accepted means UTF-8, though only strings are checked for it.
+            assert!(std::str::from_utf8(input).is_ok());
             // Every node's text is the value's text: it parses alone to the same value.
             let root = doc.root().unwrap();
             assert_eq!(root.raw(), input.trim_ascii());
@@ -267,6 +269,53 @@ fn rejects() {
     ] {
         assert!(!check(bad), "should reject {bad:?}");
     }
+}
+
+/// UTF-8 is checked inside strings only, eight bytes at a time: valid and
+/// invalid sequences at every offset within a chunk, next to escapes and
+/// quotes, in keys and values, and non-ASCII bytes outside strings.
+#[test]
+fn utf8_is_checked_inside_strings_at_every_offset() {
+    let (mut good, mut bad) = (0, 0);
+    for pad in 0..17 {
+        let p = "a".repeat(pad);
+        for piece in ["é", "😀", "\\n", "\\u00e9", "€\\t€", "\u{7f}"] {
+            for doc in [
+                format!("\"{p}{piece}{p}\""),
+                format!("{{\"{p}{piece}\":\"{piece}{p}\"}}"),
+                format!("[\"{p}\",\"{piece}\",{pad}]"),
+            ] {
+                assert!(check(doc.as_bytes()), "should accept {doc:?}");
+                good += 1;
+            }
+        }
+        let p = p.as_bytes();
+        for piece in [
+            &b"\xff"[..],
+            b"\xc3",
+            b"\xc3(",
+            b"\xe2\x82",
+            b"\xed\xa0\x80",
+            b"\xc3\\n",
+            b"\\n\xa9",
+        ] {
+            let cat = |parts: &[&[u8]]| parts.concat();
+            for doc in [
+                cat(&[b"\"", p, piece, p, b"\""]),
+                cat(&[b"{\"", p, piece, b"\":1}"]),
+                cat(&[b"[\"", p, b"\",\"", piece, b"\"]"]),
+                cat(&[b"[\"", p, b"\"", piece, b"]"]),
+                cat(&[b"[1", p, piece, b"]"]),
+            ] {
+                assert!(!check(&doc), "should reject {doc:?}");
+                bad += 1;
+            }
+        }
+    }
+    assert_eq!((good, bad), (17 * 6 * 3, 17 * 7 * 5));
+    // Where the first invalid byte of a string is.
+    let e = parse(b"[\"abcdefghij\xff\"]").unwrap_err();
+    assert_eq!((e.offset, e.reason), (12, "invalid UTF-8"));
 }
 
 #[test]
