@@ -41,7 +41,7 @@ export ENVOY_BIN
 export DARKLAUNCH_WASM := $(abspath $(WASM))
 export DARKLAUNCH_REPORT := $(abspath $(REPORT))
 
-.PHONY: all build binaryen image image-registry toolchain envoy report prometheus chromium test unit e2e e2e-compat demo lint fuzz fuzz-build soak bench bench-hostcalls fault-latency tools clean
+.PHONY: all build binaryen image image-registry toolchain envoy report prometheus chromium test unit e2e e2e-compat demo lint fuzz fuzz-build soak bench bench-v8 bench-hostcalls fault-latency tools node clean
 
 all: build
 
@@ -155,10 +155,17 @@ lint: toolchain
 	cargo clippy --release --target wasm32-wasip1 --features brotli -- -D warnings
 
 # Load tools from Debian for soak and benchmarks (wrk; h2load, and nghttpd as the
-# gRPC upstreams of make bench); root on these machines.
+# gRPC upstreams of make bench; perf, for BENCH_ARGS=--profile and
+# FAULT_ARGS=--profile); root on these machines.
 tools:
-	@command -v wrk >/dev/null && command -v h2load >/dev/null && command -v nghttpd >/dev/null || \
-	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nghttp2-client nghttp2-server >/dev/null; }
+	@command -v wrk >/dev/null && command -v h2load >/dev/null && command -v nghttpd >/dev/null && command -v perf >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nghttp2-client nghttp2-server linux-perf >/dev/null; }
+
+# Node.js (Debian's, if the machine has none): its V8 runs the module's code
+# for make bench-v8.
+node:
+	@command -v node >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs >/dev/null; }
 
 # Coverage-guided fuzzing of config, comparison, header/cookie parsing, the decision and the engine, bounded in time.
 fuzz: toolchain
@@ -185,6 +192,14 @@ NOOP_WASM := benches/noop-filter/target/wasm32-wasip1/release/noop_filter.wasm
 bench: build envoy tools
 	cd benches/noop-filter && cargo build --release --target wasm32-wasip1
 	NOOP_WASM=$(abspath $(NOOP_WASM)) $(PY) scripts/bench.py $(if $(BASELINE),--baseline $(abspath $(BASELINE))) $(BENCH_ARGS)
+
+# The module's comparison code under V8 without Envoy: µs per pair of make
+# bench's JSON and gRPC pairs, and where the time goes by Rust function
+# (benches/v8-loop run by Node.js; scripts/v8_profile.py). V8_ARGS: more
+# options, e.g. V8_ARGS="--modes json --no-profile".
+bench-v8: toolchain node
+	cd benches/v8-loop && cargo build --release --target wasm32-wasip1
+	python3 scripts/v8_profile.py $(V8_ARGS)
 
 # What one proxy-wasm host call costs Envoy (the empty filter making 50 calls
 # of one kind per request, against the empty filter); prints a table.

@@ -8,66 +8,20 @@
 
 use std::hint::black_box;
 
-use darklaunch::compare::{try_compare, BodyMode, CompareRules, Side, Verdict};
+use darklaunch::compare::{try_compare, CompareRules, Side, Verdict};
 use darklaunch::json;
-use darklaunch::pointer::PointerPattern;
 use divan::counter::BytesCount;
 use divan::Bencher;
+
+#[path = "common/pairs.rs"]
+mod pairs;
+use pairs::{doc, doc_at, json_rules as rules, pats};
 
 fn main() {
     divan::main();
 }
 
 const SIZES: [usize; 4] = [1 << 10, 4 << 10, 16 << 10, 64 << 10];
-
-fn item(i: usize, price: f64) -> String {
-    format!(
-        r#"{{"id":{i},"sku":"SKU-{i:05}","name":"Item number {i}","price":{price},"qty":{},"tags":["t{}","blue"],"etag":"e{i:x}"}}"#,
-        i % 7 + 1,
-        i % 3
-    )
-}
-
-/// An order of about `size` bytes; item `changed` (if any) has another price.
-fn doc(size: usize, changed: Option<usize>) -> String {
-    doc_at(size, changed, "2024-05-01T12:00:00Z")
-}
-
-/// [`doc`] with the given `meta.generated_at` (an ignored location).
-fn doc_at(size: usize, changed: Option<usize>, generated_at: &str) -> String {
-    let mut items = Vec::new();
-    let mut len = 200;
-    while len < size {
-        let i = items.len();
-        let price = 10.0 + i as f64 * 0.25 + if changed == Some(i) { 1.0 } else { 0.0 };
-        let it = item(i, price);
-        len += it.len() + 1;
-        items.push(it);
-    }
-    format!(
-        r#"{{"order_id":"ord-8f3a2c","status":"confirmed","customer":{{"id":4711,"name":"Ada Lovelace","email":"ada@example.com"}},"meta":{{"generated_at":"{generated_at}","version":2}},"items":[{}],"total":{}}}"#,
-        items.join(","),
-        items.len() * 10
-    )
-}
-
-fn rules() -> CompareRules {
-    CompareRules {
-        body: BodyMode::Json,
-        ignore: pats(&["/meta/generated_at", "/items/*/etag"]),
-        max_body_bytes: 1 << 20,
-        ..CompareRules::default()
-    }
-}
-
-fn pats(list: &[&str]) -> Vec<PointerPattern> {
-    let out: Vec<PointerPattern> = list
-        .iter()
-        .filter_map(|s| PointerPattern::parse(s).ok())
-        .collect();
-    assert_eq!(out.len(), list.len(), "bad pattern in {list:?}");
-    out
-}
 
 fn pair(size: usize) -> (String, String) {
     let a = doc(size, None);
