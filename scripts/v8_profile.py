@@ -9,8 +9,9 @@ for wasm32-wasip1 with the module's settings, names kept) runs in Node.js,
 whose V8 is the engine Envoy embeds (versions differ; the native numbers of
 ``cargo bench --features fuzzing`` are the other reference).
 
-For each mode it prints the µs per pair (median and minimum of the rounds
-after the first, which V8 spends tiering the code up), then, with
+Node runs V8 with ``--no-liftoff``, as Envoy's proxy-wasm host does (every
+function compiled by TurboFan at load). For each mode it prints the µs per
+pair (median and minimum of the rounds after the first, a warm-up), then, with
 ``--profile``, the functions with the most self time from V8's own sampling
 profiler (``node --cpu-prof``), Rust names demangled. Modes (``--modes``):
 
@@ -83,7 +84,9 @@ def demangle(name: str) -> str:
 
 
 def node(args: list, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run(["node", "--no-warnings", *args], capture_output=True,
+    # --no-liftoff: V8 compiles every function with TurboFan at load, as
+    # proxy-wasm's V8 host in Envoy does (no baseline tier).
+    return subprocess.run(["node", "--no-warnings", "--no-liftoff", *args], capture_output=True,
                           text=True, check=False, **kw)
 
 

@@ -76,7 +76,12 @@ impl StreamedBody {
             return;
         }
         if let Ok(chunk) = host.body(buffer, size.min(room)) {
-            self.bytes.extend_from_slice(&chunk);
+            // Most bodies come in one chunk: keep the host's copy.
+            if self.bytes.is_empty() {
+                self.bytes = chunk;
+            } else {
+                self.bytes.extend_from_slice(&chunk);
+            }
         }
     }
 }
