@@ -90,12 +90,19 @@ def node(args: list, **kw) -> subprocess.CompletedProcess:
                           text=True, check=False, **kw)
 
 
+# Host calls per request of the engine modes, by kind (their last line).
+CALLS = {}
+
+
 def timings(mode: str, rounds: int, iterations: int, wasm: Path = WASM) -> list:
-    """Each round's µs per pair, the first round (V8 tiering up) dropped."""
+    """Each round's µs per pair, the first round (a warm-up) dropped."""
     r = node([str(RUNNER), str(wasm), mode, str(rounds), str(iterations)])
     if r.returncode != 0:
         sys.exit(f"v8-loop {mode} failed ({r.returncode}): {r.stderr.strip()}")
-    return [float(x) for x in r.stdout.split()][1:]
+    lines = r.stdout.splitlines()
+    if lines and lines[-1].startswith("calls"):
+        CALLS[mode] = dict(kv.split("=") for kv in lines.pop().split()[1:])
+    return [float(x) for x in lines][1:]
 
 
 def self_times(mode: str, rounds: int, iterations: int) -> collections.Counter:
@@ -149,6 +156,15 @@ def main() -> None:
         for mode in modes:
             t = timings(mode, a.rounds, a.iterations)
             print(f"| {mode} | {statistics.median(t):.2f} | {min(t):.2f} | {len(t)} × {a.iterations} |")
+    if CALLS:
+        kinds = sorted({k for c in CALLS.values() for k in c})
+        print("\nHost calls per request made by the engine (each a crossing out of the VM in Envoy; "
+              "not counted: the callbacks into it, and the glue's doorbell dequeue):\n")
+        print("| mode | " + " | ".join(kinds) + " | all |")
+        print("|---|" + "---|" * (len(kinds) + 1))
+        for mode, c in CALLS.items():
+            total = sum(float(v) for v in c.values())
+            print(f"| {mode} | " + " | ".join(c.get(k, "0") for k in kinds) + f" | {total:.2f} |")
     if not a.profile:
         return
     for mode in modes:

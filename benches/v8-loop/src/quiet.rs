@@ -13,10 +13,28 @@ use darklaunch::vocab::MetricKind;
 
 use crate::pairs;
 
+/// The host calls, in the order [`QuietHost::calls`] counts them.
+const CALLS: [&str; 12] = [
+    "now_ms",
+    "random_u32",
+    "log",
+    "define_metric",
+    "increment",
+    "record",
+    "shared_get",
+    "shared_set",
+    "header_map",
+    "body",
+    "dispatch",
+    "ring_doorbell",
+];
+
 /// Answers like Envoy would for one GET whose primary and dark answers are
 /// `make bench`'s JSON pair; remembers only the last token and the
-/// doorbell.
+/// doorbell, and counts the calls of each kind (in Envoy each is a crossing
+/// out of the VM and back).
 pub struct QuietHost {
+    calls: [Cell<u64>; 12],
     request: Vec<u8>,
     response: Vec<u8>,
     trailers: Vec<u8>,
@@ -47,6 +65,7 @@ impl QuietHost {
             ("date", b"Tue, 01 Dec 2026 07:00:00 GMT"),
         ]);
         QuietHost {
+            calls: Default::default(),
             request,
             response,
             trailers: headermap::encode(&[]),
@@ -61,12 +80,22 @@ impl QuietHost {
     }
 }
 
+impl QuietHost {
+    fn count(&self, call: usize) {
+        if let Some(c) = self.calls.get(call) {
+            c.set(c.get() + 1);
+        }
+    }
+}
+
 impl Host for QuietHost {
     fn now_ms(&self) -> u64 {
+        self.count(0);
         self.now.set(self.now.get() + 1);
         self.now.get()
     }
     fn random_u32(&self) -> u32 {
+        self.count(1);
         let mut x = self.rng.get();
         x ^= x << 13;
         x ^= x >> 17;
@@ -74,20 +103,30 @@ impl Host for QuietHost {
         self.rng.set(x);
         x
     }
-    fn log(&self, _: Level, _: &str) {}
+    fn log(&self, _: Level, _: &str) {
+        self.count(2);
+    }
     fn define_metric(&self, _: MetricKind, _: &str) -> Result<u32, HostError> {
+        self.count(3);
         self.metrics.set(self.metrics.get() + 1);
         Ok(self.metrics.get())
     }
-    fn increment(&self, _: u32, _: i64) {}
-    fn record(&self, _: u32, _: u64) {}
+    fn increment(&self, _: u32, _: i64) {
+        self.count(4);
+    }
+    fn record(&self, _: u32, _: u64) {
+        self.count(5);
+    }
     fn shared_get(&self, _: &str) -> Result<(Option<Vec<u8>>, Option<u32>), HostError> {
+        self.count(6);
         Ok((None, None))
     }
     fn shared_set(&self, _: &str, _: &[u8], _: Option<u32>) -> Result<SetResult, HostError> {
+        self.count(7);
         Ok(SetResult::Written)
     }
     fn header_map(&self, which: Headers) -> Result<Vec<u8>, HostError> {
+        self.count(8);
         Ok(match which {
             Headers::Request => self.request.clone(),
             Headers::Response | Headers::CallResponse => self.response.clone(),
@@ -95,6 +134,7 @@ impl Host for QuietHost {
         })
     }
     fn body(&self, which: Body, max: usize) -> Result<Vec<u8>, HostError> {
+        self.count(9);
         let body = match which {
             Body::Response => &self.primary,
             Body::CallResponse => &self.dark,
@@ -103,10 +143,12 @@ impl Host for QuietHost {
         Ok(body.get(..max.min(body.len())).unwrap_or_default().to_vec())
     }
     fn dispatch(&self, _: Call<'_>) -> Result<u32, HostError> {
+        self.count(10);
         self.token.set(self.token.get() + 1);
         Ok(self.token.get())
     }
     fn ring_doorbell(&self) -> Result<(), HostError> {
+        self.count(11);
         self.rung.set(true);
         Ok(())
     }
@@ -152,6 +194,10 @@ pub fn run(kind: &str, rounds: u32, iterations: u32) -> ExitCode {
         return ExitCode::FAILURE;
     }
     let (primary_len, dark_len) = (engine.host().primary.len(), engine.host().dark.len());
+    // Configuring defined the stats: count what the requests call.
+    for c in &engine.host().calls {
+        c.set(0);
+    }
     let mut shadowed = 0u64;
     for _ in 0..rounds {
         let t = Instant::now();
@@ -180,6 +226,14 @@ pub fn run(kind: &str, rounds: u32, iterations: u32) -> ExitCode {
         "d" | "e" => shadowed == want && engine.pending_pairs() == 0,
         _ => shadowed == 0,
     };
+    // Host calls per request, by kind, for the script.
+    let calls: Vec<String> = CALLS
+        .iter()
+        .zip(&engine.host().calls)
+        .filter(|(_, c)| c.get() > 0)
+        .map(|(name, c)| format!("{name}={:.2}", c.get() as f64 / want.max(1) as f64))
+        .collect();
+    println!("calls {}", calls.join(" "));
     if !ok {
         eprintln!(
             "engine-{kind}: {shadowed} of {want} requests shadowed, {} pending",
