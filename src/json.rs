@@ -18,9 +18,9 @@
 //! - at most [`MAX_DEPTH`] arrays and objects nested (serde_json's recursion
 //!   limit);
 //! - the whole input must be UTF-8 (checked inside strings: outside them
-//!   only ASCII is valid JSON anyway); control characters (below U+0020) inside
-//!   strings, unknown escapes and `\u` escapes naming an unpaired surrogate
-//!   are errors;
+//!   only ASCII is valid JSON anyway); control characters (below U+0020)
+//!   inside strings, unknown escapes and `\u` escapes naming an unpaired
+//!   surrogate are errors;
 //! - numbers follow the JSON grammar (no `+`, no leading zero, no `.5`, no
 //!   `1.`); one that serde_json cannot hold (`1e400`, beyond f64) is an
 //!   error. Integers that fit u64 (or, negative, i64) are integers, anything
@@ -907,7 +907,7 @@ fn number(bytes: &[u8], start: usize) -> Result<(usize, bool), Error> {
 /// Each byte's high bit: set in a word where some byte is not ASCII.
 const HIGH_BITS: u64 = (u64::MAX / 255) << 7;
 
-/// The first index at or after `pos` holding `"`, `\\` or a control
+/// The first index at or after `pos` holding `"`, `\` or a control
 /// character (or the end), eight bytes at a time. Every byte read is or-ed
 /// into `seen` (a few past the stop too), so that `seen & HIGH_BITS == 0`
 /// says the skipped text is ASCII.
